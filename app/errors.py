@@ -1,0 +1,77 @@
+"""Typed errors with an HTTP status and a stable code, and the one error body every client gets.
+
+The body is the seed's envelope (``text``/``success``/``error``/``confidence``) so both SDKs raise a
+clear error, plus ``code`` for programs that branch on the kind of failure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AsrError(Exception):
+    """Base of every error a request can end with; subclasses fix the status and code."""
+
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidRequest(AsrError):
+    status_code = 400
+    code = "invalid_request"
+
+
+class Unauthorized(AsrError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class ModelNotFound(AsrError):
+    status_code = 404
+    code = "model_not_found"
+
+
+class UploadTooLarge(AsrError):
+    status_code = 413
+    code = "upload_too_large"
+
+
+class UnsupportedAudio(AsrError):
+    """The bytes are not audio we can decode (a client's fault, unlike an engine failure)."""
+
+    status_code = 415
+    code = "unsupported_audio"
+
+
+class ServerBusy(AsrError):
+    status_code = 503
+    code = "server_busy"
+
+
+class RequestTimeout(AsrError):
+    status_code = 504
+    code = "timeout"
+
+
+class EngineError(AsrError):
+    status_code = 500
+    code = "engine_error"
+
+
+def error_body(message: str, code: str, field: str | None = None) -> dict[str, Any]:
+    """The error envelope of a non-2xx answer."""
+    body: dict[str, Any] = {
+        "text": None,
+        "success": False,
+        "error": message,
+        "confidence": None,
+        "code": code,
+    }
+    if field is not None:
+        body["param"] = field
+    return body

@@ -1,0 +1,113 @@
+"""The app factory, the one block of error handlers, and the ``asr-server`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+import numpy as np
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.config import Settings, load_settings
+from app.engine import DecodeOptions, Engine
+from app.errors import AsrError, error_body
+from app.pipeline import Transcriber
+from app.registry import ModelRegistry, whisper_factory
+from app.routes import system, transcriptions
+from app.service import TranscriptionService
+from app.upload import BodySizeLimit
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, engines: Mapping[str, Engine] | None = None) -> FastAPI:
+    """Build the app; ``engines`` (model id -> engine) replaces loading, e.g. a fake engine in tests."""
+    settings = settings or load_settings()
+    registry = ModelRegistry(settings, whisper_factory(settings), engines)
+    service = TranscriptionService(
+        settings,
+        registry,
+        Transcriber(settings.max_concurrent_requests, settings.max_queued_requests),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = await registry.get(settings.default_model)
+        # One tiny decode so the first real request does not pay for lazy initialisation.
+        warmup = np.zeros(16000, dtype=np.float32)
+        await anyio.to_thread.run_sync(engine.transcribe, warmup, DecodeOptions(language=None, beam_size=1))
+        logger.info("ready: default model %s", settings.default_model)
+        yield
+        service.transcriber.close()
+
+    app = FastAPI(title="asr-server", version="0.1.0", lifespan=lifespan)
+    app.state.service = service
+    app.include_router(transcriptions.router)
+    app.include_router(system.router)
+    app.add_middleware(BodySizeLimit, max_bytes=int(settings.max_upload_mb * (1 << 20)))
+    _add_error_handlers(app)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error leaves as the seed's envelope with a real status code; no tracebacks."""
+
+    async def asr_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, AsrError)
+        if exc.status_code >= 500:
+            logger.error("request failed: %s", exc.message)
+        return JSONResponse(error_body(exc.message, exc.code, exc.field), status_code=exc.status_code)
+
+    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request")
+        return JSONResponse(
+            error_body(str(exc.detail), code), status_code=exc.status_code, headers=exc.headers
+        )
+
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error", exc_info=exc)
+        return JSONResponse(error_body("internal server error", "internal_error"), status_code=500)
+
+    app.add_exception_handler(AsrError, asr_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)
+
+
+def __getattr__(name: str) -> Any:
+    """``uvicorn app.main:app`` builds the app on first access instead of at import time."""
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)
+
+
+def cli(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="asr-server", description="Self-hosted speech-to-text server")
+    parser.add_argument("--config", type=Path, help="config file (default: ./config.yaml if present)")
+    parser.add_argument("--host", help="bind address (default from config: 0.0.0.0)")
+    parser.add_argument("--port", type=int, help="port (default from config: 8000)")
+    args = parser.parse_args(argv)
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    settings = load_settings(args.config, **overrides)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=10,
+    )
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,44 @@
+"""Request-scoped dependencies: the app's state and the API-key check."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.config import Settings
+from app.errors import Unauthorized
+from app.registry import ModelRegistry
+from app.service import TranscriptionService
+
+
+def get_service(request: Request) -> TranscriptionService:
+    service: TranscriptionService = request.app.state.service
+    return service
+
+
+def get_settings(request: Request) -> Settings:
+    return get_service(request).settings
+
+
+def get_registry(request: Request) -> ModelRegistry:
+    return get_service(request).registry
+
+
+def require_api_key(request: Request) -> str | None:
+    """When keys are configured, the request must carry one as ``Authorization: Bearer KEY``."""
+    keys = get_settings(request).api_keys
+    if not keys:
+        return None
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not any(hmac.compare_digest(token, k) for k in keys):
+        raise Unauthorized("a valid API key is required (Authorization: Bearer <key>)")
+    return token
+
+
+ServiceDep = Annotated[TranscriptionService, Depends(get_service)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
+ApiKeyDep = Annotated[str | None, Depends(require_api_key)]

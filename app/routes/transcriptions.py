@@ -1,0 +1,62 @@
+"""POST /v1/audio/transcriptions (and /inference/audio/transcriptions for the seed-era SDK)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from sse_starlette import EventSourceResponse
+
+from app.render import CONTENT_TYPES, render_body
+from app.routes.deps import ApiKeyDep, ServiceDep
+from app.service import Job, TranscriptionService
+from app.upload import read_upload
+
+router = APIRouter(tags=["audio"])
+
+_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["model", "file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "model": {"type": "string"},
+                        "chunking_strategy": {"type": "string", "default": "auto"},
+                        "language": {"type": "string", "default": "en-US"},
+                        "response_format": {"type": "string", "default": "json"},
+                        "stream": {"type": "boolean", "default": False},
+                        "timeout": {"type": "number"},
+                        "extra_body": {"type": "string"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post("/v1/audio/transcriptions", openapi_extra=_DOC)
+@router.post("/inference/audio/transcriptions", include_in_schema=False)
+async def create_transcription(request: Request, service: ServiceDep, _key: ApiKeyDep) -> Response:
+    upload = await read_upload(request, int(service.settings.max_upload_mb * (1 << 20)))
+    job = await service.prepare(upload)
+    if job.params.stream:
+        return EventSourceResponse(_sse(service, job), ping=10)
+    transcription = await service.transcribe(job)
+    fmt = job.params.response_format
+    return Response(render_body(transcription, fmt), media_type=CONTENT_TYPES[fmt])
+
+
+async def _sse(service: TranscriptionService, job: Job) -> AsyncIterator[dict[str, str]]:
+    """Events as SSE ``data:`` lines; ``[DONE]`` only after a successful ``done`` event."""
+    event: dict[str, Any] = {}
+    async for event in service.events(job):
+        yield {"data": json.dumps(event, ensure_ascii=False)}
+    if event.get("type") == "transcript.text.done":
+        yield {"data": "[DONE]"}

@@ -1,0 +1,151 @@
+"""Wire schemas: the transcription request as both SDK encodings send it, and the JSON bodies.
+
+The AI Refinery SDK sends structured fields as JSON strings (``chunking_strategy='{"type": ...}'``,
+``include='["confidence"]'``, ``stream='True'``); openai-python sends bracket fields
+(``chunking_strategy[type]=server_vad``, ``include[]=logprobs``, ``stream=true``). Both are folded into
+one plain mapping, ``extra_body`` is merged over it, and one pydantic model validates the result.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from app.errors import InvalidRequest
+
+ResponseFormat = Literal["json", "text", "verbose_json", "srt", "vtt"]
+_NONE_STRINGS = {"", "none", "null"}
+
+
+class ServerVad(BaseModel):
+    """``chunking_strategy`` of type ``server_vad``; omitted values take the server defaults."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["server_vad"]
+    prefix_padding_ms: int | None = Field(None, ge=0, le=5000)
+    silence_duration_ms: int | None = Field(None, ge=0, le=5000)
+    # Maps to webrtcvad aggressiveness round(3 * threshold): higher means more sure before speech.
+    threshold: float | None = Field(None, ge=0.0, le=1.0)
+
+
+class TranscriptionParams(BaseModel):
+    """Every form field of POST /v1/audio/transcriptions except ``file``."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    model: str = Field(min_length=1)
+    chunking_strategy: ServerVad | None = None  # None: "auto", the server's VAD defaults
+    language: str | None = "en-US"
+    response_format: ResponseFormat = "json"
+    stream: bool = False
+    timeout: float | None = Field(None, gt=0)
+    include: list[str] = Field(default_factory=list)
+    timestamp_granularities: list[Literal["word", "segment"]] = Field(default_factory=list)
+    prompt: str | None = None
+    temperature: float | None = Field(None, ge=0.0, le=1.0)
+    hotwords: str | None = None
+    # Headerless PCM layout (the upload's content type may also say ``audio/pcm;rate=8000``).
+    sample_rate: int | None = Field(None, ge=1000, le=384000)
+    channels: int | None = Field(None, ge=1, le=32)
+
+    @field_validator("chunking_strategy", mode="before")
+    @classmethod
+    def _chunking_json(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.lower() in {"auto", *_NONE_STRINGS}:
+                return None
+            if not text.startswith("{"):
+                raise ValueError("must be 'auto' or a server_vad object")
+            value = _json(text, "chunking_strategy")
+        if isinstance(value, dict) and value.get("type") == "auto":
+            return None
+        return value
+
+    @field_validator("include", "timestamp_granularities", mode="before")
+    @classmethod
+    def _list_json(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return _json(text, "list")
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("timeout", "language", "prompt", "hotwords", "temperature", mode="before")
+    @classmethod
+    def _none_strings(cls, value: object) -> object:
+        # The async AI Refinery client sends timeout="None" when unset.
+        if isinstance(value, str) and value.strip().lower() in _NONE_STRINGS:
+            return None
+        return value
+
+
+def _json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON for {what}: {exc.msg}") from None
+
+
+def fold_form_fields(items: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """Fold multipart text fields into one mapping: ``a[b]=v`` -> ``{"a": {"b": v}}``,
+    ``a[]=v`` (or a repeated ``a``) -> a list."""
+    result: dict[str, Any] = {}
+    for key, value in items:
+        if key.endswith("[]"):
+            result.setdefault(key[:-2], []).append(value)
+        elif "[" in key and key.endswith("]"):
+            name, _, sub = key[:-1].partition("[")
+            target = result.setdefault(name, {})
+            if isinstance(target, dict):
+                target[sub] = value
+        elif key in result:
+            existing = result[key]
+            result[key] = [*existing, value] if isinstance(existing, list) else [existing, value]
+        else:
+            result[key] = value
+    return result
+
+
+def parse_params(fields: dict[str, Any]) -> TranscriptionParams:
+    """Merge ``extra_body`` over the top-level fields and validate; errors name the field."""
+    fields = dict(fields)
+    extra = fields.pop("extra_body", None)
+    if isinstance(extra, str):
+        extra = None if extra.strip().lower() in _NONE_STRINGS else extra
+        if extra is not None:
+            try:
+                extra = json.loads(extra)
+            except json.JSONDecodeError as exc:
+                raise InvalidRequest(f"extra_body: not valid JSON ({exc.msg})", field="extra_body") from None
+    if extra is not None:
+        if not isinstance(extra, dict):
+            raise InvalidRequest("extra_body: must be a JSON object", field="extra_body")
+        fields.update(extra)
+    try:
+        return TranscriptionParams.model_validate(fields)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"])
+        raise InvalidRequest(f"{where}: {_message(error)}", field=where.split(".")[0]) from None
+
+
+def _message(error: Any) -> str:
+    if error["type"] == "missing":
+        return "field required"
+    msg = str(error["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+class TranscriptionBody(BaseModel):
+    """The ``json`` answer (the seed's ASRResponse)."""
+
+    text: str
+    success: bool = True
+    error: str | None = None
+    confidence: float | None = None

@@ -1,0 +1,161 @@
+"""The transcription use case: validate everything that can fail before the first byte is sent,
+then run the chunks and hand results to the renderer (one body, or a stream of events)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+
+from app.audio import Audio, PcmFormat, decode_audio
+from app.config import Settings
+from app.engine import DEFAULT_TEMPERATURES, DecodeOptions, Engine
+from app.errors import AsrError, InvalidRequest
+from app.languages import to_bcp47, to_whisper
+from app.pipeline import ChunkResult, Transcriber
+from app.registry import ModelRegistry
+from app.render import Transcription, delta_event, done_event, error_event
+from app.schemas import TranscriptionParams
+from app.upload import Upload
+from app.vad import Chunk, ChunkingOptions, chunk_frames, detect_speech
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A request that passed every check: decoded audio, its chunks and how to decode them."""
+
+    params: TranscriptionParams
+    model_id: str
+    engine: Engine
+    audio: Audio
+    chunks: list[Chunk]
+    options: DecodeOptions
+    started: float  # time.monotonic()
+
+    @property
+    def deadline(self) -> float | None:
+        return None if self.params.timeout is None else self.started + self.params.timeout
+
+
+class TranscriptionService:
+    def __init__(self, settings: Settings, registry: ModelRegistry, transcriber: Transcriber) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.transcriber = transcriber
+
+    async def prepare(self, upload: Upload) -> Job:
+        """Every check that can fail before inference: model, language, capacity, audio, VAD."""
+        started = time.monotonic()
+        params = upload.params
+        model_id = self.registry.resolve(params.model)
+        language = to_whisper(params.language)
+        self.transcriber.check_capacity()
+        engine = await self.registry.get(model_id)
+        if engine.english_only and language not in (None, "en"):
+            raise InvalidRequest(
+                f"language: model {model_id!r} is English-only and cannot transcribe "
+                f"{params.language!r}; it supports: en (en-US, en-GB, ...)",
+                field="language",
+            )
+        pcm = PcmFormat(
+            params.sample_rate or self.settings.pcm_sample_rate,
+            params.channels or self.settings.pcm_channels,
+        )
+        audio, chunks = await anyio.to_thread.run_sync(self._decode_and_chunk, upload, pcm)
+        options = DecodeOptions(
+            language=language,
+            beam_size=self.settings.beam_size,
+            prompt=params.prompt,
+            temperature=DEFAULT_TEMPERATURES if params.temperature is None else (params.temperature,),
+            hotwords=params.hotwords,
+            word_timestamps="word" in params.timestamp_granularities,
+        )
+        return Job(params, model_id, engine, audio, chunks, options, started)
+
+    def _decode_and_chunk(self, upload: Upload, pcm: PcmFormat) -> tuple[Audio, list[Chunk]]:
+        audio = decode_audio(
+            upload.data,
+            content_type=upload.content_type,
+            pcm=pcm,
+            max_duration_s=self.settings.max_audio_s,
+        )
+        opts = self.chunking_options(upload.params)
+        flags = detect_speech(audio.samples, opts.aggressiveness)
+        return audio, chunk_frames(flags, len(audio.samples), opts)
+
+    def chunking_options(self, params: TranscriptionParams) -> ChunkingOptions:
+        """The request's server_vad values over the server defaults."""
+        vad = self.settings.vad
+        strategy = params.chunking_strategy
+        prefix = vad.prefix_padding_ms if strategy is None else strategy.prefix_padding_ms
+        silence = vad.silence_duration_ms if strategy is None else strategy.silence_duration_ms
+        threshold = None if strategy is None else strategy.threshold
+        return ChunkingOptions(
+            prefix_padding_ms=vad.prefix_padding_ms if prefix is None else prefix,
+            silence_duration_ms=vad.silence_duration_ms if silence is None else silence,
+            aggressiveness=vad.aggressiveness if threshold is None else round(3 * threshold),
+            suffix_padding_ms=vad.suffix_padding_ms,
+            min_speech_ms=vad.min_speech_ms,
+            max_chunk_s=vad.max_chunk_s,
+        )
+
+    async def _results(self, job: Job, *, streaming: bool) -> AsyncIterator[ChunkResult]:
+        with self.transcriber.admit():
+            async for result in self.transcriber.run(
+                job.engine,
+                job.audio,
+                job.chunks,
+                job.options,
+                condition_on_previous_text=self.settings.condition_on_previous_text,
+                window_s=self.settings.window_s,
+                streaming=streaming,
+                deadline=job.deadline,
+            ):
+                yield result
+        self._log(job)
+
+    def _assemble(self, job: Job, results: list[ChunkResult]) -> Transcription:
+        detected = next((r.language for r in results if r.segments), job.options.language or "en")
+        return Transcription(tuple(results), job.audio.duration_s, to_bcp47(detected, job.params.language))
+
+    async def transcribe(self, job: Job) -> Transcription:
+        results = [r async for r in self._results(job, streaming=False)]
+        return self._assemble(job, results)
+
+    async def events(self, job: Job) -> AsyncIterator[dict[str, Any]]:
+        """Stream events: a delta per chunk with text, then done; an error event if it fails."""
+        results: list[ChunkResult] = []
+        try:
+            async for result in self._results(job, streaming=True):
+                results.append(result)
+                if result.text:
+                    prefix = " " if any(r.text for r in results[:-1]) else ""
+                    yield delta_event(result, prefix + result.text)
+        except AsrError as exc:
+            logger.warning("stream failed: %s", exc.message)
+            yield error_event(exc.message, exc.code)
+            return
+        except Exception:
+            logger.exception("stream failed")
+            yield error_event("the transcription failed on the server", "internal_error")
+            return
+        yield done_event(self._assemble(job, results))
+
+    def _log(self, job: Job) -> None:
+        wall_s = time.monotonic() - job.started
+        audio_s = job.audio.duration_s
+        logger.info(
+            "transcribed %.1f s of audio (%s, %d chunks) with %s in %.2f s (%.1fx real time)",
+            audio_s,
+            job.audio.source_format,
+            len(job.chunks),
+            job.model_id,
+            wall_s,
+            audio_s / wall_s if wall_s > 0 else 0.0,
+        )

@@ -1,0 +1,128 @@
+"""Cut 16 kHz audio into speech chunks with webrtcvad.
+
+The policy (``chunk_frames``) is pure: it turns per-frame speech flags into chunk boundaries, so it
+is tested exactly without audio. ``detect_speech`` only runs webrtcvad over the frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import webrtcvad
+
+from app.audio import SAMPLE_RATE, Samples
+
+FRAME_MS = 30
+FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkingOptions:
+    """Resolved server_vad parameters for one request."""
+
+    prefix_padding_ms: int
+    silence_duration_ms: int
+    aggressiveness: int
+    suffix_padding_ms: int
+    min_speech_ms: int
+    max_chunk_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A span of the upload to transcribe, in samples of the 16 kHz timeline."""
+
+    start: int
+    end: int
+
+    @property
+    def start_s(self) -> float:
+        return self.start / SAMPLE_RATE
+
+    @property
+    def duration_s(self) -> float:
+        return (self.end - self.start) / SAMPLE_RATE
+
+
+def detect_speech(samples: Samples, aggressiveness: int) -> list[bool]:
+    """One speech flag per 30 ms frame (a trailing partial frame is zero-padded)."""
+    vad = webrtcvad.Vad(aggressiveness)
+    pad = (-len(samples)) % FRAME_SAMPLES
+    pcm = (np.clip(np.pad(samples, (0, pad)), -1.0, 1.0) * 32767).astype("<i2").tobytes()
+    step = FRAME_SAMPLES * 2
+    return [vad.is_speech(pcm[i : i + step], SAMPLE_RATE) for i in range(0, len(pcm), step)]
+
+
+def chunk_frames(flags: list[bool], total_samples: int, opts: ChunkingOptions) -> list[Chunk]:
+    """Turn speech flags into chunks.
+
+    A chunk opens at the first speech frame and closes once ``silence_duration_ms`` of non-speech
+    follows; it starts ``prefix_padding_ms`` before its first speech frame (never inside the previous
+    chunk) and keeps up to ``suffix_padding_ms`` of the trailing silence. Chunks with less than
+    ``min_speech_ms`` of speech are dropped, and long ones are split at their longest pause.
+    """
+    silence_frames = max(1, _frames(opts.silence_duration_ms))
+    spans: list[tuple[int, int]] = []  # [first speech frame, last speech frame + 1)
+    start: int | None = None
+    last_speech = 0
+    for i, is_speech in enumerate(flags):
+        if is_speech:
+            if start is None:
+                start = i
+            last_speech = i + 1
+        elif start is not None and i + 1 - last_speech >= silence_frames:
+            spans.append((start, last_speech))
+            start = None
+    if start is not None:
+        spans.append((start, last_speech))
+
+    min_speech = _frames(opts.min_speech_ms)
+    max_frames = max(1, int(opts.max_chunk_s * 1000) // FRAME_MS)
+    chunks: list[Chunk] = []
+    prev_end = 0
+    for first, last in spans:
+        if sum(flags[first:last]) < max(1, min_speech):
+            continue
+        lead = min(_frames(opts.prefix_padding_ms), first)
+        tail = _frames(opts.suffix_padding_ms)
+        begin = max(first - lead, 0)
+        end = min(last + tail, len(flags))
+        for piece_start, piece_end in _split(flags, begin, end, max_frames):
+            start_sample = max(piece_start * FRAME_SAMPLES, prev_end)
+            end_sample = min(piece_end * FRAME_SAMPLES, total_samples)
+            if end_sample > start_sample:
+                chunks.append(Chunk(start_sample, end_sample))
+                prev_end = end_sample
+    return chunks
+
+
+def _split(flags: list[bool], begin: int, end: int, max_frames: int) -> list[tuple[int, int]]:
+    """Split [begin, end) into pieces of at most max_frames, cutting in the middle of the longest
+    pause of each window (or at the window's end when it has none)."""
+    pieces: list[tuple[int, int]] = []
+    while end - begin > max_frames:
+        window_end = begin + max_frames
+        cut = _longest_pause_middle(flags, begin + max_frames // 3, window_end) or window_end
+        pieces.append((begin, cut))
+        begin = cut
+    pieces.append((begin, end))
+    return pieces
+
+
+def _longest_pause_middle(flags: list[bool], lo: int, hi: int) -> int | None:
+    best_len, best_mid = 0, None
+    run_start: int | None = None
+    for i in range(lo, hi + 1):
+        silent = i < hi and not flags[i]
+        if silent and run_start is None:
+            run_start = i
+        elif not silent and run_start is not None:
+            if i - run_start > best_len:
+                best_len, best_mid = i - run_start, (run_start + i) // 2
+            run_start = None
+    return best_mid
+
+
+def _frames(ms: int) -> int:
+    return (ms + FRAME_MS - 1) // FRAME_MS

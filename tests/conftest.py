@@ -1,0 +1,120 @@
+"""Fixtures: apps on the fake engine, and a real server (real model, real HTTP on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from app.config import Settings
+from app.main import create_app
+from tests.fakes import FakeEngine
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def fake_engine() -> FakeEngine:
+    return FakeEngine()
+
+
+MakeClient = Callable[..., TestClient]
+
+
+@pytest.fixture
+def make_client(fake_engine: FakeEngine) -> Iterator[MakeClient]:
+    """Build a TestClient over the app with the fake engine; keyword args become settings."""
+    clients: list[TestClient] = []
+
+    def make(engine: FakeEngine | None = None, **settings: Any) -> TestClient:
+        app = create_app(Settings(**settings), engines={"tiny.en": engine or fake_engine})
+        client = TestClient(app, raise_server_exceptions=False)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: MakeClient) -> TestClient:
+    return make_client()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    base_url: str
+    api_key: str
+    log_path: Path
+
+
+def sse_events(body: str) -> list[Any]:
+    """The JSON payloads of an SSE body, with the final [DONE] kept as the string."""
+    out: list[Any] = []
+    for line in body.splitlines():
+        if line.startswith("data:"):
+            data = line[5:].strip()
+            out.append(data if data == "[DONE]" else json.loads(data))
+    return out
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The real ``asr-server`` command on the embedded model, on a free loopback port."""
+    port = free_port()
+    key = "test-key"
+    log_path = tmp_path_factory.mktemp("server") / "server.log"
+    env = {
+        **os.environ,
+        "ASR_API_KEYS": key,
+        "ASR_MAX_CONCURRENT_REQUESTS": "2",
+        "ASR_LOG_LEVEL": "info",
+    }
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app.main", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{log_path.read_text()}")
+            try:
+                if httpx.get(f"{base_url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server did not become healthy:\n{log_path.read_text()}")
+            time.sleep(0.5)
+        yield LiveServer(base_url, key, log_path)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()

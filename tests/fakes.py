@@ -1,0 +1,59 @@
+"""A small fake engine for exact, fast tests of chunking, timelines, SSE framing and errors."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from app.audio import SAMPLE_RATE, Samples
+from app.engine import DecodeOptions, Segment, Transcript, Word
+
+SLOT_S = 0.5
+
+
+class FakeEngine:
+    """Says one word ("w<k>") per loud half second of the audio it is given.
+
+    Word k's text records its position in the window, so tests can check the mapping back to
+    chunks; ``delay_s`` makes a call slow, and ``calls`` counts them.
+    """
+
+    def __init__(self, delay_s: float = 0.0, english_only: bool = True) -> None:
+        self.delay_s = delay_s
+        self._english_only = english_only
+        self.calls = 0
+        self.options: list[DecodeOptions] = []
+        self._lock = threading.Lock()
+
+    @property
+    def english_only(self) -> bool:
+        return self._english_only
+
+    def transcribe(self, samples: Samples, options: DecodeOptions) -> Transcript:
+        with self._lock:
+            self.calls += 1
+            self.options.append(options)
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        slot = int(SLOT_S * SAMPLE_RATE)
+        words = []
+        for k in range(0, len(samples) // slot):
+            piece = samples[k * slot : (k + 1) * slot]
+            if float(np.sqrt(np.mean(piece**2))) > 0.01:
+                words.append(Word(k * SLOT_S, (k + 1) * SLOT_S, f" w{len(words)}", 0.9))
+        if not words:
+            return Transcript((), options.language or "en", 1.0)
+        segment = Segment(
+            start_s=words[0].start_s,
+            end_s=words[-1].end_s,
+            text="".join(w.word for w in words),
+            tokens=tuple(range(len(words))),
+            avg_logprob=-0.1,
+            compression_ratio=1.2,
+            no_speech_prob=0.01,
+            temperature=0.0,
+            words=tuple(words),
+        )
+        return Transcript((segment,), options.language or "en", 1.0)

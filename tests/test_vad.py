@@ -1,0 +1,103 @@
+"""Chunking policy on exact frame flags, and webrtcvad on generated audio."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from app.vad import FRAME_MS, FRAME_SAMPLES, Chunk, ChunkingOptions, chunk_frames, detect_speech
+from tests.audiogen import speechlike, tone, white_noise
+
+
+def opts(**kw: float) -> ChunkingOptions:
+    base = dict(
+        prefix_padding_ms=0,
+        silence_duration_ms=300,
+        aggressiveness=2,
+        suffix_padding_ms=0,
+        min_speech_ms=0,
+        max_chunk_s=28.0,
+    )
+    base.update(kw)
+    return ChunkingOptions(**base)  # type: ignore[arg-type]
+
+
+def flags(pattern: str) -> list[bool]:
+    """'.' = silence frame, '#' = speech frame."""
+    return [c == "#" for c in pattern]
+
+
+def frames_of(chunks: list[Chunk]) -> list[tuple[int, int]]:
+    return [(c.start // FRAME_SAMPLES, c.end // FRAME_SAMPLES) for c in chunks]
+
+
+def test_silence_shorter_than_silence_duration_keeps_one_chunk() -> None:
+    f = flags("..####..####....")  # a 2-frame (60 ms) pause
+    assert frames_of(chunk_frames(f, len(f) * FRAME_SAMPLES, opts(silence_duration_ms=90))) == [(2, 12)]
+
+
+def test_silence_at_least_silence_duration_splits() -> None:
+    f = flags("..####...####....")  # a 3-frame (90 ms) pause
+    got = frames_of(chunk_frames(f, len(f) * FRAME_SAMPLES, opts(silence_duration_ms=90)))
+    assert got == [(2, 6), (9, 13)]
+
+
+def test_prefix_padding_moves_start_back_but_not_into_previous_chunk() -> None:
+    f = flags("......####......####..")
+    got = frames_of(chunk_frames(f, len(f) * FRAME_SAMPLES, opts(prefix_padding_ms=4 * FRAME_MS, silence_duration_ms=90)))
+    assert got == [(2, 10), (12, 20)]
+    got = frames_of(chunk_frames(f, len(f) * FRAME_SAMPLES, opts(prefix_padding_ms=10 * FRAME_MS, silence_duration_ms=90)))
+    assert got[0] == (0, 10)
+    assert got[1][0] >= got[0][1]
+
+
+def test_suffix_padding_keeps_trailing_audio() -> None:
+    f = flags("..####..........")
+    got = frames_of(chunk_frames(f, len(f) * FRAME_SAMPLES, opts(suffix_padding_ms=3 * FRAME_MS)))
+    assert got == [(2, 9)]
+
+
+def test_short_blips_are_dropped() -> None:
+    f = flags("..#..........######.......")
+    got = frames_of(chunk_frames(f, len(f) * FRAME_SAMPLES, opts(min_speech_ms=4 * FRAME_MS)))
+    assert got == [(13, 19)]
+
+
+def test_long_chunks_split_at_the_longest_pause_and_respect_the_maximum() -> None:
+    # 60 frames of speech with a 2-frame pause at 40..41 and a 1-frame pause at 20.
+    f = [True] * 60
+    f[20] = False
+    f[40] = f[41] = False
+    max_frames = 50
+    chunks = chunk_frames(f, 60 * FRAME_SAMPLES, opts(max_chunk_s=max_frames * FRAME_MS / 1000))
+    got = frames_of(chunks)
+    assert got == [(0, 41), (41, 60)]
+    assert all(c.duration_s <= max_frames * FRAME_MS / 1000 for c in chunks)
+
+
+def test_unbroken_speech_is_hard_cut_at_the_maximum() -> None:
+    f = [True] * 100
+    got = frames_of(chunk_frames(f, 100 * FRAME_SAMPLES, opts(max_chunk_s=40 * FRAME_MS / 1000)))
+    assert got == [(0, 40), (40, 80), (80, 100)]
+
+
+def test_chunks_are_ordered_disjoint_and_inside_the_audio() -> None:
+    rng = np.random.default_rng(7)
+    f = list(rng.random(2000) < 0.4)
+    total = 2000 * FRAME_SAMPLES - 100  # last frame is partial
+    chunks = chunk_frames(f, total, opts(prefix_padding_ms=200, suffix_padding_ms=200, max_chunk_s=3.0))
+    assert chunks
+    for a, b in zip(chunks, chunks[1:], strict=False):
+        assert a.end <= b.start
+    assert all(0 <= c.start < c.end <= total for c in chunks)
+    assert all(c.duration_s <= 3.0 + 1e-9 for c in chunks)
+
+
+def test_webrtcvad_finds_speechlike_audio_and_not_digital_silence() -> None:
+    audio = np.concatenate([np.zeros(16000, np.float32), speechlike(2.0), np.zeros(16000, np.float32)])
+    f = detect_speech(audio, 2)
+    assert not any(f[:30])
+    assert sum(f[35:95]) > 30
+
+
+def test_noise_and_tone_generators_are_well_formed() -> None:
+    assert tone(1.0).shape == white_noise(1.0).shape == (16000,)
