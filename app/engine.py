@@ -171,7 +171,8 @@ class WhisperEngine:
             vad_filter=False,  # chunks come from our own VAD
         )
         result = tuple(_segment(s) for s in segments)  # runs the model, here, on this thread
-        return Transcript(result, info.language, info.language_probability)
+        kept = tuple(s for s in result if not looks_hallucinated(s))
+        return Transcript(kept, info.language, info.language_probability)
 
 
 def _segment(s: Any) -> Segment:
@@ -189,6 +190,15 @@ def _segment(s: Any) -> Segment:
             for w in s.words or ()
         ),
     )
+
+
+def looks_hallucinated(s: Segment) -> bool:
+    """A segment whose every temperature failed Whisper's own quality checks (mean log-probability
+    below -1) and that is also likely non-speech or repetitive: words invented over tones, hum or
+    noise ("I'm going to take a look at ..." over a 1 kHz beep). Whisper keeps such a last attempt;
+    a transcription server should not."""
+    failed = s.avg_logprob < -1.0
+    return failed and (s.no_speech_prob > 0.3 or s.compression_ratio > 2.4)
 
 
 def token_confidence(segments: tuple[Segment, ...] | list[Segment]) -> float | None:

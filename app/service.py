@@ -21,7 +21,7 @@ from app.registry import ModelRegistry
 from app.render import Transcription, delta_event, done_event, error_event
 from app.schemas import TranscriptionParams
 from app.upload import Upload
-from app.vad import Chunk, ChunkingOptions, chunk_frames, detect_speech
+from app.vad import Chunk, ChunkingOptions, chunk_frames, detect_speech, is_tonal
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,8 @@ class TranscriptionService:
         )
         opts = self.chunking_options(upload.params)
         flags = detect_speech(audio.samples, opts.aggressiveness)
-        return audio, chunk_frames(flags, len(audio.samples), opts)
+        chunks = chunk_frames(flags, len(audio.samples), opts)
+        return audio, [c for c in chunks if not is_tonal(audio.samples[c.start : c.end])]
 
     def chunking_options(self, params: TranscriptionParams) -> ChunkingOptions:
         """The request's server_vad values over the server defaults."""

@@ -124,5 +124,21 @@ def _longest_pause_middle(flags: list[bool], lo: int, hi: int) -> int | None:
     return best_mid
 
 
+def is_tonal(samples: Samples, threshold: float = 0.95) -> bool:
+    """True for beeps and hums: nearly all power in a handful of frequency bins.
+
+    webrtcvad calls a steady tone speech, and Whisper then invents words over it (slowly, through
+    every fallback temperature). Real speech spreads its power over many harmonics: on the eval
+    set the top 4 of 256 bins hold at most ~76% of a chunk's power; a pure tone holds > 99%.
+    """
+    n = 512
+    if len(samples) < n:
+        return False
+    frames = samples[: len(samples) // n * n].reshape(-1, n) * np.hanning(n)
+    power = (np.abs(np.fft.rfft(frames, axis=1)) ** 2).mean(axis=0)[1:]  # drop DC
+    total = float(power.sum())
+    return total > 0 and float(np.sort(power)[-4:].sum()) / total > threshold
+
+
 def _frames(ms: int) -> int:
     return (ms + FRAME_MS - 1) // FRAME_MS

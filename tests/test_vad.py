@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.vad import FRAME_MS, FRAME_SAMPLES, Chunk, ChunkingOptions, chunk_frames, detect_speech
+from app.vad import FRAME_MS, FRAME_SAMPLES, Chunk, ChunkingOptions, chunk_frames, detect_speech, is_tonal
 from tests.audiogen import speechlike, tone, white_noise
 
 
@@ -99,5 +99,8 @@ def test_webrtcvad_finds_speechlike_audio_and_not_digital_silence() -> None:
     assert sum(f[35:95]) > 30
 
 
-def test_noise_and_tone_generators_are_well_formed() -> None:
-    assert tone(1.0).shape == white_noise(1.0).shape == (16000,)
+def test_tones_are_tonal_and_speech_and_noise_are_not() -> None:
+    assert is_tonal(tone(1.0, 440)) and is_tonal(tone(2.0, 1000, 0.5))
+    assert not is_tonal(speechlike(2.0))
+    assert not is_tonal(white_noise(1.0))
+    assert not is_tonal(np.zeros(16000, np.float32))

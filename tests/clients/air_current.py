@@ -1,0 +1,215 @@
+"""Drive the server with the current AI Refinery SDK and print what it parsed as one JSON line.
+
+Run with the "air-current" client venv (see tests/client_venvs.py); the server comes from
+``ASR_TEST_BASE_URL`` (no trailing ``/v1``: the SDK appends ``/v1/audio/transcriptions``) and the
+key from ``ASR_TEST_API_KEY``:
+
+    <venv python> tests/clients/air_current.py AUDIO --client both --stream \\
+        --chunking-strategy '{"type": "server_vad", "silence_duration_ms": 500}'
+
+The last stdout line is ``{"sdk_version", "base_url", "calls": {"sync"|"async": CALL}}`` where
+CALL is ``{"ok", "mode", "seconds", "result" (model_dump of the parsed response), "events"
+(model_dump of each stream event), "printed" (what the SDK printed, e.g. "invalid payload: ..."),
+"error" ({"stage", "type", "message", "status"?}) }``.  Exit status 1 when any call raised.
+
+Why a subprocess driver: the SDK needs Python >= 3.12 while the server and tests run on 3.11,
+and using the real SDK (not a re-implementation) is the only way to prove compatibility.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import json
+import os
+import sys
+import time
+import traceback
+from typing import Any
+
+BASE_URL_ENV = "ASR_TEST_BASE_URL"
+API_KEY_ENV = "ASR_TEST_API_KEY"
+
+
+def dump(obj: Any) -> Any:
+    """JSON-able view of an SDK object: model_dump() for pydantic models, str() as a last resort."""
+    method = getattr(obj, "model_dump", None)
+    if callable(method):
+        return method()
+    if isinstance(obj, str | int | float | bool | type(None) | list | dict):
+        return obj
+    return repr(obj)
+
+
+def describe_error(exc: BaseException, stage: str) -> dict[str, Any]:
+    """Exception class, message and HTTP status (requests' or aiohttp's) for the JSON output."""
+    info: dict[str, Any] = {
+        "stage": stage,
+        "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
+        "message": str(exc),
+    }
+    response = getattr(exc, "response", None)
+    status = getattr(exc, "status", None) or getattr(response, "status_code", None)
+    if status is not None:
+        info["status"] = status
+    body = getattr(response, "text", None)
+    if isinstance(body, str):
+        info["body"] = body[:2000]
+    return info
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("audio", help="audio file to upload")
+    parser.add_argument("--client", choices=("sync", "async", "both"), default="both")
+    parser.add_argument("--model", default="Azure/AI-Transcription")
+    parser.add_argument("--response-format", default=None, help="json (SDK default), verbose_json, text")
+    parser.add_argument("--stream", action="store_true")
+    parser.add_argument(
+        "--chunking-strategy",
+        default=None,
+        help='"auto" or a JSON object, e.g. {"type": "server_vad", "silence_duration_ms": 500}',
+    )
+    parser.add_argument("--language", default=None, help="BCP-47, SDK default en-US")
+    parser.add_argument("--timestamp-granularities", default=None, help='JSON list, e.g. ["word"]')
+    parser.add_argument("--extra-body", default=None, help="JSON object merged server-side")
+    parser.add_argument(
+        "--kwarg", action="append", default=[], metavar="KEY=VALUE", help="extra form field (**kwargs)"
+    )
+    parser.add_argument("--timeout", type=float, default=None, help="per-request timeout, seconds")
+    parser.add_argument(
+        "--streaming-response",
+        action="store_true",
+        help="use audio.transcriptions.with_streaming_response.create and its parse()",
+    )
+    parser.add_argument(
+        "--anonymous-file",
+        action="store_true",
+        help="upload a nameless BytesIO (the SDK then names it file.wav / file_.wav)",
+    )
+    parser.add_argument("--base-url", default=os.environ.get(BASE_URL_ENV, ""))
+    parser.add_argument("--api-key", default=os.environ.get(API_KEY_ENV, ""))
+    return parser.parse_args(argv)
+
+
+def create_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments for transcriptions.create(); only what was asked for, so SDK defaults show."""
+    kwargs: dict[str, Any] = {"model": args.model, "stream": args.stream}
+    if args.response_format is not None:
+        kwargs["response_format"] = args.response_format
+    if args.chunking_strategy is not None:
+        cs = args.chunking_strategy
+        kwargs["chunking_strategy"] = cs if cs == "auto" else json.loads(cs)
+    if args.language is not None:
+        kwargs["language"] = args.language
+    if args.timestamp_granularities is not None:
+        kwargs["timestamp_granularities"] = json.loads(args.timestamp_granularities)
+    if args.extra_body is not None:
+        kwargs["extra_body"] = json.loads(args.extra_body)
+    if args.timeout is not None:
+        kwargs["timeout"] = args.timeout
+    for item in args.kwarg:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--kwarg needs KEY=VALUE, got {item!r}")
+        kwargs[key] = value
+    return kwargs
+
+
+def open_audio(args: argparse.Namespace) -> Any:
+    """The file object to upload (a nameless BytesIO with --anonymous-file)."""
+    if args.anonymous_file:
+        with open(args.audio, "rb") as fh:
+            return io.BytesIO(fh.read())
+    return open(args.audio, "rb")  # noqa: SIM115 -- closed by the caller
+
+
+def run_sync(args: argparse.Namespace, call: dict[str, Any]) -> None:
+    from air import AIRefinery  # type: ignore[import-not-found,unused-ignore]
+
+    stage = "construct"
+    try:
+        client = AIRefinery(api_key=args.api_key, base_url=args.base_url)
+        stage = "request"
+        with open_audio(args) as audio:
+            kwargs = create_kwargs(args)
+            if args.streaming_response:
+                cm = client.audio.transcriptions.with_streaming_response.create(file=audio, **kwargs)
+                with cm as resp:
+                    call["http_status"] = resp.http_response.status_code
+                    call["content_type"] = resp.http_response.headers.get("content-type")
+                    stage = "iterate"
+                    call["events"] = [dump(e) for e in resp.parse()]
+            elif args.stream:
+                stream = client.audio.transcriptions.create(file=audio, **kwargs)
+                stage = "iterate"
+                for event in stream:
+                    call["events"].append(dump(event))
+            else:
+                call["result"] = dump(client.audio.transcriptions.create(file=audio, **kwargs))
+        call["ok"] = True
+    except Exception as exc:
+        call["error"] = describe_error(exc, stage)
+        traceback.print_exc(file=sys.stderr)
+
+
+async def run_async(args: argparse.Namespace, call: dict[str, Any]) -> None:
+    from air import AsyncAIRefinery  # type: ignore[import-not-found,unused-ignore]
+
+    stage = "construct"  # the constructor POSTs {base_url}/authentication/validate
+    try:
+        client = AsyncAIRefinery(api_key=args.api_key, base_url=args.base_url)
+        stage = "request"
+        with open_audio(args) as audio:
+            kwargs = create_kwargs(args)
+            if args.streaming_response:
+                cm = client.audio.transcriptions.with_streaming_response.create(file=audio, **kwargs)
+                async with cm as resp:
+                    call["http_status"] = resp.http_response.status
+                    call["content_type"] = resp.http_response.headers.get("content-type")
+                    stage = "iterate"
+                    call["events"] = [dump(e) async for e in resp.parse()]
+            elif args.stream:
+                stream = await client.audio.transcriptions.create(file=audio, **kwargs)
+                stage = "iterate"  # the request is only sent when iteration starts
+                async for event in stream:
+                    call["events"].append(dump(event))
+            else:
+                call["result"] = dump(await client.audio.transcriptions.create(file=audio, **kwargs))
+        call["ok"] = True
+    except Exception as exc:
+        call["error"] = describe_error(exc, stage)
+        traceback.print_exc(file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not args.base_url:
+        raise SystemExit(f"set {BASE_URL_ENV} (or --base-url)")
+    with contextlib.redirect_stdout(sys.stderr):  # its import prints a compliance banner
+        import air  # type: ignore[import-not-found,unused-ignore]
+    clients = ["sync", "async"] if args.client == "both" else [args.client]
+    calls: dict[str, dict[str, Any]] = {}
+    for which in clients:
+        mode = "stream" if args.stream else "batch"
+        call: dict[str, Any] = {"ok": False, "mode": mode, "result": None, "events": [], "error": None}
+        printed = io.StringIO()
+        t0 = time.monotonic()
+        with contextlib.redirect_stdout(printed):  # the SDK prints "invalid payload: ..." to stdout
+            if which == "sync":
+                run_sync(args, call)
+            else:
+                asyncio.run(run_async(args, call))
+        call["seconds"] = round(time.monotonic() - t0, 3)
+        call["printed"] = printed.getvalue().splitlines()
+        sys.stderr.write(printed.getvalue())
+        calls[which] = call
+    out = {"sdk_version": air.__version__, "base_url": args.base_url, "calls": calls}
+    sys.stdout.write(json.dumps(out, default=repr) + "\n")
+    return 0 if all(c["ok"] for c in calls.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,169 @@
+"""Drive the server with openai-python and print what it parsed as one JSON line.
+
+Run with the "air-current" client venv (it holds openai too; see tests/client_venvs.py).  The
+client is ``OpenAI(api_key=$ASR_TEST_API_KEY, base_url=$ASR_TEST_BASE_URL + "/v1")``:
+
+    <venv python> tests/clients/openai_client.py AUDIO --stream --language en \\
+        --chunking-strategy '{"type": "server_vad", "silence_duration_ms": 500}'
+
+The last stdout line is ``{"sdk_version", "base_url", "calls": {"sync"|"async": CALL}}`` where
+CALL is ``{"ok", "mode", "seconds", "result" (model_dump, or the str for text/srt/vtt), "events"
+(model_dump of each stream event received before any error), "error" ({"stage", "type",
+"message", "status"?, "body"?})}``.  Exit status 1 when any call raised.  A stream that fails
+midway (``data: {"error": {...}}``) shows up as ``events`` so far plus an ``error`` with stage
+``iterate`` and type ``openai.APIError``.
+
+``--max-retries`` defaults to 0 (the SDK's own default is 2, which would triple every failing
+request in the server log and add back-off delays to error tests); pass 2 to see the SDK's
+default behaviour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+import traceback
+from typing import Any
+
+BASE_URL_ENV = "ASR_TEST_BASE_URL"
+API_KEY_ENV = "ASR_TEST_API_KEY"
+
+
+def dump(obj: Any) -> Any:
+    """JSON-able view of an SDK object: model_dump() for pydantic models, repr() as a last resort."""
+    method = getattr(obj, "model_dump", None)
+    if callable(method):
+        return method()
+    if isinstance(obj, str | int | float | bool | type(None) | list | dict):
+        return obj
+    return repr(obj)
+
+
+def describe_error(exc: BaseException, stage: str) -> dict[str, Any]:
+    """Exception class, message, status and error body (openai keeps the parsed body) for the JSON."""
+    info: dict[str, Any] = {
+        "stage": stage,
+        "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
+        "message": str(exc),
+    }
+    status = getattr(exc, "status_code", None)
+    if status is not None:
+        info["status"] = status
+    if hasattr(exc, "body"):
+        info["body"] = getattr(exc, "body", None)
+    return info
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("audio", help="audio file to upload")
+    parser.add_argument("--client", choices=("sync", "async", "both"), default="sync")
+    parser.add_argument("--model", default="whisper-1")
+    parser.add_argument("--response-format", default=None, help="json, text, srt, verbose_json, vtt")
+    parser.add_argument("--stream", action="store_true")
+    parser.add_argument("--chunking-strategy", default=None, help='"auto" or a JSON object')
+    parser.add_argument("--language", default=None, help="ISO-639-1, e.g. en")
+    parser.add_argument("--prompt", default=None)
+    parser.add_argument("--temperature", type=float, default=None)
+    parser.add_argument("--include", action="append", default=None, help="e.g. logprobs (repeatable)")
+    parser.add_argument("--timestamp-granularities", default=None, help='JSON list, e.g. ["word"]')
+    parser.add_argument("--extra-body", default=None, help="JSON object sent as extra form fields")
+    parser.add_argument("--timeout", type=float, default=None, help="per-request timeout, seconds")
+    parser.add_argument("--max-retries", type=int, default=0)
+    parser.add_argument("--base-url", default=os.environ.get(BASE_URL_ENV, ""))
+    parser.add_argument("--api-key", default=os.environ.get(API_KEY_ENV, ""))
+    return parser.parse_args(argv)
+
+
+def create_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments for transcriptions.create(); only what was asked for."""
+    kwargs: dict[str, Any] = {"model": args.model}
+    if args.stream:
+        kwargs["stream"] = True
+    if args.response_format is not None:
+        kwargs["response_format"] = args.response_format
+    if args.chunking_strategy is not None:
+        cs = args.chunking_strategy
+        kwargs["chunking_strategy"] = cs if cs == "auto" else json.loads(cs)
+    for name in ("language", "prompt", "temperature", "include", "timeout"):
+        value = getattr(args, name)
+        if value is not None:
+            kwargs[name] = value
+    if args.timestamp_granularities is not None:
+        kwargs["timestamp_granularities"] = json.loads(args.timestamp_granularities)
+    if args.extra_body is not None:
+        kwargs["extra_body"] = json.loads(args.extra_body)
+    return kwargs
+
+
+def run_sync(args: argparse.Namespace, call: dict[str, Any]) -> None:
+    from openai import OpenAI  # type: ignore[import-not-found,unused-ignore]
+
+    stage = "request"
+    try:
+        client = OpenAI(api_key=args.api_key, base_url=args.base_url + "/v1", max_retries=args.max_retries)
+        with open(args.audio, "rb") as audio:
+            result = client.audio.transcriptions.create(file=audio, **create_kwargs(args))
+            if args.stream:
+                stage = "iterate"
+                for event in result:
+                    call["events"].append(dump(event))
+            else:
+                call["result"] = dump(result)
+        call["ok"] = True
+    except Exception as exc:
+        call["error"] = describe_error(exc, stage)
+        traceback.print_exc(file=sys.stderr)
+
+
+async def run_async(args: argparse.Namespace, call: dict[str, Any]) -> None:
+    from openai import AsyncOpenAI  # type: ignore[import-not-found,unused-ignore]
+
+    stage = "request"
+    try:
+        client = AsyncOpenAI(
+            api_key=args.api_key, base_url=args.base_url + "/v1", max_retries=args.max_retries
+        )
+        with open(args.audio, "rb") as audio:
+            result = await client.audio.transcriptions.create(file=audio, **create_kwargs(args))
+            if args.stream:
+                stage = "iterate"
+                async for event in result:
+                    call["events"].append(dump(event))
+            else:
+                call["result"] = dump(result)
+        call["ok"] = True
+    except Exception as exc:
+        call["error"] = describe_error(exc, stage)
+        traceback.print_exc(file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not args.base_url:
+        raise SystemExit(f"set {BASE_URL_ENV} (or --base-url)")
+    clients = ["sync", "async"] if args.client == "both" else [args.client]
+    calls: dict[str, dict[str, Any]] = {}
+    for which in clients:
+        mode = "stream" if args.stream else "batch"
+        call: dict[str, Any] = {"ok": False, "mode": mode, "result": None, "events": [], "error": None}
+        t0 = time.monotonic()
+        if which == "sync":
+            run_sync(args, call)
+        else:
+            asyncio.run(run_async(args, call))
+        call["seconds"] = round(time.monotonic() - t0, 3)
+        calls[which] = call
+    import openai  # type: ignore[import-not-found,unused-ignore]
+
+    out = {"sdk_version": openai.__version__, "base_url": args.base_url, "calls": calls}
+    sys.stdout.write(json.dumps(out, default=repr) + "\n")
+    return 0 if all(c["ok"] for c in calls.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

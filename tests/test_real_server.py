@@ -1,0 +1,223 @@
+"""The real server (``asr-server`` on the embedded model) over real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import select
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.audiogen import silence, tone, wav_bytes, white_noise
+from tests.conftest import LiveServer, sse_events
+from tests.evalset import EVAL_DIR, Clip, clips, wer
+
+URL = "/v1/audio/transcriptions"
+
+
+def transcribe(server: LiveServer, path_or_bytes: Any, timeout_s: float = 600, **fields: str) -> httpx.Response:
+    data = path_or_bytes.read_bytes() if hasattr(path_or_bytes, "read_bytes") else path_or_bytes
+    return httpx.post(
+        server.base_url + URL,
+        data={"model": "whisper-1", **fields},
+        files={"file": ("audio.wav", data, "audio/wav")},
+        headers={"Authorization": f"Bearer {server.api_key}"},
+        timeout=timeout_s,
+    )
+
+
+def stream_events(
+    server: LiveServer, path: Any, first_only: bool = False, **fields: str
+) -> list[tuple[float, Any]]:
+    """(seconds since the request was sent, event) for every SSE data line (or just the first)."""
+    start = time.monotonic()
+    out: list[tuple[float, Any]] = []
+    with httpx.stream(
+        "POST",
+        server.base_url + URL,
+        data={"model": "whisper-1", "stream": "True", **fields},
+        files={"file": ("audio.flac", path.read_bytes(), "audio/wav")},
+        headers={"Authorization": f"Bearer {server.api_key}"},
+        timeout=600,
+    ) as r:
+        assert r.status_code == 200
+        for line in r.iter_lines():
+            if line.startswith("data:"):
+                data = line[5:].strip()
+                out.append((time.monotonic() - start, data if data == "[DONE]" else json.loads(data)))
+                if first_only:
+                    break
+    return out
+
+
+def corpus_wer(server: LiveServer, items: list[Clip]) -> tuple[float, list[str]]:
+    with ThreadPoolExecutor(2) as pool:  # the server runs two windows at once
+        responses = list(pool.map(lambda c: transcribe(server, c.path), items))
+    assert all(r.status_code == 200 for r in responses), [r.text for r in responses if r.status_code != 200]
+    hyps = [r.json()["text"] for r in responses]
+    return wer([c.text for c in items], hyps), hyps
+
+
+def test_accuracy_short_clips(live_server: LiveServer) -> None:
+    """The bare library (tiny.en int8, beam 5) scores about 8.8% here."""
+    items = clips("short")
+    assert len(items) >= 40
+    score, _ = corpus_wer(live_server, items)
+    print(f"short-clip WER: {score:.2%}")
+    assert score < 0.10
+
+
+def test_accuracy_long_files(live_server: LiveServer) -> None:
+    """The bare library's sequential transcribe scores about 6.8% here."""
+    items = clips("long")
+    assert len(items) >= 2
+    score, _ = corpus_wer(live_server, items)
+    print(f"long-file WER: {score:.2%}")
+    assert score < 0.08
+
+
+@pytest.mark.parametrize("clip", clips("format-variant"), ids=lambda c: c.id)
+def test_every_format_variant_transcribes(live_server: LiveServer, clip: Clip) -> None:
+    fields = {}
+    if "raw_format" in clip.raw:
+        fields = {"sample_rate": str(clip.raw["raw_format"]["sample_rate"])}
+    r = transcribe(live_server, clip.path, **fields)
+    assert r.status_code == 200, r.text
+    assert wer([clip.text], [r.json()["text"]]) < 0.35, (clip.text, r.json()["text"])
+
+
+@pytest.mark.parametrize(
+    "audio",
+    [silence(4.0), tone(4.0, 440, 0.3), tone(4.0, 1000, 0.5), white_noise(4.0, 0.05)],
+    ids=["silence", "tone-440", "tone-1k", "noise"],
+)
+def test_no_words_invented_on_non_speech(live_server: LiveServer, audio: np.ndarray) -> None:
+    r = transcribe(live_server, wav_bytes(audio))
+    assert r.status_code == 200
+    assert r.json()["text"] == "" and r.json()["success"] is True
+
+
+LONG = EVAL_DIR / "long" / "long-ls-test-other-2033-164914-0000-0009.flac"
+
+
+def deltas(events: list[tuple[float, Any]]) -> list[tuple[float, dict[str, Any]]]:
+    return [(t, e) for t, e in events if isinstance(e, dict) and e["type"] == "transcript.text.delta"]
+
+
+def vad(**fields: int) -> str:
+    return json.dumps({"type": "server_vad", **fields})
+
+
+@pytest.fixture(scope="module")
+def long_stream(live_server: LiveServer) -> list[tuple[float, Any]]:
+    return stream_events(live_server, LONG, chunking_strategy=vad(silence_duration_ms=200))
+
+
+def test_stream_on_a_long_file(long_stream: list[tuple[float, Any]]) -> None:
+    events = long_stream
+    assert events[-1][1] == "[DONE]"
+    done = events[-2][1]
+    assert done["type"] == "transcript.text.done"
+    ds = deltas(events)
+    assert "".join(d["delta"] for _, d in ds) == done["text"]
+    # the first delta does not wait for the whole file
+    first_s, total_s = ds[0][0], events[-1][0]
+    print(f"first delta after {first_s:.2f} s of {total_s:.2f} s")
+    assert first_s < total_s / 2
+    reference = next(c for c in clips("long") if c.path == LONG)
+    assert wer([reference.text], [done["text"]]) < 0.2
+
+
+def test_silence_duration_changes_the_number_of_deltas(
+    live_server: LiveServer, long_stream: list[tuple[float, Any]]
+) -> None:
+    long_pause = deltas(stream_events(live_server, LONG, chunking_strategy=vad(silence_duration_ms=2000)))
+    assert len(deltas(long_stream)) > len(long_pause) >= 1
+
+
+def test_prefix_padding_changes_where_chunks_start(live_server: LiveServer) -> None:
+    def first_offset(prefix_ms: int) -> float:
+        first = stream_events(live_server, LONG, first_only=True, chunking_strategy=vad(prefix_padding_ms=prefix_ms))
+        return float(first[0][1]["offset"])
+
+    assert first_offset(0) - first_offset(800) == pytest.approx(0.8, abs=0.031)
+
+
+def test_upload_limit_is_enforced_while_streaming_in(live_server: LiveServer) -> None:
+    """A chunked upload (no Content-Length) gets its 413 once it passes the limit (100 MB),
+    while the client is still sending: the server never reads the rest."""
+    host, port = live_server.base_url.removeprefix("http://").split(":")
+    head = (
+        f"POST {URL} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {live_server.api_key}\r\n"
+        "Content-Type: multipart/form-data; boundary=xyz\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    part = (
+        b'--xyz\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n'
+        b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n'
+    )
+    block = bytes(1 << 20)
+    sent = 0
+    answer = b""
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(head + f"{len(part):x}\r\n".encode() + part + b"\r\n")
+        for _ in range(300):  # bounded: 300 MB at most
+            try:
+                sock.sendall(f"{len(block):x}\r\n".encode() + block + b"\r\n")
+            except OSError:
+                break  # the server hung up on us
+            sent += len(block)
+            if select.select([sock], [], [], 0)[0]:
+                break  # the answer is there
+        sock.settimeout(30)
+        with contextlib.suppress(OSError):
+            answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b'"success":false' in answer
+    assert sent < 150 << 20
+
+
+def test_disconnect_stops_the_work(live_server: LiveServer) -> None:
+    lj = EVAL_DIR / "long" / "long-ljspeech-LJ001-0001-0032.flac"
+    health = live_server.base_url + "/health"
+    with httpx.stream(
+        "POST",
+        live_server.base_url + URL,
+        data={"model": "whisper-1", "stream": "true"},
+        files={"file": ("a.flac", lj.read_bytes(), "audio/wav")},
+        headers={"Authorization": f"Bearer {live_server.api_key}"},
+        timeout=600,
+    ) as r:
+        for line in r.iter_lines():
+            if line.startswith("data:"):
+                break  # got the first delta: hang up
+    assert httpx.get(health).json()["active_requests"] >= 0
+    deadline = time.monotonic() + 60
+    while httpx.get(health).json()["active_requests"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert httpx.get(health).json()["active_requests"] == 0
+    log = live_server.log_path.read_text()
+    assert "transcribed 267.0 s" not in log  # it never finished the whole file
+
+
+def test_requests_need_the_key(live_server: LiveServer) -> None:
+    r = httpx.post(live_server.base_url + URL, data={"model": "whisper-1"},
+                   files={"file": ("a.wav", wav_bytes(silence(1)), "audio/wav")})
+    assert r.status_code == 401 and r.json()["success"] is False
+
+
+def test_health_is_fast_while_transcribing(live_server: LiveServer) -> None:
+    worker = threading.Thread(target=lambda: transcribe(live_server, LONG))
+    worker.start()
+    time.sleep(1.0)
+    start = time.monotonic()
+    r = httpx.get(live_server.base_url + "/health", timeout=10)
+    elapsed = time.monotonic() - start
+    worker.join(timeout=600)
+    assert r.status_code == 200 and elapsed < 2.0
