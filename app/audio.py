@@ -1,7 +1,8 @@
 """Decode an upload into 16 kHz mono float32: any container soundfile reads, or headerless PCM.
 
-Containers are told apart by their bytes, never by the declared content type (the AI Refinery SDK labels
-every upload ``audio/wav``); only an explicit raw-PCM content type (``audio/pcm``, ``audio/L16``) skips sniffing.
+Containers are told apart by their bytes, never by the declared content type (the AI Refinery SDK
+labels every upload ``audio/wav``); only an explicit raw-PCM content type (``audio/pcm``,
+``audio/L16``) skips sniffing.
 """
 
 from __future__ import annotations
@@ -96,9 +97,7 @@ def parse_pcm_content_type(content_type: str | None, default: PcmFormat) -> PcmF
     return PcmFormat(rate, channels, little_endian)
 
 
-def decode_audio(
-    data: bytes, *, content_type: str | None, pcm: PcmFormat, max_duration_s: float
-) -> Audio:
+def decode_audio(data: bytes, *, content_type: str | None, pcm: PcmFormat, max_duration_s: float) -> Audio:
     """Decode, downmix and resample an upload; raise a client error for anything that is not audio."""
     if not data:
         raise InvalidRequest("the uploaded file is empty", field="file")

@@ -62,9 +62,7 @@ class Settings(BaseModel):
 
     default_model: str = "tiny.en"
     models: dict[str, ModelSpec] = Field(
-        default_factory=lambda: {
-            "tiny.en": ModelSpec(aliases=("Azure/AI-Transcription", "whisper-1"))
-        }
+        default_factory=lambda: {"tiny.en": ModelSpec(aliases=("Azure/AI-Transcription", "whisper-1"))}
     )
     models_dir: Path = Path("models")
 
@@ -89,7 +87,7 @@ class Settings(BaseModel):
     pcm_sample_rate: int = Field(16000, ge=1000, le=384000)
     pcm_channels: int = Field(1, ge=1, le=32)
 
-    vad: VadSettings = Field(default_factory=VadSettings)
+    vad: VadSettings = Field(default_factory=lambda: VadSettings())
 
     @field_validator("api_keys", mode="before")
     @classmethod

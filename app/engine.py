@@ -186,8 +186,7 @@ def _segment(s: Any) -> Segment:
         no_speech_prob=float(s.no_speech_prob),
         temperature=float(s.temperature or 0.0),
         words=tuple(
-            Word(float(w.start), float(w.end), str(w.word), float(w.probability))
-            for w in s.words or ()
+            Word(float(w.start), float(w.end), str(w.word), float(w.probability)) for w in s.words or ()
         ),
     )
 

@@ -66,8 +66,8 @@ def render_body(t: Transcription, response_format: str) -> str:
 
 def verbose_json(t: Transcription) -> dict[str, Any]:
     """One body valid for both the AI Refinery ``TranscriptionVerbose`` and OpenAI's."""
-    segments = []
-    words = []
+    segments: list[dict[str, Any]] = []
+    words: list[dict[str, Any]] = []
     for i, s in enumerate(t.segments):
         segments.append(
             {

@@ -159,9 +159,7 @@ def _is_current(target: Path, wanted: dict[str, object]) -> bool:
     except (OSError, ValueError):
         return False
     return (
-        isinstance(marker, dict)
-        and marker.get("wanted") == wanted
-        and (target / "bin" / "python").exists()
+        isinstance(marker, dict) and marker.get("wanted") == wanted and (target / "bin" / "python").exists()
     )
 
 

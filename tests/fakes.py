@@ -38,7 +38,7 @@ class FakeEngine:
         if self.delay_s:
             time.sleep(self.delay_s)
         slot = int(SLOT_S * SAMPLE_RATE)
-        words = []
+        words: list[Word] = []
         for k in range(0, len(samples) // slot):
             piece = samples[k * slot : (k + 1) * slot]
             if float(np.sqrt(np.mean(piece**2))) > 0.01:

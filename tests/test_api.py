@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.audiogen import pcm_bytes, silence, speechlike, tone, wav_bytes, white_noise
+from tests.audiogen import pcm_bytes, silence, speechlike, wav_bytes, white_noise
 from tests.conftest import MakeClient, sse_events
 from tests.fakes import FakeEngine
 
@@ -28,7 +28,7 @@ def speech_wav(pauses_s: tuple[float, ...] = (1.0, 0.4, 1.2)) -> bytes:
 
 def post(client: TestClient, data: dict[str, Any], audio: bytes | None = None, **kw: Any) -> Any:
     files = {"file": ("a.wav", audio if audio is not None else speech_wav(), "audio/wav")}
-    return client.post(URL, data=data, files=files, **kw)  # type: ignore[arg-type]
+    return client.post(URL, data=data, files=files, **kw)
 
 
 def assert_error(response: Any, status: int, mentions: str) -> None:
@@ -49,11 +49,15 @@ def test_batch_json_envelope(client: TestClient) -> None:
 
 def test_both_paths_and_aliases(client: TestClient) -> None:
     texts = {
-        post(client, {"model": m}).json()["text"]
-        for m in ("whisper-1", "tiny.en", "Azure/AI-Transcription")
+        post(client, {"model": m}).json()["text"] for m in ("whisper-1", "tiny.en", "Azure/AI-Transcription")
     }
-    texts.add(client.post("/inference/audio/transcriptions", data={"model": "whisper-1"},
-                          files={"file": ("a.wav", speech_wav(), "audio/wav")}).json()["text"])
+    texts.add(
+        client.post(
+            "/inference/audio/transcriptions",
+            data={"model": "whisper-1"},
+            files={"file": ("a.wav", speech_wav(), "audio/wav")},
+        ).json()["text"]
+    )
     assert len(texts) == 1 and texts != {""}
 
 
@@ -64,8 +68,14 @@ def test_text_format(client: TestClient) -> None:
 
 
 def test_extra_body_overrides_top_level_fields(client: TestClient) -> None:
-    r = post(client, {"model": "whisper-1", "response_format": "json",
-                      "extra_body": json.dumps({"response_format": "text"})})
+    r = post(
+        client,
+        {
+            "model": "whisper-1",
+            "response_format": "json",
+            "extra_body": json.dumps({"response_format": "text"}),
+        },
+    )
     assert r.headers["content-type"].startswith("text/plain")
     r = post(client, {"model": "nope", "extra_body": json.dumps({"model": "whisper-1"})})
     assert r.status_code == 200
@@ -101,7 +111,9 @@ def test_silence_duration_controls_the_number_of_deltas(client: TestClient) -> N
     audio = speech_wav((0.4, 0.8, 1.2, 0.4))
 
     def count(silence_ms: int) -> int:
-        strategy = json.dumps({"type": "server_vad", "silence_duration_ms": silence_ms, "prefix_padding_ms": 0})
+        strategy = json.dumps(
+            {"type": "server_vad", "silence_duration_ms": silence_ms, "prefix_padding_ms": 0}
+        )
         r = post(client, {"model": "whisper-1", "stream": "true", "chunking_strategy": strategy}, audio)
         return sum(1 for e in sse_events(r.text) if isinstance(e, dict) and e["type"].endswith("delta"))
 
@@ -136,12 +148,21 @@ def test_raw_pcm_upload_labelled_wav(client: TestClient) -> None:
     [
         ({}, 400, "model"),
         ({"model": "no-such-model"}, 404, "no-such-model"),
-        ({"model": "whisper-1", "chunking_strategy": '{"type": "server_vad", "prefix_padding_ms": 5001}'},
-         400, "prefix_padding_ms"),
-        ({"model": "whisper-1", "chunking_strategy": '{"type": "server_vad", "silence_duration_ms": "x"}'},
-         400, "silence_duration_ms"),
-        ({"model": "whisper-1", "chunking_strategy": '{"type": "server_vad", "threshold": 1.5}'},
-         400, "threshold"),
+        (
+            {"model": "whisper-1", "chunking_strategy": '{"type": "server_vad", "prefix_padding_ms": 5001}'},
+            400,
+            "prefix_padding_ms",
+        ),
+        (
+            {"model": "whisper-1", "chunking_strategy": '{"type": "server_vad", "silence_duration_ms": "x"}'},
+            400,
+            "silence_duration_ms",
+        ),
+        (
+            {"model": "whisper-1", "chunking_strategy": '{"type": "server_vad", "threshold": 1.5}'},
+            400,
+            "threshold",
+        ),
         ({"model": "whisper-1", "chunking_strategy": "sometimes"}, 400, "chunking_strategy"),
         ({"model": "whisper-1", "response_format": "docx"}, 400, "response_format"),
         ({"model": "whisper-1", "stream": "perhaps"}, 400, "stream"),
@@ -159,7 +180,9 @@ def test_bad_fields(client: TestClient, fields: dict[str, str], status: int, men
 def test_bad_files(client: TestClient) -> None:
     assert_error(client.post(URL, data={"model": "whisper-1"}), 400, "file")
     assert_error(post(client, {"model": "whisper-1"}, b""), 400, "empty")
-    assert_error(post(client, {"model": "whisper-1"}, b"just some text, certainly not audio\n" * 50), 415, "text")
+    assert_error(
+        post(client, {"model": "whisper-1"}, b"just some text, certainly not audio\n" * 50), 415, "text"
+    )
     broken = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(40))
     assert_error(post(client, {"model": "whisper-1"}, broken), 415, "decode")
     assert_error(client.post(URL, json={"model": "whisper-1"}), 400, "multipart")

@@ -16,20 +16,20 @@ import numpy as np
 import pytest
 
 from tests.audiogen import silence, tone, wav_bytes, white_noise
-from tests.conftest import LiveServer, sse_events
+from tests.conftest import LiveServer
 from tests.evalset import EVAL_DIR, Clip, clips, wer
 
 URL = "/v1/audio/transcriptions"
 
 
-def transcribe(server: LiveServer, path_or_bytes: Any, timeout_s: float = 600, **fields: str) -> httpx.Response:
+def transcribe(server: LiveServer, path_or_bytes: Any, **fields: str) -> httpx.Response:
     data = path_or_bytes.read_bytes() if hasattr(path_or_bytes, "read_bytes") else path_or_bytes
     return httpx.post(
         server.base_url + URL,
         data={"model": "whisper-1", **fields},
         files={"file": ("audio.wav", data, "audio/wav")},
         headers={"Authorization": f"Bearer {server.api_key}"},
-        timeout=timeout_s,
+        timeout=600,
     )
 
 
@@ -85,7 +85,7 @@ def test_accuracy_long_files(live_server: LiveServer) -> None:
 
 @pytest.mark.parametrize("clip", clips("format-variant"), ids=lambda c: c.id)
 def test_every_format_variant_transcribes(live_server: LiveServer, clip: Clip) -> None:
-    fields = {}
+    fields: dict[str, str] = {}
     if "raw_format" in clip.raw:
         fields = {"sample_rate": str(clip.raw["raw_format"]["sample_rate"])}
     r = transcribe(live_server, clip.path, **fields)
@@ -144,7 +144,9 @@ def test_silence_duration_changes_the_number_of_deltas(
 
 def test_prefix_padding_changes_where_chunks_start(live_server: LiveServer) -> None:
     def first_offset(prefix_ms: int) -> float:
-        first = stream_events(live_server, LONG, first_only=True, chunking_strategy=vad(prefix_padding_ms=prefix_ms))
+        first = stream_events(
+            live_server, LONG, first_only=True, chunking_strategy=vad(prefix_padding_ms=prefix_ms)
+        )
         return float(first[0][1]["offset"])
 
     assert first_offset(0) - first_offset(800) == pytest.approx(0.8, abs=0.031)
@@ -207,8 +209,11 @@ def test_disconnect_stops_the_work(live_server: LiveServer) -> None:
 
 
 def test_requests_need_the_key(live_server: LiveServer) -> None:
-    r = httpx.post(live_server.base_url + URL, data={"model": "whisper-1"},
-                   files={"file": ("a.wav", wav_bytes(silence(1)), "audio/wav")})
+    r = httpx.post(
+        live_server.base_url + URL,
+        data={"model": "whisper-1"},
+        files={"file": ("a.wav", wav_bytes(silence(1)), "audio/wav")},
+    )
     assert r.status_code == 401 and r.json()["success"] is False
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from app.vad import FRAME_MS, FRAME_SAMPLES, Chunk, ChunkingOptions, chunk_frames, detect_speech, is_tonal
@@ -43,9 +45,13 @@ def test_silence_at_least_silence_duration_splits() -> None:
 
 def test_prefix_padding_moves_start_back_but_not_into_previous_chunk() -> None:
     f = flags("......####......####..")
-    got = frames_of(chunk_frames(f, len(f) * FRAME_SAMPLES, opts(prefix_padding_ms=4 * FRAME_MS, silence_duration_ms=90)))
+    got = frames_of(
+        chunk_frames(f, len(f) * FRAME_SAMPLES, opts(prefix_padding_ms=4 * FRAME_MS, silence_duration_ms=90))
+    )
     assert got == [(2, 10), (12, 20)]
-    got = frames_of(chunk_frames(f, len(f) * FRAME_SAMPLES, opts(prefix_padding_ms=10 * FRAME_MS, silence_duration_ms=90)))
+    got = frames_of(
+        chunk_frames(f, len(f) * FRAME_SAMPLES, opts(prefix_padding_ms=10 * FRAME_MS, silence_duration_ms=90))
+    )
     assert got[0] == (0, 10)
     assert got[1][0] >= got[0][1]
 
@@ -86,7 +92,7 @@ def test_chunks_are_ordered_disjoint_and_inside_the_audio() -> None:
     total = 2000 * FRAME_SAMPLES - 100  # last frame is partial
     chunks = chunk_frames(f, total, opts(prefix_padding_ms=200, suffix_padding_ms=200, max_chunk_s=3.0))
     assert chunks
-    for a, b in zip(chunks, chunks[1:], strict=False):
+    for a, b in itertools.pairwise(chunks):
         assert a.end <= b.start
     assert all(0 <= c.start < c.end <= total for c in chunks)
     assert all(c.duration_s <= 3.0 + 1e-9 for c in chunks)

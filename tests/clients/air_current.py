@@ -123,7 +123,7 @@ def open_audio(args: argparse.Namespace) -> Any:
     if args.anonymous_file:
         with open(args.audio, "rb") as fh:
             return io.BytesIO(fh.read())
-    return open(args.audio, "rb")  # noqa: SIM115 -- closed by the caller
+    return open(args.audio, "rb")
 
 
 def run_sync(args: argparse.Namespace, call: dict[str, Any]) -> None:

@@ -146,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not args.base_url:
         raise SystemExit(f"set {BASE_URL_ENV} (or --base-url)")
+    import openai  # type: ignore[import-not-found,unused-ignore]  # slow: keep it out of the timings
+
     clients = ["sync", "async"] if args.client == "both" else [args.client]
     calls: dict[str, dict[str, Any]] = {}
     for which in clients:
@@ -158,8 +160,6 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(run_async(args, call))
         call["seconds"] = round(time.monotonic() - t0, 3)
         calls[which] = call
-    import openai  # type: ignore[import-not-found,unused-ignore]
-
     out = {"sdk_version": openai.__version__, "base_url": args.base_url, "calls": calls}
     sys.stdout.write(json.dumps(out, default=repr) + "\n")
     return 0 if all(c["ok"] for c in calls.values()) else 1

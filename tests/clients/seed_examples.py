@@ -1,6 +1,6 @@
 # The example code is kept as the seed wrote it (untyped, preamble order, bare open()):
 # mypy: ignore-errors
-# ruff: noqa: E402, I001, SIM115
+# ruff: noqa: I001, SIM115
 """The seed's four AI Refinery ASR examples, run as written against a server under test.
 
 Run with the "air-1.14" client venv (see tests/client_venvs.py):
@@ -152,7 +152,9 @@ def main() -> int:
                 failed = True
                 ok = False
                 error = {"type": f"{type(exc).__module__}.{type(exc).__qualname__}", "message": str(exc)}
-                status = getattr(exc, "status", None) or getattr(getattr(exc, "response", None), "status_code", None)
+                status = getattr(exc, "status", None) or getattr(
+                    getattr(exc, "response", None), "status_code", None
+                )
                 if status is not None:
                     error["status"] = status
                 traceback.print_exc(file=sys.stderr)
