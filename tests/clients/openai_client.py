@@ -128,7 +128,8 @@ async def run_async(args: argparse.Namespace, call: dict[str, Any]) -> None:
         client = AsyncOpenAI(
             api_key=args.api_key, base_url=args.base_url + "/v1", max_retries=args.max_retries
         )
-        with open(args.audio, "rb") as audio:
+        # A small local file; the SDK needs a named file object, as users pass it.
+        with open(args.audio, "rb") as audio:  # noqa: ASYNC230
             result = await client.audio.transcriptions.create(file=audio, **create_kwargs(args))
             if args.stream:
                 stage = "iterate"
