@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from app.errors import ModelNotFound
+from app.config import Settings
 from app.routes.deps import ApiKeyDep, RegistryDep, ServiceDep, SettingsDep
 
 router = APIRouter()
@@ -26,7 +26,7 @@ async def validate_key(settings: SettingsDep, key: ApiKeyDep) -> dict[str, Any]:
     return {"valid": True, "organization_id": settings.organization_id}
 
 
-def _model_card(model_id: str, settings: Any, loaded: list[str]) -> dict[str, Any]:
+def _model_card(model_id: str, settings: Settings, loaded: list[str]) -> dict[str, Any]:
     spec = settings.models[model_id]
     return {
         "id": model_id,
@@ -49,7 +49,4 @@ async def list_models(settings: SettingsDep, registry: RegistryDep, _key: ApiKey
 async def get_model(
     model_name: str, settings: SettingsDep, registry: RegistryDep, _key: ApiKeyDep
 ) -> dict[str, Any]:
-    model_id = registry.resolve(model_name)
-    if model_id not in settings.models:
-        raise ModelNotFound(f"model {model_name!r} does not exist", field="model")
-    return _model_card(model_id, settings, registry.loaded())
+    return _model_card(registry.resolve(model_name), settings, registry.loaded())
