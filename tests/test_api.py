@@ -67,6 +67,13 @@ def test_text_format(client: TestClient) -> None:
     assert r.text.strip().startswith("w0")
 
 
+def test_text_format_stays_json_for_the_ai_refinery_sdk(client: TestClient) -> None:
+    """Its parser calls .json() on every answer; it identifies itself with an sdk_version header."""
+    r = post(client, {"model": "whisper-1", "response_format": "text"}, headers={"sdk_version": "1.33.2"})
+    assert r.headers["content-type"].startswith("application/json")
+    assert r.json()["text"].startswith("w0")
+
+
 def test_extra_body_overrides_top_level_fields(client: TestClient) -> None:
     r = post(
         client,

@@ -50,6 +50,9 @@ async def create_transcription(request: Request, service: ServiceDep, _key: ApiK
         return EventSourceResponse(_sse(service, job), ping=10)
     transcription = await service.transcribe(job)
     fmt = job.params.response_format
+    if fmt == "text" and "sdk_version" in request.headers:
+        # The AI Refinery SDK (it sends an sdk_version header) parses every answer as JSON.
+        fmt = "json"
     return Response(render_body(transcription, fmt), media_type=CONTENT_TYPES[fmt])
 
 
