@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +40,8 @@ class Transcription:
         return token_confidence(self.segments)
 
 
-def join_texts(texts: Any) -> str:
+def join_texts(texts: Iterable[str]) -> str:
+    """Chunk texts joined by single spaces: exactly what the stream's deltas add up to."""
     return " ".join(t for t in texts if t)
 
 
