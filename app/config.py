@@ -29,6 +29,8 @@ class ModelSpec(BaseModel):
     # from models_dir), or a hub id (only where the machine can download).
     path: str = EMBEDDED_MODEL
     aliases: tuple[str, ...] = ()
+    # Load (and warm up) at startup and keep loaded; the default model always is.
+    preload: bool = False
 
 
 class VadSettings(BaseModel):
@@ -65,6 +67,8 @@ class Settings(BaseModel):
         default_factory=lambda: {"tiny.en": ModelSpec(aliases=("Azure/AI-Transcription", "whisper-1"))}
     )
     models_dir: Path = Path("models")
+    # A model loaded on demand is unloaded after this many seconds without a request (0: never).
+    model_idle_unload_s: float = Field(0.0, ge=0)
 
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # "default" picks int8 on CPU and float16 on CUDA (int8_float16 if float16 is unsupported).
@@ -72,8 +76,15 @@ class Settings(BaseModel):
     device_index: int = Field(0, ge=0)
     cpu_threads: int = Field(0, ge=0)  # 0: one per core
     # Requests transcribed at once; more wait in line, up to max_queued_requests.
-    max_concurrent_requests: int = Field(1, ge=1)
+    max_concurrent_requests: int = Field(8, ge=1)
     max_queued_requests: int = Field(64, ge=0)
+    # Windows decoded together in one model batch (from one upload and across requests), and how
+    # long the model waits for more windows once one is waiting.
+    max_batch_size: int = Field(8, ge=1, le=64)
+    batch_wait_ms: float = Field(10.0, ge=0, le=1000)
+    # A long upload is split into up to max_batch_size lanes of at least this many windows each,
+    # decoded side by side; each lane keeps the previous window's text as context.
+    lane_windows: int = Field(3, ge=1)
 
     beam_size: int = Field(5, ge=1, le=20)
     # Consecutive chunks are decoded together, up to this much audio per model window (max 30 s).

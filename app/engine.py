@@ -1,25 +1,35 @@
 """The inference engine: the only module that imports faster_whisper.
 
-``WhisperModel.transcribe`` returns a lazy one-shot generator that runs the model on whichever thread
-iterates it, so it is materialised here, inside ``transcribe``, which callers run on a worker thread.
-Results leave this module as plain dataclasses.
+All model work for one model runs on its batcher thread (see ``app.batcher``); callers submit
+windows of audio and get futures of plain dataclasses back.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
+from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import ctranslate2
+import numpy as np
 from faster_whisper import WhisperModel
+from faster_whisper.audio import pad_or_trim
+from faster_whisper.tokenizer import Tokenizer
+from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
 
 from app.audio import Samples
+from app.batcher import Batcher
 
 logger = logging.getLogger(__name__)
+
+N_SAMPLES = 30 * 16000  # Whisper's window
+N_FRAMES = 3000  # its mel frames
 
 
 # Whisper's fallback schedule: retry a window hotter when it decodes as repetitive or unlikely.
@@ -36,6 +46,7 @@ class DecodeOptions:
     temperature: tuple[float, ...] = DEFAULT_TEMPERATURES
     hotwords: str | None = None
     word_timestamps: bool = False
+    logprobs: bool = False  # fill Segment.logprobs (costs one alignment pass)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +55,12 @@ class Word:
     end_s: float
     word: str
     probability: float
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    token: str  # the token's text, e.g. " Hello"
+    logprob: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +76,7 @@ class Segment:
     no_speech_prob: float
     temperature: float
     words: tuple[Word, ...] = ()
+    logprobs: tuple[TokenLogprob, ...] = ()  # the text tokens', when DecodeOptions.logprobs
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +98,11 @@ class Engine(Protocol):
     @property
     def english_only(self) -> bool: ...
 
-    def transcribe(self, samples: Samples, options: DecodeOptions) -> Transcript: ...
+    def submit(self, samples: Samples, options: DecodeOptions) -> Future[Transcript]:
+        """Queue one window (at most 30 s) for decoding; safe to call from any thread."""
+        ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +143,41 @@ def select_placement(
     return Placement(device, compute_type)
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on (the container's share, not the host's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+# faster-whisper's defaults, so that batched decoding matches its sequential decoding.
+_PREPEND_PUNCTUATIONS = "\"'“¿([{-"
+_APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"  # noqa: RUF001
+_LOG_PROB_THRESHOLD = -1.0
+_COMPRESSION_RATIO_THRESHOLD = 2.4
+_NO_SPEECH_THRESHOLD = 0.6
+_MAX_INITIAL_TIMESTAMP_INDEX = 50  # 1.0 s / 0.02 s
+# A first pass that stops more than this many frames (10 ms each) before the window's end leaves
+# speech undecoded; such a window is decoded again by faster-whisper's own sequential loop.
+_UNFINISHED_FRAMES = 100
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    samples: Samples
+    options: DecodeOptions
+
+
 class WhisperEngine:
-    """A CTranslate2 Whisper model held in memory."""
+    """A CTranslate2 Whisper model with one inference thread that decodes windows in batches.
+
+    Each window's first decoding pass (temperature 0, beam search, the window's own prompt) runs
+    batched with whatever other windows are waiting: other parts of the same upload and other
+    requests. The rare window that fails Whisper's quality checks (repetitive, improbable) or stops
+    before its end is decoded again by faster-whisper's sequential loop, temperature fallback
+    included, so batching changes speed, not results.
+    """
 
     def __init__(
         self,
@@ -132,50 +187,295 @@ class WhisperEngine:
         compute_type: str = "default",
         device_index: int = 0,
         cpu_threads: int = 0,
-        num_workers: int = 1,
+        max_batch_size: int = 8,
+        batch_wait_s: float = 0.01,
         local_files_only: bool = True,
     ) -> None:
         self.placement = select_placement(device, compute_type)
-        threads = cpu_threads or max(1, (os.cpu_count() or 1) // num_workers)
-        self._model = WhisperModel(
-            str(model_path),
-            device=self.placement.device,
-            device_index=device_index,
-            compute_type=self.placement.compute_type,
-            cpu_threads=threads,
-            num_workers=num_workers,
-            local_files_only=local_files_only,
+        threads = cpu_threads or available_cores()
+        self._tokenizers: dict[str, Tokenizer] = {}
+
+        def load() -> None:
+            self._model = WhisperModel(
+                str(model_path),
+                device=self.placement.device,
+                device_index=device_index,
+                compute_type=self.placement.compute_type,
+                cpu_threads=threads,
+                num_workers=1,
+                local_files_only=local_files_only,
+            )
+
+        self._batcher: Batcher[_Window, Transcript] = Batcher(
+            self._decode_batch, setup=load, max_size=max_batch_size, wait_s=batch_wait_s
         )
+        self._suppress = get_suppressed_tokens(self._tokenizer("en"), [-1])
         logger.info(
-            "loaded %s on %s (%s, %d threads)",
+            "loaded %s on %s (%s, %d threads, batches of up to %d)",
             model_path,
             self.placement.device,
             self.placement.compute_type,
             threads,
+            max_batch_size,
         )
 
     @property
     def english_only(self) -> bool:
         return not self._model.model.is_multilingual
 
+    def submit(self, samples: Samples, options: DecodeOptions) -> Future[Transcript]:
+        return self._batcher.submit(_Window(samples, options))
+
     def transcribe(self, samples: Samples, options: DecodeOptions) -> Transcript:
+        """Decode one window and wait for it (blocking)."""
+        return self.submit(samples, options).result()
+
+    def close(self) -> None:
+        self._batcher.close()
+
+    # Everything below runs on the batcher's thread.
+
+    def _tokenizer(self, language: str) -> Tokenizer:
+        if language not in self._tokenizers:
+            self._tokenizers[language] = Tokenizer(
+                self._model.hf_tokenizer,
+                self._model.model.is_multilingual,
+                task="transcribe",
+                language=language,
+            )
+        return self._tokenizers[language]
+
+    def _decode_batch(self, windows: Sequence[_Window]) -> list[Transcript | BaseException]:
+        results: list[Transcript | BaseException | None] = [None] * len(windows)
+        prefixes = [self._prefix(w.options) for w in windows]
+        for indices in self._batches(windows, prefixes):
+            decoded = self._first_pass([windows[i] for i in indices], [prefixes[i] for i in indices])
+            for i, transcript in zip(indices, decoded, strict=True):
+                results[i] = transcript
+        for i, w in enumerate(windows):
+            if results[i] is None:  # sampled temperatures, too long, or failed the first pass
+                logger.debug("decoding a %.1f s window sequentially", len(w.samples) / 16000)
+                try:
+                    results[i] = self._sequential(w)
+                except Exception as exc:  # one bad window fails only its own request
+                    results[i] = exc
+        done = [r for r in results if r is not None]
+        assert len(done) == len(windows)
+        return self._with_logprobs(windows, done)
+
+    def _prefix(self, options: DecodeOptions) -> list[int]:
+        """The prompt tokens before <|startoftranscript|>: hotwords and previous text (as in
+        faster-whisper's ``get_prompt``)."""
+        tok, half = self._tokenizer("en"), self._model.max_length // 2
+        hot = tok.encode(" " + options.hotwords.strip())[: half - 1] if options.hotwords else []
+        previous = tok.encode(" " + options.prompt.strip())[-(half - 1) :] if options.prompt else []
+        return [tok.sot_prev, *hot, *previous] if hot or previous else []
+
+    @staticmethod
+    def _batches(windows: Sequence[_Window], prefixes: list[list[int]]) -> list[list[int]]:
+        """Windows that can share a first pass, grouped; the others are left out.
+
+        CTranslate2 needs <|startoftranscript|> at the same position in every prompt of a batch,
+        so windows with previous text share a batch with their prompts cut to the shortest one's
+        length (the most recent text is kept); hotwords are never cut.
+        """
+        groups: dict[tuple[int, str, int], list[int]] = {}
+        for i, w in enumerate(windows):
+            if w.options.temperature[:1] != (0.0,) or len(w.samples) > N_SAMPLES:
+                continue
+            if not prefixes[i]:
+                key = (w.options.beam_size, "none", 0)
+            elif w.options.hotwords:
+                key = (w.options.beam_size, "hotwords", len(prefixes[i]))
+            else:
+                key = (w.options.beam_size, "previous", 0)
+            groups.setdefault(key, []).append(i)
+        for (_, kind, _), indices in groups.items():
+            if kind == "previous":
+                keep = min(len(prefixes[i]) for i in indices) - 1
+                for i in indices:
+                    prefixes[i][1:] = prefixes[i][len(prefixes[i]) - keep :]
+        return list(groups.values())
+
+    def _first_pass(self, windows: list[_Window], prefixes: list[list[int]]) -> list[Transcript | None]:
+        """Temperature-0 beam search over the windows as one batch; None where it fails."""
+        model = self._model
+        features = [model.feature_extractor(w.samples) for w in windows]
+        frames = [f.shape[-1] - 1 for f in features]
+        encoded = model.encode(
+            np.stack([pad_or_trim(f[:, :n]) for f, n in zip(features, frames, strict=True)])
+        )
+        languages = self._languages(windows, encoded)
+        tokenizers = [self._tokenizer(lang) for lang, _ in languages]
+        prompts = [p + list(tok.sot_sequence) for p, tok in zip(prefixes, tokenizers, strict=True)]
+        generated = model.model.generate(
+            encoded,
+            prompts,
+            beam_size=windows[0].options.beam_size,
+            max_length=model.max_length,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=self._suppress,
+            max_initial_timestamp_index=_MAX_INITIAL_TIMESTAMP_INDEX,
+        )
+        out: list[Transcript | None] = []
+        pieces: list[list[dict[str, Any]]] = []
+        for tok, result, n_frames, (language, probability) in zip(
+            tokenizers, generated, frames, languages, strict=True
+        ):
+            tokens = result.sequences_ids[0]
+            avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+            compression = get_compression_ratio(tok.decode(tokens).strip())
+            no_speech = result.no_speech_prob
+            if no_speech > _NO_SPEECH_THRESHOLD and avg_logprob < _LOG_PROB_THRESHOLD:
+                out.append(Transcript((), language, probability))  # silence
+                pieces.append([])
+                continue
+            if compression > _COMPRESSION_RATIO_THRESHOLD or avg_logprob < _LOG_PROB_THRESHOLD:
+                out.append(None)  # needs temperature fallback
+                pieces.append([])
+                continue
+            split, seek, _ = model._split_segments_by_timestamps(
+                tok, tokens, 0.0, n_frames, n_frames * model.feature_extractor.time_per_frame, 0
+            )
+            if seek < n_frames - _UNFINISHED_FRAMES:
+                out.append(None)  # stopped early: the rest of the window needs another pass
+                pieces.append([])
+                continue
+            stats = (avg_logprob, compression, no_speech)
+            for piece in split:
+                piece["stats"] = stats
+            out.append(Transcript((), language, probability))
+            pieces.append(split)
+        self._add_word_timestamps(windows, features, frames, encoded, tokenizers, pieces)
+        return [
+            None if t is None else dataclasses.replace(t, segments=_kept(_segments(tokenizers[i], pieces[i])))
+            for i, t in enumerate(out)
+        ]
+
+    def _languages(self, windows: list[_Window], encoded: ctranslate2.StorageView) -> list[tuple[str, float]]:
+        """Each window's language: the requested one, or the most likely on multilingual models."""
+        if not self._model.model.is_multilingual:
+            return [("en", 1.0)] * len(windows)
+        detected: list[tuple[str, float]] = []
+        if any(w.options.language is None for w in windows):
+            detected = [
+                (str(r[0][0])[2:-2], float(r[0][1])) for r in self._model.model.detect_language(encoded)
+            ]
+        return [
+            (w.options.language, 1.0) if w.options.language else detected[i] for i, w in enumerate(windows)
+        ]
+
+    def _add_word_timestamps(
+        self,
+        windows: list[_Window],
+        features: list[np.ndarray],
+        frames: list[int],
+        encoded: ctranslate2.StorageView,
+        tokenizers: list[Tokenizer],
+        pieces: list[list[dict[str, Any]]],
+    ) -> None:
+        """faster-whisper's word alignment, batched per language over windows that asked for it."""
+        wanted = [i for i, w in enumerate(windows) if w.options.word_timestamps and pieces[i]]
+        by_language: dict[str, list[int]] = {}
+        for i in wanted:
+            by_language.setdefault(tokenizers[i].language_code, []).append(i)
+        for indices in by_language.values():
+            if len(indices) == len(windows):
+                subset = encoded
+            else:
+                subset = self._model.encode(
+                    np.stack([pad_or_trim(features[i][:, : frames[i]]) for i in indices])
+                )
+            self._model.add_word_timestamps(
+                [pieces[i] for i in indices],
+                tokenizers[indices[0]],
+                subset,
+                [frames[i] for i in indices],
+                _PREPEND_PUNCTUATIONS,
+                _APPEND_PUNCTUATIONS,
+                last_speech_timestamp=0.0,
+            )
+
+    def _sequential(self, window: _Window) -> Transcript:
+        """faster-whisper's own loop: seeks, temperature fallback, word timings."""
+        options = window.options
         segments, info = self._model.transcribe(
-            samples,
+            window.samples,
             language=options.language if not self.english_only else "en",
             beam_size=options.beam_size,
             temperature=list(options.temperature),
             initial_prompt=options.prompt or None,
             hotwords=options.hotwords or None,
             word_timestamps=options.word_timestamps,
-            condition_on_previous_text=False,  # the pipeline passes the previous chunk as prompt
-            vad_filter=False,  # chunks come from our own VAD
+            condition_on_previous_text=False,  # the pipeline passes the previous window as prompt
+            vad_filter=False,  # windows come from our own VAD
         )
-        result = tuple(_segment(s) for s in segments)  # runs the model, here, on this thread
-        kept = tuple(s for s in result if not looks_hallucinated(s))
-        return Transcript(kept, info.language, info.language_probability)
+        decoded = tuple(_from_library(s) for s in segments)  # runs the model, here
+        return Transcript(_kept(decoded), info.language, info.language_probability)
+
+    def _with_logprobs(
+        self, windows: Sequence[_Window], transcripts: list[Transcript | BaseException]
+    ) -> list[Transcript | BaseException]:
+        """Token log-probabilities from one teacher-forced alignment pass, where asked for."""
+        wanted = [
+            i
+            for i, (w, t) in enumerate(zip(windows, transcripts, strict=True))
+            if w.options.logprobs and isinstance(t, Transcript) and t.segments
+        ]
+        for i in wanted:
+            transcript = transcripts[i]
+            assert isinstance(transcript, Transcript)
+            tok = self._tokenizer(transcript.language)
+            features = self._model.feature_extractor(windows[i].samples)
+            n_frames = min(features.shape[-1] - 1, N_FRAMES)
+            encoded = self._model.encode(pad_or_trim(features[:, :n_frames]))
+            texts = [[t for t in s.tokens if t < tok.eot] for s in transcript.segments]
+            flat = [t for text in texts for t in text]
+            probs = list(
+                self._model.model.align(encoded, tok.sot_sequence, [flat], n_frames)[0].text_token_probs
+            )
+            segments, k = [], 0
+            for segment, text in zip(transcript.segments, texts, strict=True):
+                logprobs = tuple(
+                    TokenLogprob(tok.decode([t]), math.log(max(p, 1e-12)))
+                    for t, p in zip(text, probs[k : k + len(text)], strict=False)
+                )
+                segments.append(dataclasses.replace(segment, logprobs=logprobs))
+                k += len(text)
+            transcripts[i] = dataclasses.replace(transcript, segments=tuple(segments))
+        return transcripts
 
 
-def _segment(s: Any) -> Segment:
+def _segments(tok: Tokenizer, pieces: list[dict[str, Any]]) -> tuple[Segment, ...]:
+    """A first pass's timestamped pieces as segments (dropping empty ones, as faster-whisper does)."""
+    segments = []
+    for piece in pieces:
+        text = tok.decode(piece["tokens"])
+        if piece["start"] == piece["end"] or not text.strip():
+            continue
+        avg_logprob, compression, no_speech = piece["stats"]
+        segments.append(
+            Segment(
+                start_s=float(piece["start"]),
+                end_s=float(piece["end"]),
+                text=text,
+                tokens=tuple(piece["tokens"]),
+                avg_logprob=min(0.0, float(avg_logprob)),
+                compression_ratio=float(compression),
+                no_speech_prob=float(no_speech),
+                temperature=0.0,
+                words=tuple(
+                    Word(float(w["start"]), float(w["end"]), str(w["word"]), float(w["probability"]))
+                    for w in piece.get("words", ())
+                ),
+            )
+        )
+    return tuple(segments)
+
+
+def _from_library(s: Any) -> Segment:
     return Segment(
         start_s=float(s.start),
         end_s=float(s.end),
@@ -189,6 +489,10 @@ def _segment(s: Any) -> Segment:
             Word(float(w.start), float(w.end), str(w.word), float(w.probability)) for w in s.words or ()
         ),
     )
+
+
+def _kept(segments: tuple[Segment, ...]) -> tuple[Segment, ...]:
+    return tuple(s for s in segments if not looks_hallucinated(s))
 
 
 def looks_hallucinated(s: Segment) -> bool:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import anyio.to_thread
 import numpy as np
 import uvicorn
 from fastapi import FastAPI, Request
@@ -35,18 +35,25 @@ def create_app(settings: Settings | None = None, engines: Mapping[str, Engine] |
     service = TranscriptionService(
         settings,
         registry,
-        Transcriber(settings.max_concurrent_requests, settings.max_queued_requests),
+        Transcriber(
+            settings.max_concurrent_requests,
+            settings.max_queued_requests,
+            max_lanes=settings.max_batch_size,
+            lane_windows=settings.lane_windows,
+        ),
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = await registry.get(settings.default_model)
-        # One tiny decode so the first real request does not pay for lazy initialisation.
-        warmup = np.zeros(16000, dtype=np.float32)
-        await anyio.to_thread.run_sync(engine.transcribe, warmup, DecodeOptions(language=None, beam_size=1))
+        for model_id in registry.startup_models():
+            engine = await registry.get(model_id)
+            # One tiny decode so the first real request does not pay for lazy initialisation.
+            warmup = np.zeros(16000, dtype=np.float32)
+            await asyncio.wrap_future(engine.submit(warmup, DecodeOptions(language=None, beam_size=1)))
         logger.info("ready: default model %s", settings.default_model)
-        yield
-        service.transcriber.close()
+        async with registry.unloading_idle_models():
+            yield
+        registry.close()
 
     app = FastAPI(title="asr-server", version="0.1.0", lifespan=lifespan)
     app.state.service = service

@@ -1,10 +1,9 @@
 """Chunks -> model windows -> engine -> per-chunk results on the upload's timeline.
 
 Consecutive VAD chunks are grouped into windows spanning up to ``window_s`` of audio (one encoder
-pass each), and each window's words are mapped back to the chunk they were spoken in. Windows run on
-worker threads (inference never blocks the event loop), a bounded number at a time; requests take
-turns window by window, and work stops between windows when the client goes away or the deadline
-passes.
+pass each), and each window's words are mapped back to the chunk they were spoken in. Windows are
+submitted to the engine, which decodes whatever is waiting as one batch on its own thread (inference
+never blocks the event loop); work stops when the client goes away or the deadline passes.
 """
 
 from __future__ import annotations
@@ -12,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import bisect
 import dataclasses
+import itertools
 import logging
 import math
 import time
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -51,17 +50,16 @@ class ChunkResult:
 
 
 class Transcriber:
-    """Admits requests (or refuses them with 503 when the line is full) and runs their chunks."""
+    """Admits requests (or refuses them with 503 when the line is full) and runs their windows."""
 
-    def __init__(self, max_concurrent: int, max_queued: int) -> None:
-        # A window that outlives its request (timeout, disconnect) keeps its worker until it ends,
-        # so the model never runs more windows at once than it has workers; queued ones are dropped.
-        self._executor = ThreadPoolExecutor(max_concurrent, thread_name_prefix="asr-infer")
+    def __init__(
+        self, max_concurrent: int, max_queued: int, *, max_lanes: int = 8, lane_windows: int = 3
+    ) -> None:
+        self._slots = asyncio.Semaphore(max_concurrent)
         self._capacity = max_concurrent + max_queued
         self._active = 0
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._max_lanes = max_lanes
+        self._lane_windows = lane_windows
 
     @property
     def active_requests(self) -> int:
@@ -74,7 +72,7 @@ class Transcriber:
 
     @contextmanager
     def admit(self) -> Iterator[None]:
-        """Count a request as in progress while its chunks run."""
+        """Count a request as in progress (decoding or waiting for a slot) while it runs."""
         self._active += 1
         try:
             yield
@@ -95,31 +93,89 @@ class Transcriber:
     ) -> AsyncIterator[ChunkResult]:
         """Yield each chunk's result in order, a window of chunks at a time.
 
-        ``streaming`` asks for word timings (to give each chunk exactly its own words) and a window
-        of its own for the first chunk. ``deadline`` is a ``time.monotonic()`` value; passing it
-        raises ``RequestTimeout``.
+        The windows are split into lanes of consecutive windows that decode side by side (their
+        windows share model batches); within a lane each window is prompted with the previous one's
+        text. ``streaming`` asks for word timings (to give each chunk exactly its own words) and
+        decodes the first chunk alone before the rest, so the first delta comes early.
+        ``deadline`` is a ``time.monotonic()`` value; passing it raises ``RequestTimeout``.
         """
-        previous = ""
-        index = 0
-        word_timestamps = options.word_timestamps or streaming
-        for window in pack_windows(chunks, window_s, first_alone=streaming):
-            prompt = _join_prompt(options.prompt, previous if condition_on_previous_text else "")
-            window_options = dataclasses.replace(options, prompt=prompt, word_timestamps=word_timestamps)
-            samples = audio.samples[window[0].start : window[-1].end]
-            remaining_s = math.inf if deadline is None else deadline - time.monotonic()
-            future = self._executor.submit(engine.transcribe, samples, window_options)
+        options = dataclasses.replace(options, word_timestamps=options.word_timestamps or streaming)
+        windows = pack_windows(chunks, window_s, first_alone=streaming)
+        try:
+            with anyio.fail_after(_remaining(deadline)):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise RequestTimeout("the request did not finish within its timeout") from None
+        loop = asyncio.get_running_loop()
+        decoded: list[asyncio.Future[Transcript]] = [loop.create_future() for _ in windows]
+
+        async def lane(indices: range) -> None:
+            lane_options, previous = options, ""
+            if indices.start > 0 and (streaming or options.language is None):
+                # Wait for the first window: an early first delta, and one detected language.
+                first = await asyncio.shield(decoded[0])
+                if options.language is None and first.segments:
+                    lane_options = dataclasses.replace(options, language=first.language)
+            for w in indices:
+                samples = audio.samples[windows[w][0].start : windows[w][-1].end]
+                prompt = _join_prompt(options.prompt, previous if condition_on_previous_text else "")
+                transcript = await asyncio.wrap_future(
+                    engine.submit(samples, dataclasses.replace(lane_options, prompt=prompt))
+                )
+                decoded[w].set_result(transcript)
+                previous = transcript.text or previous
+                if lane_options.language is None and transcript.segments:
+                    # Detect once per lane, so windows of one talk don't flip between languages.
+                    lane_options = dataclasses.replace(lane_options, language=transcript.language)
+
+        async def guarded(indices: range) -> None:
             try:
-                with anyio.fail_after(max(remaining_s, 0.0)):
-                    transcript = await asyncio.wrap_future(future)
-            except TimeoutError:
-                raise RequestTimeout("the request did not finish within its timeout") from None
-            for result in _split_window(transcript, window, index):
-                previous = result.text or previous
-                yield result
-            index += len(window)
-            if options.language is None and transcript.segments:
-                # Detect once, then hold it, so windows of one talk don't flip between languages.
-                options = dataclasses.replace(options, language=transcript.language)
+                await lane(indices)
+            except BaseException as exc:  # hand the failure to whoever waits for these windows
+                for w in indices:
+                    if not decoded[w].done():
+                        decoded[w].set_exception(
+                            exc if isinstance(exc, Exception) else RuntimeError("cancelled")
+                        )
+                if not isinstance(exc, Exception):
+                    raise
+
+        tasks = [
+            asyncio.create_task(guarded(indices))
+            for indices in split_lanes(len(windows), self._max_lanes, self._lane_windows)
+        ]
+        try:
+            index = 0
+            for w, window in enumerate(windows):
+                try:
+                    with anyio.fail_after(_remaining(deadline)):
+                        transcript = await asyncio.shield(decoded[w])
+                except TimeoutError:
+                    raise RequestTimeout("the request did not finish within its timeout") from None
+                for result in _split_window(transcript, window, index):
+                    yield result
+                index += len(window)
+        finally:
+            for task in tasks:
+                task.cancel()  # cancels the engine futures not yet started
+            for future in decoded:
+                if future.done() and not future.cancelled():
+                    future.exception()  # retrieved: no "never retrieved" warnings
+            self._slots.release()
+
+
+def split_lanes(n_windows: int, max_lanes: int, lane_windows: int) -> list[range]:
+    """Consecutive runs of windows, as even as possible, each at least ``lane_windows`` long.
+
+    More lanes mean bigger batches but more windows that start without the previous text.
+    """
+    lanes = max(1, min(max_lanes, n_windows // max(lane_windows, 1)))
+    bounds = [round(k * n_windows / lanes) for k in range(lanes + 1)]
+    return [range(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+
+
+def _remaining(deadline: float | None) -> float:
+    return math.inf if deadline is None else max(deadline - time.monotonic(), 0.0)
 
 
 def pack_windows(chunks: list[Chunk], window_s: float, *, first_alone: bool = False) -> list[list[Chunk]]:
@@ -154,16 +210,27 @@ def _split_window(transcript: Transcript, window: list[Chunk], first_index: int)
     def owner(t: float) -> int:
         return max(bisect.bisect_right(starts_s, t) - 1, 0)
 
+    def placed(w: Word) -> Word:
+        # Whisper stretches the first word after a pause back over the silence; a word starts no
+        # earlier than the speech of the chunk it ends in.
+        start, end = at(w.start_s), at(w.end_s)
+        speech_s = window[owner(end)].speech_start_s
+        if start < speech_s <= end:
+            start = round(speech_s, 3)
+        return dataclasses.replace(w, start_s=start, end_s=end)
+
     words: list[list[Word]] = [[] for _ in window]
     segments: list[list[Segment]] = [[] for _ in window]
     for segment in transcript.segments:
-        placed = [dataclasses.replace(w, start_s=at(w.start_s), end_s=at(w.end_s)) for w in segment.words]
-        for w in placed:
+        moved = [placed(w) for w in segment.words]
+        for w in moved:
             words[owner((w.start_s + w.end_s) / 2)].append(w)
         start, end = at(segment.start_s), at(segment.end_s)
-        home = owner(placed[0].start_s if placed else start)
+        if moved:
+            start = max(start, moved[0].start_s)
+        home = owner(moved[0].start_s if moved else start)
         segments[home].append(
-            dataclasses.replace(segment, start_s=start, end_s=max(start, end), words=tuple(placed))
+            dataclasses.replace(segment, start_s=start, end_s=max(start, end), words=tuple(moved))
         )
     return [
         ChunkResult(first_index + k, chunk, tuple(segments[k]), tuple(words[k]), transcript.language)

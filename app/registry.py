@@ -7,7 +7,9 @@ never make the server open an arbitrary path.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -52,7 +54,8 @@ def whisper_factory(settings: Settings) -> EngineFactory:
             compute_type=settings.compute_type,
             device_index=settings.device_index,
             cpu_threads=settings.cpu_threads,
-            num_workers=settings.max_concurrent_requests,
+            max_batch_size=settings.max_batch_size,
+            batch_wait_s=settings.batch_wait_ms / 1000,
             local_files_only=local,
         )
 
@@ -60,19 +63,36 @@ def whisper_factory(settings: Settings) -> EngineFactory:
 
 
 class ModelRegistry:
-    """Resolves names to model ids and loads each model once, on first use or at startup."""
+    """Resolves names to model ids and loads each model once, on first use or at startup.
+
+    Several models can be loaded at once. With ``model_idle_unload_s`` set, a model loaded on
+    demand is unloaded once no request has used it for that long (never while one uses it: see
+    ``lease``), so a rarely used large model does not hold its memory; the default model, models
+    marked ``preload`` and engines handed in (which the factory could not rebuild) stay loaded.
+    """
 
     def __init__(
         self,
         settings: Settings,
         factory: EngineFactory,
         preloaded: Mapping[str, Engine] | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
         self._factory = factory
         self._names = settings.model_names()
         self._engines: dict[str, Engine] = dict(preloaded or {})
         self._locks: dict[str, anyio.Lock] = {}
+        self._clock = clock
+        self._users: dict[str, int] = {}  # requests holding a lease, per model id
+        self._last_used: dict[str, float] = dict.fromkeys(self._engines, clock())
+        self._pinned = {*self.startup_models(), *self._engines}
+
+    def startup_models(self) -> list[str]:
+        """The models to load (and warm up) at startup: the default one, then those marked preload."""
+        preload = [m for m, spec in self._settings.models.items() if spec.preload]
+        return list(dict.fromkeys([self._settings.default_model, *preload]))
 
     def resolve(self, name: str) -> str:
         """The model id a request's ``model`` names; unknown names -> 404."""
@@ -86,7 +106,13 @@ class ModelRegistry:
         return sorted(self._engines)
 
     async def get(self, model_id: str) -> Engine:
-        """The engine for a model id, loading it (off the event loop, once) if needed."""
+        """The engine for a model id, loading it (off the event loop, once) if needed.
+
+        Each call also unloads the other models that have been idle too long, so idle unloading
+        works even where nothing runs ``unloading_idle_models``.
+        """
+        await self.unload_idle(keep=model_id)
+        self._last_used[model_id] = self._clock()
         engine = self._engines.get(model_id)
         if engine is not None:
             return engine
@@ -95,4 +121,65 @@ class ModelRegistry:
             if model_id not in self._engines:
                 spec = self._settings.models[model_id]
                 self._engines[model_id] = await anyio.to_thread.run_sync(self._factory, model_id, spec)
+                logger.info("model %s loaded", model_id)
+            self._last_used[model_id] = self._clock()
             return self._engines[model_id]
+
+    @asynccontextmanager
+    async def lease(self, model_id: str) -> AsyncIterator[Engine]:
+        """The engine for a model id, never unloaded as idle until the block ends."""
+        self._users[model_id] = self._users.get(model_id, 0) + 1  # before get(): no gap to unload in
+        try:
+            yield await self.get(model_id)
+        finally:
+            self._users[model_id] -= 1
+            self._last_used[model_id] = self._clock()
+
+    async def unload_idle(self, keep: str | None = None) -> list[str]:
+        """Unload the models unused for ``model_idle_unload_s`` (0: never); returns their ids."""
+        limit = self._settings.model_idle_unload_s
+        if not limit:
+            return []
+        now = self._clock()
+        idle = [
+            model_id
+            for model_id in self._engines
+            if model_id != keep
+            and model_id not in self._pinned
+            and not self._users.get(model_id)
+            and now - self._last_used.get(model_id, now) >= limit
+        ]
+        # All out of the registry before the first await, so that a concurrent sweep cannot pick
+        # them again; a request from here on loads its model afresh.
+        engines = [self._engines.pop(model_id) for model_id in idle]
+        for model_id, engine in zip(idle, engines, strict=True):
+            logger.info("model %s unloaded after %.0f s idle", model_id, now - self._last_used[model_id])
+            with anyio.CancelScope(shield=True):  # out of the registry now: it must be closed
+                await anyio.to_thread.run_sync(engine.close)
+        return idle
+
+    @asynccontextmanager
+    async def unloading_idle_models(self) -> AsyncIterator[None]:
+        """While the block runs, unload idle models in the background (also when no request comes)."""
+        limit = self._settings.model_idle_unload_s
+        if not limit:
+            yield
+            return
+
+        async def watch() -> None:
+            while True:
+                await anyio.sleep(min(max(limit / 4, 0.01), 30.0))
+                await self.unload_idle()
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(watch)
+            try:
+                yield
+            finally:
+                tasks.cancel_scope.cancel()
+
+    def close(self) -> None:
+        """Stop every loaded engine's inference thread (at shutdown)."""
+        for engine in self._engines.values():
+            engine.close()
+        self._engines.clear()

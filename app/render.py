@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from app.engine import Segment, token_confidence
+from app.engine import Segment, TokenLogprob, Word, token_confidence
 from app.pipeline import ChunkResult
 
 CONTENT_TYPES = {
@@ -26,6 +28,8 @@ class Transcription:
     results: tuple[ChunkResult, ...]
     duration_s: float
     language: str  # BCP-47, e.g. "en-US"
+    logprobs: bool = False  # the request's include has "logprobs"
+    words: bool = False  # its timestamp_granularities has "word"
 
     @property
     def segments(self) -> list[Segment]:
@@ -54,15 +58,47 @@ def render_body(t: Transcription, response_format: str) -> str:
     if response_format in {"srt", "vtt"}:
         return subtitles(t.segments, vtt=response_format == "vtt")
     confidence = t.confidence
-    return json.dumps(
-        {
-            "text": t.text,
-            "success": True,
-            "error": None,
-            "confidence": None if confidence is None else round(confidence, 4),
-        },
-        ensure_ascii=False,
-    )
+    body: dict[str, Any] = {
+        "text": t.text,
+        "success": True,
+        "error": None,
+        "confidence": None if confidence is None else round(confidence, 4),
+    }
+    if t.logprobs:
+        body["logprobs"] = logprobs_json(lp for s in t.segments for lp in s.logprobs)
+    return json.dumps(body, ensure_ascii=False)
+
+
+def logprobs_json(logprobs: Iterable[TokenLogprob]) -> list[dict[str, Any]]:
+    """OpenAI's token log-probability objects; ``bytes`` (UTF-8) lets a client rebuild text whose
+    characters span several tokens."""
+    return [{"token": lp.token, "logprob": lp.logprob, "bytes": list(lp.token.encode())} for lp in logprobs]
+
+
+def segment_json(segment_id: int, s: Segment) -> dict[str, Any]:
+    """A segment as both verbose_json schemas (and the AI Refinery segment event) want it."""
+    return {
+        "id": segment_id,
+        "seek": round(s.start_s, 3),
+        "start": s.start_s,
+        "end": s.end_s,
+        "text": s.text,
+        "tokens": list(s.tokens),
+        "temperature": s.temperature,
+        "avg_logprob": s.avg_logprob,
+        "compression_ratio": max(s.compression_ratio, 1e-6),  # the AI Refinery schema wants > 0
+        "no_speech_prob": s.no_speech_prob,
+    }
+
+
+def word_json(w: Word, segment_id: int) -> dict[str, Any]:
+    return {
+        "word": w.word.strip(),
+        "start": w.start_s,
+        "end": w.end_s,
+        "confidence": round(w.probability, 4),
+        "segment": segment_id,
+    }
 
 
 def verbose_json(t: Transcription) -> dict[str, Any]:
@@ -70,30 +106,9 @@ def verbose_json(t: Transcription) -> dict[str, Any]:
     segments: list[dict[str, Any]] = []
     words: list[dict[str, Any]] = []
     for i, s in enumerate(t.segments):
-        segments.append(
-            {
-                "id": i,
-                "seek": round(s.start_s, 3),
-                "start": s.start_s,
-                "end": s.end_s,
-                "text": s.text,
-                "tokens": list(s.tokens),
-                "temperature": s.temperature,
-                "avg_logprob": s.avg_logprob,
-                "compression_ratio": max(s.compression_ratio, 1e-6),
-                "no_speech_prob": s.no_speech_prob,
-            }
-        )
-        words.extend(
-            {
-                "word": w.word.strip(),
-                "start": w.start_s,
-                "end": w.end_s,
-                "confidence": round(w.probability, 4),
-                "segment": i,
-            }
-            for w in s.words
-        )
+        segments.append(segment_json(i, s))
+        if t.words:
+            words.extend(word_json(w, i) for w in s.words)
     confidence = t.confidence
     body: dict[str, Any] = {
         "task": "transcribe",
@@ -105,7 +120,7 @@ def verbose_json(t: Transcription) -> dict[str, Any]:
         "success": True,
         "error": None,
     }
-    if words:
+    if t.words:
         body["words"] = words
     return body
 
@@ -131,7 +146,9 @@ def _clock(seconds: float, vtt: bool) -> str:
 # --- streaming -------------------------------------------------------------------------------
 
 
-def delta_event(result: ChunkResult, text: str) -> dict[str, Any]:
+def delta_event(
+    result: ChunkResult, text: str, logprobs: Sequence[TokenLogprob] | None = None
+) -> dict[str, Any]:
     """A chunk's new text; ``delta`` (OpenAI, seed docs) and ``text`` (AI Refinery parser) agree."""
     return {
         "type": "transcript.text.delta",
@@ -140,7 +157,7 @@ def delta_event(result: ChunkResult, text: str) -> dict[str, Any]:
         "id": str(result.index),
         "offset": round(result.chunk.start_s, 3),
         "duration": round(result.chunk.duration_s, 3),
-        "logprobs": None,
+        "logprobs": None if logprobs is None else logprobs_json(logprobs),
     }
 
 
@@ -150,9 +167,74 @@ def done_event(t: Transcription) -> dict[str, Any]:
         "type": "transcript.text.done",
         "text": t.text,
         "confidence": None if confidence is None else round(confidence, 4),
-        "logprobs": None,
+        "logprobs": logprobs_json(lp for s in t.segments for lp in s.logprobs) if t.logprobs else None,
         "usage": {"type": "duration", "seconds": round(t.duration_s, 3)},
     }
+
+
+def tokens_by_word(segment: Segment) -> list[tuple[TokenLogprob, ...]]:
+    """A segment's token logprobs split over its words (by character position in their text).
+
+    Whisper's words are runs of whole tokens, so this is exact; tokens past the last word (text
+    that does not line up) go to the last word, so none is lost.
+    """
+    if not segment.words:
+        return []
+    ends = list(itertools.accumulate(len(w.word) for w in segment.words))
+    groups: list[list[TokenLogprob]] = [[] for _ in segment.words]
+    position = 0
+    for lp in segment.logprobs:
+        groups[min(bisect.bisect_right(ends, position), len(groups) - 1)].append(lp)
+        position += len(lp.token)
+    return [tuple(g) for g in groups]
+
+
+class StreamEvents:
+    """A stream's per-chunk events: the delta, then ``transcript.word`` / ``transcript.segment``.
+
+    Segments are numbered across the whole stream in the order verbose_json numbers them; a word
+    is told apart by its segment, and a delta carries the logprobs of exactly its own words (a
+    segment can start in one chunk and end in the next). A chunk's segments always arrive with or
+    before its words' later chunks, so the maps below are filled in time.
+    """
+
+    def __init__(self, *, words: bool, segments: bool, logprobs: bool) -> None:
+        self._words = words
+        self._segments = segments
+        self._logprobs = logprobs
+        self._segment_of: dict[Word, int] = {}
+        self._tokens_of: dict[Word, tuple[TokenLogprob, ...]] = {}
+        self._next_segment = 0
+        self._any_text = False
+
+    def chunk(self, result: ChunkResult) -> list[dict[str, Any]]:
+        """The events for one chunk's result (none for a chunk without text or segments)."""
+        numbered: list[tuple[int, Segment]] = []
+        for segment in result.segments:
+            numbered.append((self._next_segment, segment))
+            for w, tokens in zip(segment.words, tokens_by_word(segment), strict=True):
+                self._segment_of[w] = self._next_segment
+                self._tokens_of[w] = tokens
+            self._next_segment += 1
+        events: list[dict[str, Any]] = []
+        if result.text:
+            logprobs: list[TokenLogprob] | None = None
+            if self._logprobs:
+                logprobs = (
+                    [lp for w in result.words for lp in self._tokens_of.get(w, ())]
+                    if result.words
+                    else [lp for s in result.segments for lp in s.logprobs]
+                )
+            prefix = " " if self._any_text else ""
+            self._any_text = True
+            events.append(delta_event(result, prefix + result.text, logprobs))
+        if self._words:
+            events.extend(
+                {"type": "transcript.word", **word_json(w, self._segment_of.get(w, 0))} for w in result.words
+            )
+        if self._segments:
+            events.extend({"type": "transcript.segment", "segment": segment_json(i, s)} for i, s in numbered)
+        return events
 
 
 def error_event(message: str, code: str) -> dict[str, Any]:

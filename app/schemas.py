@@ -39,7 +39,7 @@ class TranscriptionParams(BaseModel):
 
     model: str = Field(min_length=1)
     chunking_strategy: ServerVad | None = None  # None: "auto", the server's VAD defaults
-    language: str | None = "en-US"
+    language: str | None = None  # None or "auto": detect (English-only models: English)
     response_format: ResponseFormat = "json"
     stream: bool = False
     timeout: float | None = Field(None, gt=0)

@@ -13,12 +13,12 @@ import anyio.to_thread
 
 from app.audio import Audio, PcmFormat, decode_audio
 from app.config import Settings
-from app.engine import DEFAULT_TEMPERATURES, DecodeOptions, Engine
+from app.engine import DEFAULT_TEMPERATURES, DecodeOptions
 from app.errors import AsrError, InvalidRequest
 from app.languages import to_bcp47, to_whisper
 from app.pipeline import ChunkResult, Transcriber
 from app.registry import ModelRegistry
-from app.render import Transcription, delta_event, done_event, error_event
+from app.render import StreamEvents, Transcription, done_event, error_event
 from app.schemas import TranscriptionParams
 from app.upload import Upload
 from app.vad import Chunk, ChunkingOptions, chunk_frames, detect_speech, is_tonal
@@ -31,8 +31,7 @@ class Job:
     """A request that passed every check: decoded audio, its chunks and how to decode them."""
 
     params: TranscriptionParams
-    model_id: str
-    engine: Engine
+    model_id: str  # its engine is leased from the registry while the job runs
     audio: Audio
     chunks: list[Chunk]
     options: DecodeOptions
@@ -75,8 +74,9 @@ class TranscriptionService:
             temperature=DEFAULT_TEMPERATURES if params.temperature is None else (params.temperature,),
             hotwords=params.hotwords,
             word_timestamps="word" in params.timestamp_granularities,
+            logprobs="logprobs" in params.include,
         )
-        return Job(params, model_id, engine, audio, chunks, options, started)
+        return Job(params, model_id, audio, chunks, options, started)
 
     def _decode_and_chunk(self, upload: Upload, pcm: PcmFormat) -> tuple[Audio, list[Chunk]]:
         audio = decode_audio(
@@ -107,37 +107,50 @@ class TranscriptionService:
         )
 
     async def _results(self, job: Job, *, streaming: bool) -> AsyncIterator[ChunkResult]:
+        # The lease keeps the model loaded while it runs (and reloads it if it was unloaded as idle
+        # since prepare() looked at it).
         with self.transcriber.admit():
-            async for result in self.transcriber.run(
-                job.engine,
-                job.audio,
-                job.chunks,
-                job.options,
-                condition_on_previous_text=self.settings.condition_on_previous_text,
-                window_s=self.settings.window_s,
-                streaming=streaming,
-                deadline=job.deadline,
-            ):
-                yield result
+            async with self.registry.lease(job.model_id) as engine:
+                async for result in self.transcriber.run(
+                    engine,
+                    job.audio,
+                    job.chunks,
+                    job.options,
+                    condition_on_previous_text=self.settings.condition_on_previous_text,
+                    window_s=self.settings.window_s,
+                    streaming=streaming,
+                    deadline=job.deadline,
+                ):
+                    yield result
         self._log(job)
 
     def _assemble(self, job: Job, results: list[ChunkResult]) -> Transcription:
         detected = next((r.language for r in results if r.segments), job.options.language or "en")
-        return Transcription(tuple(results), job.audio.duration_s, to_bcp47(detected, job.params.language))
+        return Transcription(
+            tuple(results),
+            job.audio.duration_s,
+            to_bcp47(detected, job.params.language),
+            logprobs=job.options.logprobs,
+            words=job.options.word_timestamps,
+        )
 
     async def transcribe(self, job: Job) -> Transcription:
         results = [r async for r in self._results(job, streaming=False)]
         return self._assemble(job, results)
 
     async def events(self, job: Job) -> AsyncIterator[dict[str, Any]]:
-        """Stream events: a delta per chunk with text, then done; an error event if it fails."""
+        """Stream events: a delta per chunk with text (and its word/segment events when asked
+        for), then done; an error event if it fails."""
         results: list[ChunkResult] = []
+        granularities = job.params.timestamp_granularities
+        render = StreamEvents(
+            words="word" in granularities, segments="segment" in granularities, logprobs=job.options.logprobs
+        )
         try:
             async for result in self._results(job, streaming=True):
                 results.append(result)
-                if result.text:
-                    prefix = " " if any(r.text for r in results[:-1]) else ""
-                    yield delta_event(result, prefix + result.text)
+                for event in render.chunk(result):
+                    yield event
         except AsrError as exc:
             logger.warning("stream failed: %s", exc.message)
             yield error_event(exc.message, exc.code)

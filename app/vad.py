@@ -35,23 +35,42 @@ class Chunk:
 
     start: int
     end: int
+    speech_start: int | None = None  # the first speech frame (start includes prefix padding)
 
     @property
     def start_s(self) -> float:
         return self.start / SAMPLE_RATE
 
     @property
+    def speech_start_s(self) -> float:
+        return (self.start if self.speech_start is None else self.speech_start) / SAMPLE_RATE
+
+    @property
     def duration_s(self) -> float:
         return (self.end - self.start) / SAMPLE_RATE
+
+
+# Frames quieter than this are never speech, whatever webrtcvad says: it calls a quiet room's
+# hiss (around -60 dBFS) speech, which glues a whole recording into one run of chunks. The floor
+# follows the recording's level down (loudest frames minus FLOOR_BELOW_PEAK_DB), so a recording
+# made very quietly still has speech.
+ENERGY_FLOOR_DBFS = -50.0
+FLOOR_BELOW_PEAK_DB = 35.0
 
 
 def detect_speech(samples: Samples, aggressiveness: int) -> list[bool]:
     """One speech flag per 30 ms frame (a trailing partial frame is zero-padded)."""
     vad = webrtcvad.Vad(aggressiveness)
     pad = (-len(samples)) % FRAME_SAMPLES
-    pcm = (np.clip(np.pad(samples, (0, pad)), -1.0, 1.0) * 32767).astype("<i2").tobytes()
+    padded = np.clip(np.pad(samples, (0, pad)), -1.0, 1.0)
+    if not len(padded):
+        return []
+    pcm = (padded * 32767).astype("<i2").tobytes()
     step = FRAME_SAMPLES * 2
-    return [vad.is_speech(pcm[i : i + step], SAMPLE_RATE) for i in range(0, len(pcm), step)]
+    level = 20 * np.log10(np.sqrt(np.mean(padded.reshape(-1, FRAME_SAMPLES) ** 2, axis=1)) + 1e-10)
+    floor = min(ENERGY_FLOOR_DBFS, float(np.percentile(level, 99)) - FLOOR_BELOW_PEAK_DB)
+    speech = [vad.is_speech(pcm[i : i + step], SAMPLE_RATE) for i in range(0, len(pcm), step)]
+    return [s and bool(loud) for s, loud in zip(speech, level > floor, strict=True)]
 
 
 def chunk_frames(flags: list[bool], total_samples: int, opts: ChunkingOptions) -> list[Chunk]:
@@ -91,8 +110,9 @@ def chunk_frames(flags: list[bool], total_samples: int, opts: ChunkingOptions) -
         for piece_start, piece_end in _split(flags, begin, end, max_frames):
             start_sample = max(piece_start * FRAME_SAMPLES, prev_end)
             end_sample = min(piece_end * FRAME_SAMPLES, total_samples)
+            speech = next((i for i in range(piece_start, piece_end) if flags[i]), piece_start)
             if end_sample > start_sample:
-                chunks.append(Chunk(start_sample, end_sample))
+                chunks.append(Chunk(start_sample, end_sample, max(speech * FRAME_SAMPLES, start_sample)))
                 prev_end = end_sample
     return chunks
 

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import jiwer
+import numpy as np
+import soundfile as sf
 from whisper_normalizer.english import EnglishTextNormalizer
 
 EVAL_DIR = Path(os.environ.get("ASR_EVAL_DIR", Path(__file__).resolve().parents[2] / "shared" / "eval"))
@@ -52,3 +54,54 @@ def wer(references: list[str], hypotheses: list[str]) -> float:
     hyps = [normalize(h) for h in hypotheses]
     pairs = [(r, h) for r, h in zip(refs, hyps, strict=True) if r]
     return float(jiwer.wer([r for r, _ in pairs], [h or "<empty>" for _, h in pairs]))
+
+
+def frame_rms(path: Path, frame_ms: int = 10) -> tuple[np.ndarray, float]:
+    """RMS of each frame of a file (channels averaged) and the frame length in seconds."""
+    samples, rate = sf.read(path, dtype="float32", always_2d=True)
+    mono = samples.mean(axis=1)
+    frame = round(frame_ms * rate / 1000)
+    n = len(mono) // frame
+    return np.sqrt((mono[: n * frame].reshape(n, frame) ** 2).mean(axis=1)), frame / rate
+
+
+def speech_onsets_s(clip: Clip) -> list[float]:
+    """Where the speech of each utterance of a long file starts: its first 10 ms frame within 20 dB
+    of the utterance's loudest one. The manifest's ``start_s`` is where the utterance's recording
+    starts, its own lead-in silence included (about 0.5 s in the LibriSpeech file)."""
+    rms, frame_s = frame_rms(clip.path)
+    onsets = []
+    for utterance in clip.raw["segments"]:
+        first, last = round(utterance["start_s"] / frame_s), round(utterance["end_s"] / frame_s)
+        frames = rms[first:last]
+        onsets.append((first + int(np.flatnonzero(frames > 0.1 * frames.max())[0])) * frame_s)
+    return onsets
+
+
+def first_word_errors_s(clip: Clip, words: list[dict[str, Any]], starts_s: list[float]) -> list[float]:
+    """For each utterance of a long file (the manifest's ``segments``), how far the start of the
+    hypothesis word aligned to its first reference word is from ``starts_s`` (one per utterance).
+
+    Words are normalised one by one (keeping each one's start) and aligned to the normalised
+    reference; utterances whose first word the hypothesis dropped are left out.
+    """
+    hyp_tokens: list[str] = []
+    hyp_starts: list[float] = []
+    for w in words:
+        for token in normalize(w["word"]).split():
+            hyp_tokens.append(token)
+            hyp_starts.append(float(w["start"]))
+    ref_tokens: list[str] = []
+    firsts: list[tuple[int, float]] = []
+    for utterance, start_s in zip(clip.raw["segments"], starts_s, strict=True):
+        firsts.append((len(ref_tokens), start_s))
+        ref_tokens += normalize(utterance["text"]).split()
+    if not hyp_tokens:
+        return []
+    alignment = jiwer.process_words(" ".join(ref_tokens), " ".join(hyp_tokens)).alignments[0]
+    hyp_index: dict[int, int] = {}
+    for chunk in alignment:
+        if chunk.type in ("equal", "substitute"):
+            for k in range(chunk.ref_end_idx - chunk.ref_start_idx):
+                hyp_index[chunk.ref_start_idx + k] = chunk.hyp_start_idx + k
+    return [abs(hyp_starts[hyp_index[i]] - start_s) for i, start_s in firsts if i in hyp_index]

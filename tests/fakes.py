@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
@@ -24,19 +25,32 @@ class FakeEngine:
         self.delay_s = delay_s
         self._english_only = english_only
         self.calls = 0
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most calls running at once
         self.options: list[DecodeOptions] = []
         self._lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(4, thread_name_prefix="fake-engine")
 
     @property
     def english_only(self) -> bool:
         return self._english_only
 
+    def submit(self, samples: Samples, options: DecodeOptions) -> Future[Transcript]:
+        return self._executor.submit(self.transcribe, samples, options)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
     def transcribe(self, samples: Samples, options: DecodeOptions) -> Transcript:
         with self._lock:
             self.calls += 1
             self.options.append(options)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
         if self.delay_s:
             time.sleep(self.delay_s)
+        with self._lock:
+            self.in_flight -= 1
         slot = int(SLOT_S * SAMPLE_RATE)
         words: list[Word] = []
         for k in range(0, len(samples) // slot):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import anyio
 import numpy as np
+import pytest
 
 from app.audio import SAMPLE_RATE, Audio
-from app.engine import DecodeOptions
-from app.pipeline import ChunkResult, Transcriber, pack_windows
+from app.engine import DecodeOptions, Segment, Transcript, Word
+from app.pipeline import ChunkResult, Transcriber, _split_window, pack_windows, split_lanes
 from app.vad import Chunk
 from tests.audiogen import silence, tone
 from tests.fakes import FakeEngine
@@ -63,3 +64,52 @@ def test_words_land_in_their_chunk_at_upload_time() -> None:
     assert abs(results[2].words[0].start_s - 8.0) <= 0.5
     # the previous window's text is the next window's prompt
     assert engine.options[1].prompt == results[0].text
+
+
+@pytest.mark.parametrize(
+    ("n", "max_lanes", "lane_windows"), [(1, 8, 3), (4, 8, 3), (10, 8, 3), (20, 4, 2), (7, 8, 1)]
+)
+def test_lanes_cover_every_window_once_in_order(n: int, max_lanes: int, lane_windows: int) -> None:
+    lanes = split_lanes(n, max_lanes, lane_windows)
+    assert [w for lane in lanes for w in lane] == list(range(n))
+    assert 1 <= len(lanes) <= max_lanes
+    assert len(lanes) == 1 or min(len(lane) for lane in lanes) >= lane_windows
+
+
+def test_lanes_decode_side_by_side_and_results_keep_their_order() -> None:
+    # six 8 s bursts of "speech", one window each (window_s 9): three lanes of two windows.
+    samples = np.concatenate([np.concatenate([tone(8), silence(2)]) for _ in range(6)])
+    audio = Audio(samples, SAMPLE_RATE, 1, "wav")
+    chunks = [seconds(i * 10, i * 10 + 8) for i in range(6)]
+    engine = FakeEngine(delay_s=0.3)
+
+    async def collect() -> list[ChunkResult]:
+        t = Transcriber(1, 0, max_lanes=3, lane_windows=2)
+        options = DecodeOptions(language="en")
+        return [
+            r
+            async for r in t.run(engine, audio, chunks, options, condition_on_previous_text=True, window_s=9)
+        ]
+
+    results = anyio.run(collect)
+    assert [r.index for r in results] == list(range(6))
+    assert all(r.text for r in results)
+    prompts = [o.prompt for o in engine.options]
+    # each lane's first window starts without context, its second gets the first's text
+    assert sorted(p is None for p in prompts) == [False] * 3 + [True] * 3
+    assert engine.max_in_flight == 3
+
+
+def test_a_word_stretched_back_over_a_pause_starts_with_the_speech() -> None:
+    """Whisper often starts the first word after a pause at the end of the previous word."""
+    window = [
+        Chunk(0, 2 * SAMPLE_RATE, speech_start=int(0.3 * SAMPLE_RATE)),
+        Chunk(5 * SAMPLE_RATE, 8 * SAMPLE_RATE, speech_start=int(5.3 * SAMPLE_RATE)),
+    ]
+    words = (Word(0.3, 1.0, " one", 0.9), Word(1.0, 5.9, " two", 0.9), Word(5.9, 6.4, " three", 0.9))
+    segment = Segment(0.3, 6.4, " one two three", (1, 2, 3), -0.1, 1.2, 0.01, 0.0, words)
+    # window-relative times: the window starts at 0 s here, so they equal the file's
+    results = _split_window(Transcript((segment,), "en", 1.0), window, 0)
+    placed = [w for r in results for w in r.words]
+    assert [(w.word, w.start_s) for w in placed] == [(" one", 0.3), (" two", 5.3), (" three", 5.9)]
+    assert [r.text for r in results] == ["one", "two three"]

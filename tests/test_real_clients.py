@@ -75,24 +75,50 @@ def test_seed_examples_unchanged_on_sdk_1_14(live_server: LiveServer) -> None:
         check_stream(results[name]["events"], JFK.text)
 
 
+WORDS_AND_SEGMENTS = ["--timestamp-granularities", '["word", "segment"]']
+
+
+def check_timeline(words: list[dict[str, Any]], segments: list[dict[str, Any]], duration_s: float) -> None:
+    """Words and segments exist, run forward and lie inside the audio."""
+    assert words and segments
+    for items in (words, segments):
+        starts = [x["start"] for x in items]
+        assert starts == sorted(starts)
+        assert all(0 <= x["start"] <= x["end"] <= duration_s + 0.01 for x in items)
+
+
 @pytest.mark.parametrize("client", ["sync", "async"])
 def test_current_air_sdk_batch_and_stream(live_server: LiveServer, client: str) -> None:
-    batch = run_client(
-        "air-current", "air_current.py", [str(JFK.path), "--client", client], sdk_env(live_server)
-    )
+    """The sync client asks for verbose_json with words and segments (parsed into its
+    TranscriptionVerbose) and for word/segment stream events; the async one keeps the defaults."""
+    extras = client == "sync"
+    args = [str(JFK.path), "--client", client]
+    verbose = ["--response-format", "verbose_json", *WORDS_AND_SEGMENTS] if extras else []
+    batch = run_client("air-current", "air_current.py", args + verbose, sdk_env(live_server))
     call = batch["calls"][client]
     assert call["ok"], batch
-    assert wer([JFK.text], [call["result"]["text"]]) < 0.2
-    stream = run_client(
-        "air-current",
-        "air_current.py",
-        [str(JFK.path), "--client", client, "--stream"],
-        sdk_env(live_server),
-    )
+    result = call["result"]
+    assert wer([JFK.text], [result["text"]]) < 0.2
+    if extras:
+        assert (result["task"], result["language"]) == ("transcribe", "en-US")
+        assert abs(result["duration"] - JFK.duration_s) < 0.05
+        check_timeline(result["words"], result["segments"], JFK.duration_s)
+        assert all(
+            w["segment"] < len(result["segments"]) and 0 <= w["confidence"] <= 1 for w in result["words"]
+        )
+    stream_args = args + ["--stream"] + (WORDS_AND_SEGMENTS if extras else [])
+    stream = run_client("air-current", "air_current.py", stream_args, sdk_env(live_server))
     call = stream["calls"][client]
     assert call["ok"], stream
     assert not any("invalid payload" in line for line in call["printed"]), call["printed"]
     check_stream(call["events"], JFK.text)
+    words = [e for e in call["events"] if e["type"] == "transcript.word"]
+    segments = [e["segment"] for e in call["events"] if e["type"] == "transcript.segment"]
+    if extras:
+        check_timeline(words, segments, JFK.duration_s)
+        assert " ".join(w["word"] for w in words) == call["events"][-1]["text"]
+    else:
+        assert not words and not segments
 
 
 def test_current_air_sdk_raw_pcm_and_server_vad(live_server: LiveServer) -> None:
@@ -121,14 +147,35 @@ def test_current_air_sdk_sees_http_errors(live_server: LiveServer) -> None:
 
 @pytest.mark.parametrize("stream", [False, True], ids=["batch", "stream"])
 def test_openai_python(live_server: LiveServer, stream: bool) -> None:
-    args = [str(JFK.path), "--client", "sync", "--language", "en"] + (["--stream"] if stream else [])
+    """Batch: verbose_json with words and segments; stream: token logprobs in every delta."""
+    args = [str(JFK.path), "--client", "sync", "--language", "en"]
+    if stream:
+        args += ["--stream", "--include", "logprobs"]
+    else:
+        args += ["--response-format", "verbose_json", *WORDS_AND_SEGMENTS]
     out = run_client("air-current", "openai_client.py", args, sdk_env(live_server))
     call = out["calls"]["sync"]
     assert call["ok"], out
     if stream:
         check_stream(call["events"], JFK.text)
+        deltas = [e for e in call["events"] if e["type"] == "transcript.text.delta"]
+        for d in deltas:
+            assert d["logprobs"], d
+            assert "".join(lp["token"] for lp in d["logprobs"]).strip() == d["delta"].strip()
+            assert all(
+                lp["logprob"] <= 0 and bytes(lp["bytes"]).decode() == lp["token"] for lp in d["logprobs"]
+            )
+        done = call["events"][-1]
+        assert [lp["token"] for lp in done["logprobs"]] == [
+            lp["token"] for d in deltas for lp in d["logprobs"]
+        ]
+        assert done["usage"]["seconds"] == pytest.approx(JFK.duration_s, abs=0.05)
     else:
-        assert wer([JFK.text], [call["result"]["text"]]) < 0.2
+        result = call["result"]
+        assert wer([JFK.text], [result["text"]]) < 0.2
+        assert result["language"] == "en-US" and abs(result["duration"] - JFK.duration_s) < 0.05
+        check_timeline(result["words"], result["segments"], JFK.duration_s)
+        assert all(s["tokens"] and s["avg_logprob"] <= 0 for s in result["segments"])
 
 
 def test_openai_python_raises_on_errors(live_server: LiveServer) -> None:

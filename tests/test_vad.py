@@ -110,3 +110,27 @@ def test_tones_are_tonal_and_speech_and_noise_are_not() -> None:
     assert not is_tonal(speechlike(2.0))
     assert not is_tonal(white_noise(1.0))
     assert not is_tonal(np.zeros(16000, np.float32))
+
+
+def test_faint_sound_far_below_the_recording_is_not_speech() -> None:
+    loud = speechlike(2.0)
+    faint = speechlike(2.0, seed=2) * 10 ** (-45 / 20)  # the same kind of sound, 45 dB down (< -50 dBFS)
+    f = detect_speech(np.concatenate([loud, faint, loud]), aggressiveness=2)
+    per_second = 1000 // FRAME_MS
+    assert sum(f[: 2 * per_second]) > per_second  # the loud parts are speech
+    assert not any(f[2 * per_second + 1 : 4 * per_second - 1])  # the faint middle is not
+
+
+def test_a_quietly_recorded_file_still_has_speech() -> None:
+    loud = speechlike(3.0)
+    quiet = loud * 10 ** (-30 / 20)  # about -49 dBFS on average: most syllable troughs below -50
+    assert sum(detect_speech(quiet, aggressiveness=2)) >= 0.6 * sum(detect_speech(loud, aggressiveness=2))
+
+
+def test_chunks_know_where_their_speech_starts() -> None:
+    f = flags("......####......####")
+    chunks = chunk_frames(f, len(f) * FRAME_SAMPLES, opts(prefix_padding_ms=90, silence_duration_ms=90))
+    assert [(c.start // FRAME_SAMPLES, c.speech_start_s * 1000 // FRAME_MS) for c in chunks] == [
+        (3, 6),
+        (13, 16),
+    ]

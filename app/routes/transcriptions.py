@@ -28,7 +28,7 @@ _DOC = {
                         "file": {"type": "string", "format": "binary"},
                         "model": {"type": "string"},
                         "chunking_strategy": {"type": "string", "default": "auto"},
-                        "language": {"type": "string", "default": "en-US"},
+                        "language": {"type": "string", "default": "auto"},
                         "response_format": {"type": "string", "default": "json"},
                         "stream": {"type": "boolean", "default": False},
                         "timeout": {"type": "number"},

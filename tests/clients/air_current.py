@@ -19,28 +19,24 @@ and using the real SDK (not a re-implementation) is the only way to prove compat
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import io
-import json
-import os
 import sys
-import time
 import traceback
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-BASE_URL_ENV = "ASR_TEST_BASE_URL"
-API_KEY_ENV = "ASR_TEST_API_KEY"
-
-
-def dump(obj: Any) -> Any:
-    """JSON-able view of an SDK object: model_dump() for pydantic models, str() as a last resort."""
-    method = getattr(obj, "model_dump", None)
-    if callable(method):
-        return method()
-    if isinstance(obj, str | int | float | bool | type(None) | list | dict):
-        return obj
-    return repr(obj)
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script from a client venv
+from tests.clients._common import (
+    BASE_URL_ENV,
+    Call,
+    add_common_arguments,
+    common_kwargs,
+    dump,
+    emit,
+    run_calls,
+)
 
 
 def describe_error(exc: BaseException, stage: str) -> dict[str, Any]:
@@ -62,23 +58,12 @@ def describe_error(exc: BaseException, stage: str) -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("audio", help="audio file to upload")
-    parser.add_argument("--client", choices=("sync", "async", "both"), default="both")
-    parser.add_argument("--model", default="Azure/AI-Transcription")
+    add_common_arguments(parser, model="Azure/AI-Transcription", client="both")
     parser.add_argument("--response-format", default=None, help="json (SDK default), verbose_json, text")
-    parser.add_argument("--stream", action="store_true")
-    parser.add_argument(
-        "--chunking-strategy",
-        default=None,
-        help='"auto" or a JSON object, e.g. {"type": "server_vad", "silence_duration_ms": 500}',
-    )
     parser.add_argument("--language", default=None, help="BCP-47, SDK default en-US")
-    parser.add_argument("--timestamp-granularities", default=None, help='JSON list, e.g. ["word"]')
-    parser.add_argument("--extra-body", default=None, help="JSON object merged server-side")
     parser.add_argument(
         "--kwarg", action="append", default=[], metavar="KEY=VALUE", help="extra form field (**kwargs)"
     )
-    parser.add_argument("--timeout", type=float, default=None, help="per-request timeout, seconds")
     parser.add_argument(
         "--streaming-response",
         action="store_true",
@@ -89,27 +74,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="upload a nameless BytesIO (the SDK then names it file.wav / file_.wav)",
     )
-    parser.add_argument("--base-url", default=os.environ.get(BASE_URL_ENV, ""))
-    parser.add_argument("--api-key", default=os.environ.get(API_KEY_ENV, ""))
     return parser.parse_args(argv)
 
 
 def create_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments for transcriptions.create(); only what was asked for, so SDK defaults show."""
-    kwargs: dict[str, Any] = {"model": args.model, "stream": args.stream}
+    kwargs: dict[str, Any] = {"model": args.model, "stream": args.stream, **common_kwargs(args)}
     if args.response_format is not None:
         kwargs["response_format"] = args.response_format
-    if args.chunking_strategy is not None:
-        cs = args.chunking_strategy
-        kwargs["chunking_strategy"] = cs if cs == "auto" else json.loads(cs)
     if args.language is not None:
         kwargs["language"] = args.language
-    if args.timestamp_granularities is not None:
-        kwargs["timestamp_granularities"] = json.loads(args.timestamp_granularities)
-    if args.extra_body is not None:
-        kwargs["extra_body"] = json.loads(args.extra_body)
-    if args.timeout is not None:
-        kwargs["timeout"] = args.timeout
     for item in args.kwarg:
         key, sep, value = item.partition("=")
         if not sep:
@@ -190,25 +164,16 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"set {BASE_URL_ENV} (or --base-url)")
     with contextlib.redirect_stdout(sys.stderr):  # its import prints a compliance banner
         import air  # type: ignore[import-not-found,unused-ignore]
-    clients = ["sync", "async"] if args.client == "both" else [args.client]
-    calls: dict[str, dict[str, Any]] = {}
-    for which in clients:
-        mode = "stream" if args.stream else "batch"
-        call: dict[str, Any] = {"ok": False, "mode": mode, "result": None, "events": [], "error": None}
-        printed = io.StringIO()
-        t0 = time.monotonic()
-        with contextlib.redirect_stdout(printed):  # the SDK prints "invalid payload: ..." to stdout
-            if which == "sync":
-                run_sync(args, call)
-            else:
-                asyncio.run(run_async(args, call))
-        call["seconds"] = round(time.monotonic() - t0, 3)
-        call["printed"] = printed.getvalue().splitlines()
-        sys.stderr.write(printed.getvalue())
-        calls[which] = call
-    out = {"sdk_version": air.__version__, "base_url": args.base_url, "calls": calls}
-    sys.stdout.write(json.dumps(out, default=repr) + "\n")
-    return 0 if all(c["ok"] for c in calls.values()) else 1
+    return emit(air.__version__, args, run_calls(args, run_sync, run_async, wrap=capture_printed))
+
+
+def capture_printed(call: Call, go: Callable[[], object]) -> None:
+    """The SDK reports events it could not validate only by printing "invalid payload: ..."."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        go()
+    call["printed"] = printed.getvalue().splitlines()
+    sys.stderr.write(printed.getvalue())
 
 
 if __name__ == "__main__":

@@ -21,26 +21,13 @@ default behaviour.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import os
 import sys
-import time
 import traceback
+from pathlib import Path
 from typing import Any
 
-BASE_URL_ENV = "ASR_TEST_BASE_URL"
-API_KEY_ENV = "ASR_TEST_API_KEY"
-
-
-def dump(obj: Any) -> Any:
-    """JSON-able view of an SDK object: model_dump() for pydantic models, repr() as a last resort."""
-    method = getattr(obj, "model_dump", None)
-    if callable(method):
-        return method()
-    if isinstance(obj, str | int | float | bool | type(None) | list | dict):
-        return obj
-    return repr(obj)
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script from a client venv
+from tests.clients._common import BASE_URL_ENV, add_common_arguments, common_kwargs, dump, emit, run_calls
 
 
 def describe_error(exc: BaseException, stage: str) -> dict[str, Any]:
@@ -60,43 +47,27 @@ def describe_error(exc: BaseException, stage: str) -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("audio", help="audio file to upload")
-    parser.add_argument("--client", choices=("sync", "async", "both"), default="sync")
-    parser.add_argument("--model", default="whisper-1")
+    add_common_arguments(parser, model="whisper-1", client="sync")
     parser.add_argument("--response-format", default=None, help="json, text, srt, verbose_json, vtt")
-    parser.add_argument("--stream", action="store_true")
-    parser.add_argument("--chunking-strategy", default=None, help='"auto" or a JSON object')
     parser.add_argument("--language", default=None, help="ISO-639-1, e.g. en")
     parser.add_argument("--prompt", default=None)
     parser.add_argument("--temperature", type=float, default=None)
     parser.add_argument("--include", action="append", default=None, help="e.g. logprobs (repeatable)")
-    parser.add_argument("--timestamp-granularities", default=None, help='JSON list, e.g. ["word"]')
-    parser.add_argument("--extra-body", default=None, help="JSON object sent as extra form fields")
-    parser.add_argument("--timeout", type=float, default=None, help="per-request timeout, seconds")
     parser.add_argument("--max-retries", type=int, default=0)
-    parser.add_argument("--base-url", default=os.environ.get(BASE_URL_ENV, ""))
-    parser.add_argument("--api-key", default=os.environ.get(API_KEY_ENV, ""))
     return parser.parse_args(argv)
 
 
 def create_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments for transcriptions.create(); only what was asked for."""
-    kwargs: dict[str, Any] = {"model": args.model}
+    kwargs: dict[str, Any] = {"model": args.model, **common_kwargs(args)}
     if args.stream:
         kwargs["stream"] = True
     if args.response_format is not None:
         kwargs["response_format"] = args.response_format
-    if args.chunking_strategy is not None:
-        cs = args.chunking_strategy
-        kwargs["chunking_strategy"] = cs if cs == "auto" else json.loads(cs)
-    for name in ("language", "prompt", "temperature", "include", "timeout"):
+    for name in ("language", "prompt", "temperature", "include"):
         value = getattr(args, name)
         if value is not None:
             kwargs[name] = value
-    if args.timestamp_granularities is not None:
-        kwargs["timestamp_granularities"] = json.loads(args.timestamp_granularities)
-    if args.extra_body is not None:
-        kwargs["extra_body"] = json.loads(args.extra_body)
     return kwargs
 
 
@@ -149,21 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"set {BASE_URL_ENV} (or --base-url)")
     import openai  # type: ignore[import-not-found,unused-ignore]  # slow: keep it out of the timings
 
-    clients = ["sync", "async"] if args.client == "both" else [args.client]
-    calls: dict[str, dict[str, Any]] = {}
-    for which in clients:
-        mode = "stream" if args.stream else "batch"
-        call: dict[str, Any] = {"ok": False, "mode": mode, "result": None, "events": [], "error": None}
-        t0 = time.monotonic()
-        if which == "sync":
-            run_sync(args, call)
-        else:
-            asyncio.run(run_async(args, call))
-        call["seconds"] = round(time.monotonic() - t0, 3)
-        calls[which] = call
-    out = {"sdk_version": openai.__version__, "base_url": args.base_url, "calls": calls}
-    sys.stdout.write(json.dumps(out, default=repr) + "\n")
-    return 0 if all(c["ok"] for c in calls.values()) else 1
+    return emit(openai.__version__, args, run_calls(args, run_sync, run_async))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,134 @@
+"""One inference thread per model that runs whatever work is waiting as one batch.
+
+Whisper on CPU spends most of its time in beam-search decoding steps that are too small to keep
+the cores busy; decoding eight windows at once costs far less than eight times one. Callers on any
+thread (or the event loop) ``submit`` an item and get a ``concurrent.futures.Future``; the thread
+takes the first waiting item, waits ``wait_s`` for more (the other windows of the same request, or
+other requests' windows), and runs them together, up to ``max_size``.
+
+The thread runs at a lower scheduling priority (nice +10), and so do the CTranslate2 threads it
+creates, so the event loop answers ``/health`` and new requests promptly while the model is busy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+logger = logging.getLogger(__name__)
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+INFERENCE_NICENESS = 10
+
+
+def lower_thread_priority(niceness: int = INFERENCE_NICENESS) -> None:
+    """Make the calling thread (and threads it creates later) yield the CPU to the event loop.
+
+    Linux applies nice values per thread; raising one needs no privileges. Elsewhere this is a no-op.
+    """
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+
+
+@dataclass(slots=True)
+class _Pending(Generic[Item, Result]):
+    item: Item
+    future: Future[Result]
+
+
+class Batcher(Generic[Item, Result]):
+    """Runs ``run_batch`` on a dedicated low-priority thread over batches of submitted items.
+
+    ``setup`` runs first on that thread (load the model there, so that the threads the runtime
+    starts inherit its priority); its exception is re-raised by the constructor.
+    """
+
+    def __init__(
+        self,
+        run_batch: Callable[[Sequence[Item]], Sequence[Result | BaseException]],
+        *,
+        setup: Callable[[], None] = lambda: None,
+        max_size: int = 8,
+        wait_s: float = 0.01,
+        name: str = "asr-batch",
+    ) -> None:
+        self._run_batch = run_batch
+        self._max_size = max_size
+        self._wait_s = wait_s
+        self._queue: queue.SimpleQueue[_Pending[Item, Result] | None] = queue.SimpleQueue()
+        ready: Future[None] = Future()
+        self._thread = threading.Thread(target=self._serve, args=(setup, ready), name=name, daemon=True)
+        self._thread.start()
+        ready.result()
+
+    def submit(self, item: Item) -> Future[Result]:
+        """Queue one item; cancel the future to drop it if it has not started."""
+        future: Future[Result] = Future()
+        self._queue.put(_Pending(item, future))
+        return future
+
+    def close(self) -> None:
+        """Finish the batch in progress, then stop; items still queued are cancelled."""
+        self._queue.put(None)
+        self._thread.join(timeout=60)
+
+    def _serve(self, setup: Callable[[], None], ready: Future[None]) -> None:
+        lower_thread_priority()
+        try:
+            setup()
+        except BaseException as exc:
+            ready.set_exception(exc)
+            return
+        ready.set_result(None)
+        while (batch := self._next_batch()) is not None:
+            self._run(batch)
+        while True:  # closed: cancel whatever is left
+            try:
+                pending = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if pending is not None:
+                pending.future.cancel()
+
+    def _next_batch(self) -> list[_Pending[Item, Result]] | None:
+        first = self._queue.get()
+        if first is None:
+            return None
+        batch = [first]
+        deadline = time.monotonic() + self._wait_s
+        while len(batch) < self._max_size:
+            try:
+                pending = self._queue.get(timeout=max(deadline - time.monotonic(), 0.0))
+            except queue.Empty:
+                break
+            if pending is None:
+                self._queue.put(None)  # stop after this batch
+                break
+            batch.append(pending)
+        return batch
+
+    def _run(self, batch: list[_Pending[Item, Result]]) -> None:
+        live = [p for p in batch if p.future.set_running_or_notify_cancel()]
+        if not live:
+            return
+        logger.debug("running a batch of %d", len(live))
+        try:
+            results = self._run_batch([p.item for p in live])
+        except BaseException as exc:  # a failed batch fails its items, never the thread
+            logger.exception("batch of %d failed", len(live))
+            results = [exc] * len(live)
+        for pending, result in zip(live, results, strict=True):
+            if isinstance(result, BaseException):
+                pending.future.set_exception(result)
+            else:
+                pending.future.set_result(result)
