@@ -3,8 +3,12 @@
 Whisper on CPU spends most of its time in beam-search decoding steps that are too small to keep
 the cores busy; decoding eight windows at once costs far less than eight times one. Callers on any
 thread (or the event loop) ``submit`` an item and get a ``concurrent.futures.Future``; the thread
-takes the first waiting item, waits ``wait_s`` for more (the other windows of the same request, or
-other requests' windows), and runs them together, up to ``max_size``.
+takes everything waiting, up to ``max_size``, and runs it as one batch.
+
+Callers that submit a series of items, one after another (a lane of windows that each need the
+previous one's text), announce themselves with ``lane()``. Each batch then waits (up to ``wait_s``)
+for the next item of every open lane, so lanes of one upload and of concurrent uploads stay in step
+and share batches instead of taking turns.
 
 The thread runs at a lower scheduling priority (nice +10), and so do the CTranslate2 threads it
 creates, so the event loop answers ``/health`` and new requests promptly while the model is busy.
@@ -18,7 +22,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -29,6 +33,7 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 INFERENCE_NICENESS = 10
+_POLL_S = 0.005
 
 
 def lower_thread_priority(niceness: int = INFERENCE_NICENESS) -> None:
@@ -66,6 +71,8 @@ class Batcher(Generic[Item, Result]):
         self._max_size = max_size
         self._wait_s = wait_s
         self._queue: queue.SimpleQueue[_Pending[Item, Result] | None] = queue.SimpleQueue()
+        self._lanes = 0  # open lanes: each will submit its next item soon
+        self._lanes_lock = threading.Lock()
         ready: Future[None] = Future()
         self._thread = threading.Thread(target=self._serve, args=(setup, ready), name=name, daemon=True)
         self._thread.start()
@@ -76,6 +83,17 @@ class Batcher(Generic[Item, Result]):
         future: Future[Result] = Future()
         self._queue.put(_Pending(item, future))
         return future
+
+    @contextlib.contextmanager
+    def lane(self) -> Iterator[None]:
+        """Announce a caller that submits items one after another while the block runs."""
+        with self._lanes_lock:
+            self._lanes += 1
+        try:
+            yield
+        finally:
+            with self._lanes_lock:
+                self._lanes -= 1
 
     def close(self) -> None:
         """Finish the batch in progress, then stop; items still queued are cancelled."""
@@ -107,9 +125,17 @@ class Batcher(Generic[Item, Result]):
         batch = [first]
         deadline = time.monotonic() + self._wait_s
         while len(batch) < self._max_size:
+            # Wait for every open lane's next item (checking often, as lanes also close); then
+            # take only what is already there.
+            waiting = len(batch) < self._lanes and time.monotonic() < deadline
             try:
-                pending = self._queue.get(timeout=max(deadline - time.monotonic(), 0.0))
+                if waiting:
+                    pending = self._queue.get(timeout=min(_POLL_S, max(deadline - time.monotonic(), 0.0)))
+                else:
+                    pending = self._queue.get_nowait()
             except queue.Empty:
+                if waiting:
+                    continue
                 break
             if pending is None:
                 self._queue.put(None)  # stop after this batch

@@ -79,9 +79,9 @@ class Settings(BaseModel):
     max_concurrent_requests: int = Field(8, ge=1)
     max_queued_requests: int = Field(64, ge=0)
     # Windows decoded together in one model batch (from one upload and across requests), and how
-    # long the model waits for more windows once one is waiting.
+    # long a batch may wait for the next window of each upload in progress (so they share batches).
     max_batch_size: int = Field(8, ge=1, le=64)
-    batch_wait_ms: float = Field(10.0, ge=0, le=1000)
+    batch_wait_ms: float = Field(200.0, ge=0, le=5000)
     # A long upload is split into up to max_batch_size lanes of at least this many windows each,
     # decoded side by side; each lane keeps the previous window's text as context.
     lane_windows: int = Field(3, ge=1)

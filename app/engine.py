@@ -12,6 +12,7 @@ import math
 import os
 from collections.abc import Sequence
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -102,6 +103,10 @@ class Engine(Protocol):
         """Queue one window (at most 30 s) for decoding; safe to call from any thread."""
         ...
 
+    def lane(self) -> AbstractContextManager[None]:
+        """Announce a caller that will submit windows one after another (see ``app.batcher``)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -188,7 +193,7 @@ class WhisperEngine:
         device_index: int = 0,
         cpu_threads: int = 0,
         max_batch_size: int = 8,
-        batch_wait_s: float = 0.01,
+        batch_wait_s: float = 0.2,
         local_files_only: bool = True,
     ) -> None:
         self.placement = select_placement(device, compute_type)
@@ -230,6 +235,9 @@ class WhisperEngine:
         """Decode one window and wait for it (blocking)."""
         return self.submit(samples, options).result()
 
+    def lane(self) -> AbstractContextManager[None]:
+        return self._batcher.lane()
+
     def close(self) -> None:
         self._batcher.close()
 
@@ -249,7 +257,11 @@ class WhisperEngine:
         results: list[Transcript | BaseException | None] = [None] * len(windows)
         prefixes = [self._prefix(w.options) for w in windows]
         for indices in self._batches(windows, prefixes):
-            decoded = self._first_pass([windows[i] for i in indices], [prefixes[i] for i in indices])
+            try:
+                decoded = self._first_pass([windows[i] for i in indices], [prefixes[i] for i in indices])
+            except Exception:  # e.g. out of memory for the batch: each window alone, below
+                logger.exception("batched decoding of %d windows failed", len(indices))
+                continue
             for i, transcript in zip(indices, decoded, strict=True):
                 results[i] = transcript
         for i, w in enumerate(windows):

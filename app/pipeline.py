@@ -116,17 +116,18 @@ class Transcriber:
                 first = await asyncio.shield(decoded[0])
                 if options.language is None and first.segments:
                     lane_options = dataclasses.replace(options, language=first.language)
-            for w in indices:
-                samples = audio.samples[windows[w][0].start : windows[w][-1].end]
-                prompt = _join_prompt(options.prompt, previous if condition_on_previous_text else "")
-                transcript = await asyncio.wrap_future(
-                    engine.submit(samples, dataclasses.replace(lane_options, prompt=prompt))
-                )
-                decoded[w].set_result(transcript)
-                previous = transcript.text or previous
-                if lane_options.language is None and transcript.segments:
-                    # Detect once per lane, so windows of one talk don't flip between languages.
-                    lane_options = dataclasses.replace(lane_options, language=transcript.language)
+            with engine.lane():
+                for w in indices:
+                    samples = audio.samples[windows[w][0].start : windows[w][-1].end]
+                    prompt = _join_prompt(options.prompt, previous if condition_on_previous_text else "")
+                    transcript = await asyncio.wrap_future(
+                        engine.submit(samples, dataclasses.replace(lane_options, prompt=prompt))
+                    )
+                    decoded[w].set_result(transcript)
+                    previous = transcript.text or previous
+                    if lane_options.language is None and transcript.segments:
+                        # Detect once per lane, so windows of one talk don't flip between languages.
+                        lane_options = dataclasses.replace(lane_options, language=transcript.language)
 
         async def guarded(indices: range) -> None:
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,6 +38,9 @@ class FakeEngine:
 
     def submit(self, samples: Samples, options: DecodeOptions) -> Future[Transcript]:
         return self._executor.submit(self.transcribe, samples, options)
+
+    def lane(self) -> contextlib.nullcontext[None]:
+        return contextlib.nullcontext()
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Sequence
 
 import pytest
@@ -27,12 +28,34 @@ class Recorder:
         return [ValueError(f"bad {i}") if i < 0 else 2 * i for i in items]
 
 
-def test_waiting_items_run_as_one_batch_up_to_max_size() -> None:
-    recorder = Recorder()
+def test_what_is_waiting_runs_as_one_batch_up_to_max_size() -> None:
+    gate = threading.Event()
+    recorder = Recorder(gate)
     batcher: Batcher[int, int] = Batcher(recorder, max_size=3, wait_s=0.5)
+    first = batcher.submit(9)  # holds the thread until the gate opens; the rest queue up
+    time.sleep(0.2)
     futures = [batcher.submit(i) for i in range(5)]
+    gate.set()
+    assert first.result(timeout=10) == 18
     assert [f.result(timeout=10) for f in futures] == [0, 2, 4, 6, 8]
-    assert recorder.batches == [[0, 1, 2], [3, 4]]
+    assert recorder.batches == [[9], [0, 1, 2], [3, 4]]
+    batcher.close()
+
+
+def test_a_batch_waits_for_every_open_lane() -> None:
+    recorder = Recorder()
+    batcher: Batcher[int, int] = Batcher(recorder, wait_s=5.0)
+    with batcher.lane(), batcher.lane():
+        early = batcher.submit(1)
+        time.sleep(0.3)  # the other lane is late, but the batch waits for it
+        late = batcher.submit(2)
+        assert (early.result(timeout=10), late.result(timeout=10)) == (2, 4)
+    assert recorder.batches == [[1, 2]]
+    with batcher.lane(), batcher.lane():
+        pass  # closed lanes are not waited for
+    start = time.monotonic()
+    assert batcher.submit(3).result(timeout=10) == 6
+    assert time.monotonic() - start < 2.0
     batcher.close()
 
 
