@@ -55,7 +55,8 @@ class Batcher(Generic[Item, Result]):
     """Runs ``run_batch`` on a dedicated low-priority thread over batches of submitted items.
 
     ``setup`` runs first on that thread (load the model there, so that the threads the runtime
-    starts inherit its priority); its exception is re-raised by the constructor.
+    starts inherit its priority); its exception is re-raised by the constructor. ``on_idle`` runs
+    there whenever a batch finishes with nothing else waiting.
     """
 
     def __init__(
@@ -63,11 +64,13 @@ class Batcher(Generic[Item, Result]):
         run_batch: Callable[[Sequence[Item]], Sequence[Result | BaseException]],
         *,
         setup: Callable[[], None] = lambda: None,
+        on_idle: Callable[[], None] = lambda: None,
         max_size: int = 8,
         wait_s: float = 0.01,
         name: str = "asr-batch",
     ) -> None:
         self._run_batch = run_batch
+        self._on_idle = on_idle
         self._max_size = max_size
         self._wait_s = wait_s
         self._queue: queue.SimpleQueue[_Pending[Item, Result] | None] = queue.SimpleQueue()
@@ -110,6 +113,8 @@ class Batcher(Generic[Item, Result]):
         ready.set_result(None)
         while (batch := self._next_batch()) is not None:
             self._run(batch)
+            if self._queue.empty():
+                self._on_idle()
         while True:  # closed: cancel whatever is left
             try:
                 pending = self._queue.get_nowait()

@@ -24,8 +24,9 @@ from faster_whisper.audio import pad_or_trim
 from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
 
-from app.audio import Samples
+from app.audio import SAMPLE_RATE, Samples
 from app.batcher import Batcher
+from app.memory import release_free_memory
 
 logger = logging.getLogger(__name__)
 
@@ -163,9 +164,11 @@ _LOG_PROB_THRESHOLD = -1.0
 _COMPRESSION_RATIO_THRESHOLD = 2.4
 _NO_SPEECH_THRESHOLD = 0.6
 _MAX_INITIAL_TIMESTAMP_INDEX = 50  # 1.0 s / 0.02 s
-# A first pass that stops more than this many frames (10 ms each) before the window's end leaves
-# speech undecoded; such a window is decoded again by faster-whisper's own sequential loop.
+# A pass that stops more than this many frames (10 ms each) before the window's end leaves speech
+# undecoded; the rest of the window gets another pass, up to _MAX_PASSES in all.
 _UNFINISHED_FRAMES = 100
+_MAX_PASSES = 4
+HOP_SAMPLES = 160  # samples per mel frame
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,14 +177,30 @@ class _Window:
     options: DecodeOptions
 
 
+@dataclass(frozen=True, slots=True)
+class _Rest:
+    """What is left of a window to decode, and where it starts in the window (in samples)."""
+
+    window: _Window
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Pass:
+    """One pass's complete segments; ``resume_sample`` > 0 where it stopped before the end."""
+
+    transcript: Transcript
+    resume_sample: int = 0
+
+
 class WhisperEngine:
     """A CTranslate2 Whisper model with one inference thread that decodes windows in batches.
 
-    Each window's first decoding pass (temperature 0, beam search, the window's own prompt) runs
-    batched with whatever other windows are waiting: other parts of the same upload and other
-    requests. The rare window that fails Whisper's quality checks (repetitive, improbable) or stops
-    before its end is decoded again by faster-whisper's sequential loop, temperature fallback
-    included, so batching changes speed, not results.
+    Each window's decoding passes (temperature 0, beam search, the window's own prompt) run batched
+    with whatever other windows are waiting: other parts of the same upload and other requests. The
+    rare window that fails Whisper's quality checks (repetitive, improbable) is decoded again by
+    faster-whisper's sequential loop, temperature fallback included, so batching changes speed, not
+    results.
     """
 
     def __init__(
@@ -212,7 +231,11 @@ class WhisperEngine:
             )
 
         self._batcher: Batcher[_Window, Transcript] = Batcher(
-            self._decode_batch, setup=load, max_size=max_batch_size, wait_s=batch_wait_s
+            self._decode_batch,
+            setup=load,
+            on_idle=release_free_memory,
+            max_size=max_batch_size,
+            wait_s=batch_wait_s,
         )
         self._suppress = get_suppressed_tokens(self._tokenizer("en"), [-1])
         logger.info(
@@ -254,26 +277,69 @@ class WhisperEngine:
         return self._tokenizers[language]
 
     def _decode_batch(self, windows: Sequence[_Window]) -> list[Transcript | BaseException]:
-        results: list[Transcript | BaseException | None] = [None] * len(windows)
+        """Decode the windows in batched passes; a pass that stops before its window's end (Whisper
+        left the last sentence for the next window) is continued from there in the next pass, with
+        the text so far as its prompt, as Whisper's own long-form loop does."""
+        segments: list[list[Segment]] = [[] for _ in windows]
+        languages: list[tuple[str, float] | None] = [None] * len(windows)
+        pending = {i: _Rest(w, 0) for i, w in enumerate(windows)}
+        fallback: dict[int, _Rest] = {}
+        for _ in range(_MAX_PASSES):
+            if not pending:
+                break
+            order = list(pending)
+            passes = self._passes([pending[i].window for i in order])
+            following: dict[int, _Rest] = {}
+            for i, done in zip(order, passes, strict=True):
+                rest = pending[i]
+                if done is None:  # sampled temperatures, too long, or failed Whisper's checks
+                    fallback[i] = rest
+                    continue
+                transcript = done.transcript
+                segments[i] += _shifted(transcript.segments, rest.offset / SAMPLE_RATE, _end(segments[i]))
+                languages[i] = languages[i] or (transcript.language, transcript.language_probability)
+                if done.resume_sample:
+                    options = rest.window.options
+                    tail = dataclasses.replace(
+                        options,
+                        language=options.language or transcript.language,
+                        prompt=" ".join(p for p in (options.prompt, transcript.text) if p) or None,
+                    )
+                    following[i] = _Rest(
+                        _Window(rest.window.samples[done.resume_sample :], tail),
+                        rest.offset + done.resume_sample,
+                    )
+            pending = following
+        fallback.update(pending)  # still unfinished after _MAX_PASSES
+        results: list[Transcript | BaseException] = []
+        for i, w in enumerate(windows):
+            if i in fallback:
+                rest = fallback[i]
+                logger.debug("decoding %.1f s sequentially", len(rest.window.samples) / SAMPLE_RATE)
+                try:
+                    alone = self._sequential(rest.window)
+                except Exception as exc:  # one bad window fails only its own request
+                    results.append(exc)
+                    continue
+                segments[i] += _shifted(alone.segments, rest.offset / SAMPLE_RATE, _end(segments[i]))
+                languages[i] = languages[i] or (alone.language, alone.language_probability)
+            language, probability = languages[i] or (w.options.language or "en", 1.0)
+            results.append(Transcript(_kept(tuple(segments[i])), language, probability))
+        return self._with_logprobs(windows, results)
+
+    def _passes(self, windows: list[_Window]) -> list[_Pass | None]:
+        """One temperature-0 pass over each window, batched where windows can share a batch."""
+        passes: list[_Pass | None] = [None] * len(windows)
         prefixes = [self._prefix(w.options) for w in windows]
         for indices in self._batches(windows, prefixes):
             try:
                 decoded = self._first_pass([windows[i] for i in indices], [prefixes[i] for i in indices])
-            except Exception:  # e.g. out of memory for the batch: each window alone, below
+            except Exception:  # e.g. out of memory for the batch: each window alone, sequentially
                 logger.exception("batched decoding of %d windows failed", len(indices))
                 continue
-            for i, transcript in zip(indices, decoded, strict=True):
-                results[i] = transcript
-        for i, w in enumerate(windows):
-            if results[i] is None:  # sampled temperatures, too long, or failed the first pass
-                logger.debug("decoding a %.1f s window sequentially", len(w.samples) / 16000)
-                try:
-                    results[i] = self._sequential(w)
-                except Exception as exc:  # one bad window fails only its own request
-                    results[i] = exc
-        done = [r for r in results if r is not None]
-        assert len(done) == len(windows)
-        return self._with_logprobs(windows, done)
+            for i, done in zip(indices, decoded, strict=True):
+                passes[i] = done
+        return passes
 
     def _prefix(self, options: DecodeOptions) -> list[int]:
         """The prompt tokens before <|startoftranscript|>: hotwords and previous text (as in
@@ -309,14 +375,12 @@ class WhisperEngine:
                     prefixes[i][1:] = prefixes[i][len(prefixes[i]) - keep :]
         return list(groups.values())
 
-    def _first_pass(self, windows: list[_Window], prefixes: list[list[int]]) -> list[Transcript | None]:
+    def _first_pass(self, windows: list[_Window], prefixes: list[list[int]]) -> list[_Pass | None]:
         """Temperature-0 beam search over the windows as one batch; None where it fails."""
         model = self._model
         features = [model.feature_extractor(w.samples) for w in windows]
         frames = [f.shape[-1] - 1 for f in features]
-        encoded = model.encode(
-            np.stack([pad_or_trim(f[:, :n]) for f, n in zip(features, frames, strict=True)])
-        )
+        encoded = self._encode([pad_or_trim(f[:, :n]) for f, n in zip(features, frames, strict=True)])
         languages = self._languages(windows, encoded)
         tokenizers = [self._tokenizer(lang) for lang, _ in languages]
         prompts = [p + list(tok.sot_sequence) for p, tok in zip(prefixes, tokenizers, strict=True)]
@@ -331,7 +395,7 @@ class WhisperEngine:
             suppress_tokens=self._suppress,
             max_initial_timestamp_index=_MAX_INITIAL_TIMESTAMP_INDEX,
         )
-        out: list[Transcript | None] = []
+        out: list[_Pass | None] = []
         pieces: list[list[dict[str, Any]]] = []
         for tok, result, n_frames, (language, probability) in zip(
             tokenizers, generated, frames, languages, strict=True
@@ -341,30 +405,47 @@ class WhisperEngine:
             compression = get_compression_ratio(tok.decode(tokens).strip())
             no_speech = result.no_speech_prob
             if no_speech > _NO_SPEECH_THRESHOLD and avg_logprob < _LOG_PROB_THRESHOLD:
-                out.append(Transcript((), language, probability))  # silence
+                out.append(_Pass(Transcript((), language, probability)))  # silence
                 pieces.append([])
                 continue
             if compression > _COMPRESSION_RATIO_THRESHOLD or avg_logprob < _LOG_PROB_THRESHOLD:
+                logger.debug("fallback: compression %.2f, avg logprob %.2f", compression, avg_logprob)
                 out.append(None)  # needs temperature fallback
                 pieces.append([])
                 continue
             split, seek, _ = model._split_segments_by_timestamps(
                 tok, tokens, 0.0, n_frames, n_frames * model.feature_extractor.time_per_frame, 0
             )
-            if seek < n_frames - _UNFINISHED_FRAMES:
-                out.append(None)  # stopped early: the rest of the window needs another pass
-                pieces.append([])
-                continue
             stats = (avg_logprob, compression, no_speech)
             for piece in split:
                 piece["stats"] = stats
-            out.append(Transcript((), language, probability))
+            # Stopped early (an unfinished last sentence): the rest gets a pass of its own.
+            resume = seek * HOP_SAMPLES if 0 < seek < n_frames - _UNFINISHED_FRAMES else 0
+            out.append(_Pass(Transcript((), language, probability), resume))
             pieces.append(split)
         self._add_word_timestamps(windows, features, frames, encoded, tokenizers, pieces)
         return [
-            None if t is None else dataclasses.replace(t, segments=_kept(_segments(tokenizers[i], pieces[i])))
-            for i, t in enumerate(out)
+            None
+            if p is None
+            else dataclasses.replace(
+                p, transcript=dataclasses.replace(p.transcript, segments=_segments(tokenizers[i], pieces[i]))
+            )
+            for i, p in enumerate(out)
         ]
+
+    def _encode(self, features: list[np.ndarray]) -> ctranslate2.StorageView:
+        """The encoder's output for a batch of windows' padded features.
+
+        On CPU each window is encoded alone and the outputs stacked: a batch's attention buffers
+        (about 50 MB per window and layer) make a batched encoder pass slower per window there
+        (measured on 2 cores: 4 windows 8.3 s batched, 5.4 s one by one), while the decoder gains
+        from batching (4 windows 20 s batched, 40 s one by one).
+        """
+        if self.placement.device != "cpu" or len(features) == 1:
+            return self._model.encode(np.stack(features))
+        return ctranslate2.StorageView.from_array(
+            np.concatenate([np.asarray(self._model.encode(f[None])) for f in features])
+        )
 
     def _languages(self, windows: list[_Window], encoded: ctranslate2.StorageView) -> list[tuple[str, float]]:
         """Each window's language: the requested one, or the most likely on multilingual models."""
@@ -397,9 +478,7 @@ class WhisperEngine:
             if len(indices) == len(windows):
                 subset = encoded
             else:
-                subset = self._model.encode(
-                    np.stack([pad_or_trim(features[i][:, : frames[i]]) for i in indices])
-                )
+                subset = self._encode([pad_or_trim(features[i][:, : frames[i]]) for i in indices])
             self._model.add_word_timestamps(
                 [pieces[i] for i in indices],
                 tokenizers[indices[0]],
@@ -421,7 +500,7 @@ class WhisperEngine:
             initial_prompt=options.prompt or None,
             hotwords=options.hotwords or None,
             word_timestamps=options.word_timestamps,
-            condition_on_previous_text=False,  # the pipeline passes the previous window as prompt
+            condition_on_previous_text=True,  # the text so far prompts the rest of the window
             vad_filter=False,  # windows come from our own VAD
         )
         decoded = tuple(_from_library(s) for s in segments)  # runs the model, here
@@ -485,6 +564,28 @@ def _segments(tok: Tokenizer, pieces: list[dict[str, Any]]) -> tuple[Segment, ..
             )
         )
     return tuple(segments)
+
+
+def _shifted(segments: Sequence[Segment], offset_s: float, floor_s: float) -> list[Segment]:
+    """A later pass's segments on the window's timeline, starting no earlier than ``floor_s`` (where
+    the earlier pass's text ended: Whisper may restart a few frames before it)."""
+
+    def at(t: float) -> float:
+        return round(max(t + offset_s, floor_s), 3)
+
+    return [
+        dataclasses.replace(
+            s,
+            start_s=at(s.start_s),
+            end_s=at(s.end_s),
+            words=tuple(dataclasses.replace(w, start_s=at(w.start_s), end_s=at(w.end_s)) for w in s.words),
+        )
+        for s in segments
+    ]
+
+
+def _end(segments: list[Segment]) -> float:
+    return segments[-1].end_s if segments else 0.0
 
 
 def _from_library(s: Any) -> Segment:

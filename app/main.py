@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.config import Settings, load_settings
 from app.engine import DecodeOptions, Engine
 from app.errors import AsrError, error_body
+from app.memory import limit_arenas
 from app.pipeline import Transcriber
 from app.registry import ModelRegistry, whisper_factory
 from app.routes import system, transcriptions
@@ -104,6 +105,7 @@ def cli(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = load_settings(args.config, **overrides)
+    limit_arenas()
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

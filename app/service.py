@@ -56,12 +56,14 @@ class TranscriptionService:
         language = to_whisper(params.language)
         self.transcriber.check_capacity()
         engine = await self.registry.get(model_id)
-        if engine.english_only and language not in (None, "en"):
-            raise InvalidRequest(
-                f"language: model {model_id!r} is English-only and cannot transcribe "
-                f"{params.language!r}; it supports: en (en-US, en-GB, ...)",
-                field="language",
-            )
+        if engine.english_only:
+            if language not in (None, "en"):
+                raise InvalidRequest(
+                    f"language: model {model_id!r} is English-only and cannot transcribe "
+                    f"{params.language!r}; it supports: en (en-US, en-GB, ...)",
+                    field="language",
+                )
+            language = "en"  # nothing to detect: the upload's windows need not wait for the first
         pcm = PcmFormat(
             params.sample_rate or self.settings.pcm_sample_rate,
             params.channels or self.settings.pcm_channels,

@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 
 from app.audio import PcmFormat, decode_audio
+from app.config import Settings
 from app.engine import DecodeOptions, WhisperEngine, _Window
+from app.pipeline import pack_windows
 from app.registry import embedded_model_path
+from app.vad import ChunkingOptions, chunk_frames, detect_speech
 from tests.evalset import clips
 
 
@@ -30,3 +33,24 @@ def test_batched_windows_decode_as_faster_whisper_decodes_each_alone(engine: Whi
         words = [w for seg in b.segments for w in seg.words]
         assert [w.word for w in words] == [w.word for seg in alone.segments for w in seg.words]
         assert all(0 <= w.start_s <= w.end_s <= len(s) / 16000 + 0.5 for w in words)
+
+
+def test_windows_whisper_leaves_unfinished_are_decoded_to_their_end(engine: WhisperEngine) -> None:
+    """Packed full (29.5 s), a window often makes Whisper stop a few seconds early: it leaves the
+    last sentence for a next window that the server does not have. The rest gets another pass, so
+    every window's text runs to where its speech ends."""
+    clip = next(c for c in clips("long") if "-ls-" in c.id)
+    samples = decode_audio(
+        clip.path.read_bytes(), content_type=None, pcm=PcmFormat(), max_duration_s=600
+    ).samples
+    opts = ChunkingOptions(**Settings().vad.model_dump())
+    chunks = chunk_frames(detect_speech(samples, opts.aggressiveness), len(samples), opts)
+    windows = [w for w in pack_windows(chunks, 29.5) if w[-1].end - w[0].start > 25 * 16000][:3]
+    assert len(windows) == 3
+    futures = [engine.submit(samples[w[0].start : w[-1].end], DecodeOptions(language="en")) for w in windows]
+    for window, future in zip(windows, futures, strict=True):
+        transcript = future.result(timeout=600)
+        speech_end_s = (window[-1].end - window[0].start) / 16000 - Settings().vad.suffix_padding_ms / 1000
+        assert transcript.segments[-1].end_s > speech_end_s - 1.5, (transcript.segments[-1], speech_end_s)
+        starts = [s.start_s for s in transcript.segments]
+        assert starts == sorted(starts)
