@@ -164,8 +164,9 @@ _LOG_PROB_THRESHOLD = -1.0
 _COMPRESSION_RATIO_THRESHOLD = 2.4
 _NO_SPEECH_THRESHOLD = 0.6
 _MAX_INITIAL_TIMESTAMP_INDEX = 50  # 1.0 s / 0.02 s
-# A pass that stops more than this many frames (10 ms each) before the window's end leaves speech
-# undecoded; the rest of the window gets another pass, up to _MAX_PASSES in all.
+# A pass that stops, or whose words end, more than this many frames (10 ms each) before the
+# window's end left speech undecoded; the rest of the window gets another pass, up to _MAX_PASSES
+# in all. (A window ends 0.3-0.6 s after its last word when nothing was skipped.)
 _UNFINISHED_FRAMES = 100
 _MAX_PASSES = 4
 HOP_SAMPLES = 160  # samples per mel frame
@@ -395,8 +396,10 @@ class WhisperEngine:
             suppress_tokens=self._suppress,
             max_initial_timestamp_index=_MAX_INITIAL_TIMESTAMP_INDEX,
         )
+        frame_s = model.feature_extractor.time_per_frame
         out: list[_Pass | None] = []
         pieces: list[list[dict[str, Any]]] = []
+        seeks: list[int] = []  # Whisper's own seek, in frames
         for tok, result, n_frames, (language, probability) in zip(
             tokenizers, generated, frames, languages, strict=True
         ):
@@ -404,34 +407,34 @@ class WhisperEngine:
             avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
             compression = get_compression_ratio(tok.decode(tokens).strip())
             no_speech = result.no_speech_prob
+            seeks.append(n_frames)
+            pieces.append([])
             if no_speech > _NO_SPEECH_THRESHOLD and avg_logprob < _LOG_PROB_THRESHOLD:
                 out.append(_Pass(Transcript((), language, probability)))  # silence
-                pieces.append([])
                 continue
             if compression > _COMPRESSION_RATIO_THRESHOLD or avg_logprob < _LOG_PROB_THRESHOLD:
                 logger.debug("fallback: compression %.2f, avg logprob %.2f", compression, avg_logprob)
                 out.append(None)  # needs temperature fallback
-                pieces.append([])
                 continue
-            split, seek, _ = model._split_segments_by_timestamps(
-                tok, tokens, 0.0, n_frames, n_frames * model.feature_extractor.time_per_frame, 0
+            pieces[-1], seeks[-1], _ = model._split_segments_by_timestamps(
+                tok, tokens, 0.0, n_frames, n_frames * frame_s, 0
             )
-            stats = (avg_logprob, compression, no_speech)
-            for piece in split:
-                piece["stats"] = stats
-            # Stopped early (an unfinished last sentence): the rest gets a pass of its own.
-            resume = seek * HOP_SAMPLES if 0 < seek < n_frames - _UNFINISHED_FRAMES else 0
-            out.append(_Pass(Transcript((), language, probability), resume))
-            pieces.append(split)
-        self._add_word_timestamps(windows, features, frames, encoded, tokenizers, pieces)
-        return [
-            None
-            if p is None
-            else dataclasses.replace(
-                p, transcript=dataclasses.replace(p.transcript, segments=_segments(tokenizers[i], pieces[i]))
+            for piece in pieces[-1]:
+                piece["stats"] = (avg_logprob, compression, no_speech)
+            out.append(_Pass(Transcript((), language, probability)))
+        self._add_word_timestamps(features, frames, encoded, tokenizers, pieces)
+        for i, (p, n_frames) in enumerate(zip(out, frames, strict=True)):
+            if p is None:
+                continue
+            # Where the words end, not the last timestamp: Whisper may stretch its last segment
+            # over speech it skipped.
+            text_end = round(pieces[i][-1]["end"] / frame_s) if pieces[i] else n_frames
+            segments = _segments(tokenizers[i], pieces[i], windows[i].options.word_timestamps)
+            out[i] = _Pass(
+                dataclasses.replace(p.transcript, segments=segments),
+                _resume_frame(seeks[i], text_end, n_frames) * HOP_SAMPLES,
             )
-            for i, p in enumerate(out)
-        ]
+        return out
 
     def _encode(self, features: list[np.ndarray]) -> ctranslate2.StorageView:
         """The encoder's output for a batch of windows' padded features.
@@ -462,20 +465,19 @@ class WhisperEngine:
 
     def _add_word_timestamps(
         self,
-        windows: list[_Window],
         features: list[np.ndarray],
         frames: list[int],
         encoded: ctranslate2.StorageView,
         tokenizers: list[Tokenizer],
         pieces: list[list[dict[str, Any]]],
     ) -> None:
-        """faster-whisper's word alignment, batched per language over windows that asked for it."""
-        wanted = [i for i, w in enumerate(windows) if w.options.word_timestamps and pieces[i]]
+        """faster-whisper's word alignment, batched per language, over every window with text: the
+        words show where a pass's speech really ends (and are kept where a request asked for them)."""
         by_language: dict[str, list[int]] = {}
-        for i in wanted:
+        for i in (i for i, p in enumerate(pieces) if p):
             by_language.setdefault(tokenizers[i].language_code, []).append(i)
         for indices in by_language.values():
-            if len(indices) == len(windows):
+            if len(indices) == len(pieces):
                 subset = encoded
             else:
                 subset = self._encode([pad_or_trim(features[i][:, : frames[i]]) for i in indices])
@@ -539,7 +541,23 @@ class WhisperEngine:
         return transcripts
 
 
-def _segments(tok: Tokenizer, pieces: list[dict[str, Any]]) -> tuple[Segment, ...]:
+def _resume_frame(seek: int, text_end: int, n_frames: int) -> int:
+    """Where a pass left speech undecoded in its window (0: nowhere), from Whisper's seek and the
+    end of its last word.
+
+    Whisper stops early to leave an unfinished last sentence for a next window (seek before the
+    end), and it may end its text long before the window's end while its last timestamp claims the
+    rest. A window here is packed from VAD chunks, so such a rest holds speech (typically a new
+    speaker after a pause, whose first sentence Whisper skipped); either rest gets a pass of its own.
+    """
+    if 0 < seek < n_frames - _UNFINISHED_FRAMES:
+        return seek
+    if 0 < text_end < n_frames - _UNFINISHED_FRAMES:
+        return text_end
+    return 0
+
+
+def _segments(tok: Tokenizer, pieces: list[dict[str, Any]], with_words: bool) -> tuple[Segment, ...]:
     """A first pass's timestamped pieces as segments (dropping empty ones, as faster-whisper does)."""
     segments = []
     for piece in pieces:
@@ -559,7 +577,7 @@ def _segments(tok: Tokenizer, pieces: list[dict[str, Any]]) -> tuple[Segment, ..
                 temperature=0.0,
                 words=tuple(
                     Word(float(w["start"]), float(w["end"]), str(w["word"]), float(w["probability"]))
-                    for w in piece.get("words", ())
+                    for w in (piece.get("words", ()) if with_words else ())
                 ),
             )
         )

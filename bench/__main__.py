@@ -32,6 +32,8 @@ sys.path.insert(0, str(REPO))
 
 
 from app.audio import PcmFormat, decode_audio  # noqa: E402
+from app.config import load_settings  # noqa: E402
+from app.engine import Placement, select_placement  # noqa: E402
 from app.registry import embedded_model_path  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.evalset import clips, wer  # noqa: E402
@@ -79,11 +81,20 @@ def _wav(samples: np.ndarray) -> bytes:
         return f.read()
 
 
-def bare(items: list[Item], beam_size: int, batched: bool) -> tuple[float, float]:
-    """(audio s per wall s, WER) of the bare library on the items."""
-    from faster_whisper import BatchedInferencePipeline, WhisperModel
+def library_model(placement: Placement) -> Any:
+    """The bare library's model, on the device and compute type the server resolves its settings to."""
+    from faster_whisper import WhisperModel
 
-    model = WhisperModel(str(embedded_model_path()), device="cpu", compute_type="int8")
+    return WhisperModel(
+        str(embedded_model_path()), device=placement.device, compute_type=placement.compute_type
+    )
+
+
+def bare(items: list[Item], beam_size: int, batched: bool, placement: Placement) -> tuple[float, float]:
+    """(audio s per wall s, WER) of the bare library on the items."""
+    from faster_whisper import BatchedInferencePipeline
+
+    model = library_model(placement)
     runner: Any = BatchedInferencePipeline(model) if batched else model
     kwargs: dict[str, Any] = {"batch_size": 8} if batched else {}
     hyps, wall_s = [], 0.0
@@ -95,16 +106,13 @@ def bare(items: list[Item], beam_size: int, batched: bool) -> tuple[float, float
     return sum(it.duration_s for it in items) / wall_s, wer([it.reference for it in items], hyps)
 
 
-def library_first_chunk_s(item: Item, beam_size: int) -> float:
+def library_first_chunk_s(item: Item, beam_size: int, placement: Placement) -> float:
     """Seconds the bare library needs for the file's first VAD chunk alone (best of 3)."""
-    from faster_whisper import WhisperModel
-
-    from app.config import Settings
     from app.vad import ChunkingOptions, chunk_frames, detect_speech
 
-    opts = ChunkingOptions(**Settings().vad.model_dump())
+    opts = ChunkingOptions(**load_settings().vad.model_dump())
     chunk = chunk_frames(detect_speech(item.samples, opts.aggressiveness), len(item.samples), opts)[0]
-    model = WhisperModel(str(embedded_model_path()), device="cpu", compute_type="int8")
+    model = library_model(placement)
     times = []
     for _ in range(3):
         start = time.monotonic()
@@ -127,6 +135,15 @@ class Server:
             cwd=REPO,
             env=env,
         )
+        # One kept-alive connection for /health probes: a fresh client per probe would time its own
+        # set-up (an SSL context, a TCP connect), not the server.
+        self._health = httpx.Client(base_url=self.base, timeout=30)
+
+    def health_s(self) -> float:
+        """Seconds one GET /health takes."""
+        start = time.monotonic()
+        self._health.get("/health")
+        return time.monotonic() - start
 
     def post(self, item: Item, **fields: str) -> httpx.Response:
         return httpx.post(
@@ -169,6 +186,7 @@ class Server:
         return times[0], [b - a for a, b in itertools.pairwise(times)]
 
     def close(self) -> None:
+        self._health.close()
         self.proc.terminate()
         self.proc.wait(timeout=30)
 
@@ -190,9 +208,7 @@ def main() -> None:
         rows.append(("cold start -> first transcription", f"{cold_s:.1f} s", ""))
         idle = []
         for _ in range(25):  # this machine's own latency floor, to read the loaded figures against
-            t = time.monotonic()
-            httpx.get(server.base + "/health", timeout=30)
-            idle.append(time.monotonic() - t)
+            idle.append(server.health_s())
             time.sleep(0.2)
         rows.append(
             (
@@ -214,9 +230,11 @@ def main() -> None:
     finally:
         server.close()
 
-    seq_speed, seq_wer = bare(items, args.beam_size, batched=False)
-    bat_speed, bat_wer = bare(items, args.beam_size, batched=True)
-    chunk_s = library_first_chunk_s(items[0], args.beam_size)
+    settings = load_settings()  # config.yaml and ASR_* overrides, as the server reads them
+    placement = select_placement(settings.device, settings.compute_type)
+    seq_speed, seq_wer = bare(items, args.beam_size, batched=False, placement=placement)
+    bat_speed, bat_wer = bare(items, args.beam_size, batched=True, placement=placement)
+    chunk_s = library_first_chunk_s(items[0], args.beam_size, placement)
     rows += [
         ("library transcribe (sequential)", f"{seq_speed:.1f}x RT  WER {seq_wer:.2%}", "1.00"),
         (
@@ -245,7 +263,10 @@ def main() -> None:
     rows.append(("RSS peak / steady", f"{peak:.0f} / {steady:.0f} MiB", ""))
 
     width = max(len(r[0]) for r in rows)
-    print(f"\nmodel tiny.en int8, beam {args.beam_size}, {total_s:.0f} s of audio, {os.cpu_count()} cores")
+    print(
+        f"\nmodel tiny.en {placement.compute_type} on {placement.device}, beam {args.beam_size}, "
+        f"{total_s:.0f} s of audio, {os.cpu_count()} cores"
+    )
     print(f"{'measure'.ljust(width)}  {'value'.ljust(44)}  ratio")
     for name, value, ratio in rows:
         print(f"{name.ljust(width)}  {value.ljust(44)}  {ratio}")
@@ -259,9 +280,7 @@ def concurrency_row(server: Server, n: int, item: Item) -> tuple[str, float, str
 
     def poll() -> None:
         while not stop.is_set():
-            t = time.monotonic()
-            httpx.get(server.base + "/health", timeout=30)
-            health.append(time.monotonic() - t)
+            health.append(server.health_s())
             stop.wait(0.2)
 
     poller = threading.Thread(target=poll)

@@ -86,7 +86,6 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     env = {
         **os.environ,
         "ASR_API_KEYS": "",
-        "ASR_MAX_CONCURRENT_REQUESTS": "2",
         "ASR_LOG_LEVEL": "info",
     }
     with log_path.open("w") as log:

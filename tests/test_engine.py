@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+
+import numpy as np
 import pytest
 
 from app.audio import PcmFormat, decode_audio
@@ -10,12 +13,20 @@ from app.engine import DecodeOptions, WhisperEngine, _Window
 from app.pipeline import pack_windows
 from app.registry import embedded_model_path
 from app.vad import ChunkingOptions, chunk_frames, detect_speech
-from tests.evalset import clips
+from tests.evalset import clips, normalize
 
 
 @pytest.fixture(scope="module")
 def engine() -> WhisperEngine:
-    return WhisperEngine(embedded_model_path(), device="cpu", max_batch_size=8, batch_wait_s=0.5)
+    """On the CPU unless ``ASR_DEVICE`` (the server's own setting) names another: cuda on a GPU box."""
+    device = os.environ.get("ASR_DEVICE", "cpu")
+    return WhisperEngine(embedded_model_path(), device=device, max_batch_size=8, batch_wait_s=0.5)
+
+
+def long_file(id_part: str) -> np.ndarray:
+    clip = next(c for c in clips("long") if id_part in c.id)
+    audio = decode_audio(clip.path.read_bytes(), content_type=None, pcm=PcmFormat(), max_duration_s=600)
+    return audio.samples
 
 
 def test_batched_windows_decode_as_faster_whisper_decodes_each_alone(engine: WhisperEngine) -> None:
@@ -39,10 +50,7 @@ def test_windows_whisper_leaves_unfinished_are_decoded_to_their_end(engine: Whis
     """Packed full (29.5 s), a window often makes Whisper stop a few seconds early: it leaves the
     last sentence for a next window that the server does not have. The rest gets another pass, so
     every window's text runs to where its speech ends."""
-    clip = next(c for c in clips("long") if "-ls-" in c.id)
-    samples = decode_audio(
-        clip.path.read_bytes(), content_type=None, pcm=PcmFormat(), max_duration_s=600
-    ).samples
+    samples = long_file("-ls-")
     opts = ChunkingOptions(**Settings().vad.model_dump())
     chunks = chunk_frames(detect_speech(samples, opts.aggressiveness), len(samples), opts)
     windows = [w for w in pack_windows(chunks, 29.5) if w[-1].end - w[0].start > 25 * 16000][:3]
@@ -54,3 +62,17 @@ def test_windows_whisper_leaves_unfinished_are_decoded_to_their_end(engine: Whis
         assert transcript.segments[-1].end_s > speech_end_s - 1.5, (transcript.segments[-1], speech_end_s)
         starts = [s.start_s for s in transcript.segments]
         assert starts == sorted(starts)
+
+
+def test_a_new_speaker_after_a_pause_is_not_skipped(engine: WhisperEngine) -> None:
+    """One window: the end of one recording, a second of silence, then another speaker. Whisper
+    may close its text after the first speaker with a timestamp that claims the rest of the window,
+    skipping the new speaker's first sentence; where the words end tells, and the rest is decoded."""
+    first, second = long_file("-lj"), long_file("-ls-")
+    samples = np.concatenate([first[-18 * 16000 :], np.zeros(16000, np.float32), second[: 10 * 16000]])
+    prompt = "not only in Italy, but in Germany and France."  # the previous window's text
+    transcript = engine.transcribe(samples, DecodeOptions(language="en", prompt=prompt))
+    text = normalize(transcript.text)
+    assert "gothic and roman" in text, text  # the first speaker's last words
+    assert "of a truth i heard him not" in text, text  # the second speaker's first sentence
+    assert "sleeping" in text, text

@@ -297,18 +297,24 @@ def test_disconnect_stops_the_work(live_server: LiveServer) -> None:
 
 
 def test_health_is_fast_while_transcribing(live_server: LiveServer) -> None:
-    """Inference runs on low-priority threads: the event loop still answers within moments."""
+    """Inference runs on low-priority threads: the event loop still answers within moments.
+
+    Probes start at once and come every 0.1 s, so that they land inside the transcription on a
+    fast machine (a GPU transcribes the file in about a second) as well as on a slow one.
+    """
     worker = threading.Thread(target=lambda: transcribe(live_server, LONG))
-    worker.start()
-    time.sleep(2.0)  # past upload and decoding, into inference
-    latencies = []
-    for _ in range(5):
-        start = time.monotonic()
-        r = httpx.get(live_server.base_url + "/health", timeout=10)
-        latencies.append(time.monotonic() - start)
-        assert r.status_code == 200
-        busy = r.json()["active_requests"] > 0
-        time.sleep(0.3)
+    busy: list[float] = []  # latencies of the probes answered while the transcription was in progress
+    with httpx.Client(base_url=live_server.base_url, timeout=10) as client:
+        worker.start()
+        deadline = time.monotonic() + 600
+        while worker.is_alive() and len(busy) < 5 and time.monotonic() < deadline:
+            start = time.monotonic()
+            r = client.get("/health")
+            elapsed = time.monotonic() - start
+            assert r.status_code == 200
+            if r.json()["active_requests"] > 0:
+                busy.append(elapsed)
+            time.sleep(0.1)
     worker.join(timeout=600)
-    assert busy, "the transcription ended before the probes: nothing was measured"
-    assert sorted(latencies)[2] < 1.0, latencies
+    assert len(busy) >= 3, f"the transcription ended before the probes: only {len(busy)} measured"
+    assert sorted(busy)[len(busy) // 2] < 1.0, busy
