@@ -176,6 +176,9 @@ HOP_SAMPLES = 160  # samples per mel frame
 class _Window:
     samples: Samples
     options: DecodeOptions
+    # The rest of a window that Whisper declared silent: its text counts only where Whisper is
+    # sure it is speech (no-speech probability at most the threshold, whatever the log-probability).
+    doubted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,10 +191,12 @@ class _Rest:
 
 @dataclass(frozen=True, slots=True)
 class _Pass:
-    """One pass's complete segments; ``resume_sample`` > 0 where it stopped before the end."""
+    """One pass's complete segments; ``resume_sample`` > 0 where it stopped before the end
+    (``doubted``: where its words end, though Whisper declared the rest silent)."""
 
     transcript: Transcript
     resume_sample: int = 0
+    doubted: bool = False
 
 
 class WhisperEngine:
@@ -307,7 +312,7 @@ class WhisperEngine:
                         prompt=" ".join(p for p in (options.prompt, transcript.text) if p) or None,
                     )
                     following[i] = _Rest(
-                        _Window(rest.window.samples[done.resume_sample :], tail),
+                        _Window(rest.window.samples[done.resume_sample :], tail, done.doubted),
                         rest.offset + done.resume_sample,
                     )
             pending = following
@@ -400,8 +405,8 @@ class WhisperEngine:
         out: list[_Pass | None] = []
         pieces: list[list[dict[str, Any]]] = []
         seeks: list[int] = []  # Whisper's own seek, in frames
-        for tok, result, n_frames, (language, probability) in zip(
-            tokenizers, generated, frames, languages, strict=True
+        for window, tok, result, n_frames, (language, probability) in zip(
+            windows, tokenizers, generated, frames, languages, strict=True
         ):
             tokens = result.sequences_ids[0]
             avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
@@ -409,7 +414,7 @@ class WhisperEngine:
             no_speech = result.no_speech_prob
             seeks.append(n_frames)
             pieces.append([])
-            if no_speech > _NO_SPEECH_THRESHOLD and avg_logprob < _LOG_PROB_THRESHOLD:
+            if no_speech > _NO_SPEECH_THRESHOLD and (avg_logprob < _LOG_PROB_THRESHOLD or window.doubted):
                 out.append(_Pass(Transcript((), language, probability)))  # silence
                 continue
             if compression > _COMPRESSION_RATIO_THRESHOLD or avg_logprob < _LOG_PROB_THRESHOLD:
@@ -430,9 +435,9 @@ class WhisperEngine:
             # over speech it skipped.
             text_end = round(pieces[i][-1]["end"] / frame_s) if pieces[i] else n_frames
             segments = _segments(tokenizers[i], pieces[i], windows[i].options.word_timestamps)
+            resume, doubted = _resume_frame(seeks[i], text_end, n_frames)
             out[i] = _Pass(
-                dataclasses.replace(p.transcript, segments=segments),
-                _resume_frame(seeks[i], text_end, n_frames) * HOP_SAMPLES,
+                dataclasses.replace(p.transcript, segments=segments), resume * HOP_SAMPLES, doubted
             )
         return out
 
@@ -479,7 +484,9 @@ class WhisperEngine:
         for indices in by_language.values():
             if len(indices) == len(pieces):
                 subset = encoded
-            else:
+            elif self.placement.device == "cpu":  # the rows already encoded (a copy, not a pass)
+                subset = ctranslate2.StorageView.from_array(np.asarray(encoded)[indices])
+            else:  # no slicing of device memory here; a second encoder pass is cheap on a GPU
                 subset = self._encode([pad_or_trim(features[i][:, : frames[i]]) for i in indices])
             self._model.add_word_timestamps(
                 [pieces[i] for i in indices],
@@ -541,9 +548,9 @@ class WhisperEngine:
         return transcripts
 
 
-def _resume_frame(seek: int, text_end: int, n_frames: int) -> int:
+def _resume_frame(seek: int, text_end: int, n_frames: int) -> tuple[int, bool]:
     """Where a pass left speech undecoded in its window (0: nowhere), from Whisper's seek and the
-    end of its last word.
+    end of its last word, and whether that contradicts Whisper (it declared the rest silent).
 
     Whisper stops early to leave an unfinished last sentence for a next window (seek before the
     end), and it may end its text long before the window's end while its last timestamp claims the
@@ -551,10 +558,10 @@ def _resume_frame(seek: int, text_end: int, n_frames: int) -> int:
     speaker after a pause, whose first sentence Whisper skipped); either rest gets a pass of its own.
     """
     if 0 < seek < n_frames - _UNFINISHED_FRAMES:
-        return seek
+        return seek, False
     if 0 < text_end < n_frames - _UNFINISHED_FRAMES:
-        return text_end
-    return 0
+        return text_end, True
+    return 0, False
 
 
 def _segments(tok: Tokenizer, pieces: list[dict[str, Any]], with_words: bool) -> tuple[Segment, ...]:

@@ -35,8 +35,11 @@ def test_batched_windows_decode_as_faster_whisper_decodes_each_alone(engine: Whi
         for c in clips("short")[:3]
     ]
     options = DecodeOptions(language="en", word_timestamps=True)
-    futures = [engine.submit(s, options) for s in samples]  # one batch
-    batched = [f.result(timeout=600) for f in futures]
+    # A window without text (noise) in the batch: the others' words are aligned without it.
+    noise = (np.random.default_rng(0).standard_normal(5 * 16000) * 0.05).astype(np.float32)
+    futures = [engine.submit(s, options) for s in [noise, *samples]]
+    batched = [f.result(timeout=600) for f in futures]  # one batch
+    assert not batched.pop(0).text
     for s, b in zip(samples, batched, strict=True):
         alone = engine._sequential(_Window(s, options))  # faster-whisper's own transcribe loop
         assert b.text
