@@ -7,9 +7,12 @@ windows of audio and get futures of plain dataclasses back.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import logging
 import math
 import os
+import sys
+import types
 from collections.abc import Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
@@ -19,14 +22,37 @@ from typing import Any, Protocol
 
 import ctranslate2
 import numpy as np
-from faster_whisper import WhisperModel
-from faster_whisper.audio import pad_or_trim
-from faster_whisper.tokenizer import Tokenizer
-from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
 
 from app.audio import SAMPLE_RATE, Samples
 from app.batcher import Batcher
 from app.memory import release_free_memory
+
+
+class _Deferred(types.ModuleType):
+    """Stands in for a module in ``sys.modules`` until one of its attributes is first used."""
+
+    def __getattr__(self, attr: str) -> Any:
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), attr)
+
+
+def _defer_import(name: str) -> None:
+    """Make ``import name`` cheap: the module loads when something first uses it (if ever).
+
+    faster-whisper imports PyAV (FFmpeg's libraries: ~16 MiB of RSS and part of a second at start)
+    for its own file decoding, which the server never calls: uploads are decoded with soundfile.
+    """
+    if name not in sys.modules and importlib.util.find_spec(name) is not None:
+        sys.modules[name] = _Deferred(name)
+
+
+_defer_import("av")
+
+from faster_whisper import WhisperModel  # noqa: E402
+from faster_whisper.audio import pad_or_trim  # noqa: E402
+from faster_whisper.tokenizer import Tokenizer  # noqa: E402
+from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -163,11 +189,16 @@ _APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"  # noqa: RUF001
 _LOG_PROB_THRESHOLD = -1.0
 _COMPRESSION_RATIO_THRESHOLD = 2.4
 _NO_SPEECH_THRESHOLD = 0.6
-_MAX_INITIAL_TIMESTAMP_INDEX = 50  # 1.0 s / 0.02 s
-# A pass that stops, or whose words end, more than this many frames (10 ms each) before the
-# window's end left speech undecoded; the rest of the window gets another pass, up to _MAX_PASSES
-# in all. (A window ends 0.3-0.6 s after its last word when nothing was skipped.)
+# A pass whose words end more than this many frames (10 ms each) before the window's end left
+# speech undecoded; the rest of the window gets another pass, up to _MAX_PASSES in all. (A window
+# ends 0.3-0.6 s after its last word when nothing was skipped.)
 _UNFINISHED_FRAMES = 100
+# A segment ends after a token ending a sentence (closing quotes aside) that the next word follows.
+_SENTENCE_ENDS = (".", "!", "?")
+_CLOSING_QUOTES = "\"'”’"  # noqa: RUF001
+_ABBREVIATIONS = frozenset(
+    ["mr.", "mrs.", "ms.", "dr.", "st.", "jr.", "sr.", "prof.", "mt.", "vs.", "etc.", "no.", "e.g.", "i.e."]
+)
 _MAX_PASSES = 4
 HOP_SAMPLES = 160  # samples per mel frame
 
@@ -176,8 +207,9 @@ HOP_SAMPLES = 160  # samples per mel frame
 class _Window:
     samples: Samples
     options: DecodeOptions
-    # The rest of a window that Whisper declared silent: its text counts only where Whisper is
-    # sure it is speech (no-speech probability at most the threshold, whatever the log-probability).
+    # The rest of a window after Whisper's text ended: Whisper judged it silent, so its text counts
+    # only where Whisper is sure it is speech (no-speech probability at most the threshold,
+    # whatever the log-probability).
     doubted: bool = False
 
 
@@ -191,12 +223,10 @@ class _Rest:
 
 @dataclass(frozen=True, slots=True)
 class _Pass:
-    """One pass's complete segments; ``resume_sample`` > 0 where it stopped before the end
-    (``doubted``: where its words end, though Whisper declared the rest silent)."""
+    """One pass's segments; ``resume_sample`` > 0 where its words end before the window's end."""
 
     transcript: Transcript
     resume_sample: int = 0
-    doubted: bool = False
 
 
 class WhisperEngine:
@@ -283,9 +313,9 @@ class WhisperEngine:
         return self._tokenizers[language]
 
     def _decode_batch(self, windows: Sequence[_Window]) -> list[Transcript | BaseException]:
-        """Decode the windows in batched passes; a pass that stops before its window's end (Whisper
-        left the last sentence for the next window) is continued from there in the next pass, with
-        the text so far as its prompt, as Whisper's own long-form loop does."""
+        """Decode the windows in batched passes; where a pass's words end before its window's end
+        (Whisper skipped speech, typically a new speaker after a pause), the rest of the window is
+        decoded in the next pass, with the text so far as its prompt."""
         segments: list[list[Segment]] = [[] for _ in windows]
         languages: list[tuple[str, float] | None] = [None] * len(windows)
         pending = {i: _Rest(w, 0) for i, w in enumerate(windows)}
@@ -312,7 +342,7 @@ class WhisperEngine:
                         prompt=" ".join(p for p in (options.prompt, transcript.text) if p) or None,
                     )
                     following[i] = _Rest(
-                        _Window(rest.window.samples[done.resume_sample :], tail, done.doubted),
+                        _Window(rest.window.samples[done.resume_sample :], tail, doubted=True),
                         rest.offset + done.resume_sample,
                     )
             pending = following
@@ -382,14 +412,22 @@ class WhisperEngine:
         return list(groups.values())
 
     def _first_pass(self, windows: list[_Window], prefixes: list[list[int]]) -> list[_Pass | None]:
-        """Temperature-0 beam search over the windows as one batch; None where it fails."""
+        """Temperature-0 beam search over the windows as one batch; None where it fails.
+
+        Whisper decodes the text only (``<|notimestamps|>``): tiny.en is more accurate so (on
+        ../shared/eval, 8.81% -> 7.99% WER on the short clips, 7.24% -> 6.56% on the long files),
+        decodes fewer tokens, and never stops early to leave a sentence for a next window. The word
+        alignment then times each sentence (a segment).
+        """
         model = self._model
         features = [model.feature_extractor(w.samples) for w in windows]
         frames = [f.shape[-1] - 1 for f in features]
         encoded = self._encode([pad_or_trim(f[:, :n]) for f, n in zip(features, frames, strict=True)])
         languages = self._languages(windows, encoded)
         tokenizers = [self._tokenizer(lang) for lang, _ in languages]
-        prompts = [p + list(tok.sot_sequence) for p, tok in zip(prefixes, tokenizers, strict=True)]
+        prompts = [
+            [*p, *tok.sot_sequence, tok.no_timestamps] for p, tok in zip(prefixes, tokenizers, strict=True)
+        ]
         generated = model.model.generate(
             encoded,
             prompts,
@@ -399,12 +437,10 @@ class WhisperEngine:
             return_no_speech_prob=True,
             suppress_blank=True,
             suppress_tokens=self._suppress,
-            max_initial_timestamp_index=_MAX_INITIAL_TIMESTAMP_INDEX,
         )
         frame_s = model.feature_extractor.time_per_frame
         out: list[_Pass | None] = []
         pieces: list[list[dict[str, Any]]] = []
-        seeks: list[int] = []  # Whisper's own seek, in frames
         for window, tok, result, n_frames, (language, probability) in zip(
             windows, tokenizers, generated, frames, languages, strict=True
         ):
@@ -412,7 +448,6 @@ class WhisperEngine:
             avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
             compression = get_compression_ratio(tok.decode(tokens).strip())
             no_speech = result.no_speech_prob
-            seeks.append(n_frames)
             pieces.append([])
             if no_speech > _NO_SPEECH_THRESHOLD and (avg_logprob < _LOG_PROB_THRESHOLD or window.doubted):
                 out.append(_Pass(Transcript((), language, probability)))  # silence
@@ -421,9 +456,10 @@ class WhisperEngine:
                 logger.debug("fallback: compression %.2f, avg logprob %.2f", compression, avg_logprob)
                 out.append(None)  # needs temperature fallback
                 continue
-            pieces[-1], seeks[-1], _ = model._split_segments_by_timestamps(
-                tok, tokens, 0.0, n_frames, n_frames * frame_s, 0
-            )
+            pieces[-1] = [
+                {"seek": 0, "start": 0.0, "end": n_frames * frame_s, "tokens": sentence}
+                for sentence in _sentences(tok, tokens)
+            ]
             for piece in pieces[-1]:
                 piece["stats"] = (avg_logprob, compression, no_speech)
             out.append(_Pass(Transcript((), language, probability)))
@@ -431,14 +467,10 @@ class WhisperEngine:
         for i, (p, n_frames) in enumerate(zip(out, frames, strict=True)):
             if p is None:
                 continue
-            # Where the words end, not the last timestamp: Whisper may stretch its last segment
-            # over speech it skipped.
             text_end = round(pieces[i][-1]["end"] / frame_s) if pieces[i] else n_frames
+            resume = text_end if 0 < text_end < n_frames - _UNFINISHED_FRAMES else 0
             segments = _segments(tokenizers[i], pieces[i], windows[i].options.word_timestamps)
-            resume, doubted = _resume_frame(seeks[i], text_end, n_frames)
-            out[i] = _Pass(
-                dataclasses.replace(p.transcript, segments=segments), resume * HOP_SAMPLES, doubted
-            )
+            out[i] = _Pass(dataclasses.replace(p.transcript, segments=segments), resume * HOP_SAMPLES)
         return out
 
     def _encode(self, features: list[np.ndarray]) -> ctranslate2.StorageView:
@@ -499,7 +531,8 @@ class WhisperEngine:
             )
 
     def _sequential(self, window: _Window) -> Transcript:
-        """faster-whisper's own loop: seeks, temperature fallback, word timings."""
+        """faster-whisper's own loop, temperature fallback included (with timestamps: its segments
+        need no word alignment to be timed)."""
         options = window.options
         segments, info = self._model.transcribe(
             window.samples,
@@ -548,24 +581,24 @@ class WhisperEngine:
         return transcripts
 
 
-def _resume_frame(seek: int, text_end: int, n_frames: int) -> tuple[int, bool]:
-    """Where a pass left speech undecoded in its window (0: nowhere), from Whisper's seek and the
-    end of its last word, and whether that contradicts Whisper (it declared the rest silent).
-
-    Whisper stops early to leave an unfinished last sentence for a next window (seek before the
-    end), and it may end its text long before the window's end while its last timestamp claims the
-    rest. A window here is packed from VAD chunks, so such a rest holds speech (typically a new
-    speaker after a pause, whose first sentence Whisper skipped); either rest gets a pass of its own.
-    """
-    if 0 < seek < n_frames - _UNFINISHED_FRAMES:
-        return seek, False
-    if 0 < text_end < n_frames - _UNFINISHED_FRAMES:
-        return text_end, True
-    return 0, False
+def _sentences(tok: Tokenizer, tokens: list[int]) -> list[list[int]]:
+    """A pass's text tokens cut into sentences: after a token that ends one, where a word follows."""
+    text = [t for t in tokens if t < tok.eot]
+    sentences: list[list[int]] = [[]]
+    for k, token in enumerate(text):
+        sentences[-1].append(token)
+        ends = tok.decode([token]).rstrip().rstrip(_CLOSING_QUOTES).endswith(_SENTENCE_ENDS)
+        if ends and k + 1 < len(text) and tok.decode([text[k + 1]]).startswith(" "):
+            last_word = tok.decode(sentences[-1]).split()[-1].lower()
+            initial = len(last_word) == 2 and last_word[0].isalpha()  # "J." in "John F. Kennedy"
+            if last_word not in _ABBREVIATIONS and not initial:
+                sentences.append([])
+    return [s for s in sentences if s]
 
 
 def _segments(tok: Tokenizer, pieces: list[dict[str, Any]], with_words: bool) -> tuple[Segment, ...]:
-    """A first pass's timestamped pieces as segments (dropping empty ones, as faster-whisper does)."""
+    """A pass's sentences, timed by their words, as segments (dropping empty ones, as faster-whisper
+    does)."""
     segments = []
     for piece in pieces:
         text = tok.decode(piece["tokens"])

@@ -21,7 +21,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
@@ -33,7 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from app.audio import PcmFormat, decode_audio  # noqa: E402
 from app.config import load_settings  # noqa: E402
-from app.engine import Placement, select_placement  # noqa: E402
+from app.engine import Placement, available_cores, select_placement  # noqa: E402
 from app.registry import embedded_model_path  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.evalset import clips, wer  # noqa: E402
@@ -67,9 +66,9 @@ def load_items(with_long_file: bool) -> list[Item]:
     return items
 
 
-def short_item() -> Item:
-    """A short clip: the cold-start probe (a first transcription, not a long one)."""
-    clip = clips("short")[0]
+def probe_item() -> Item:
+    """The cold-start probe: the shortest short clip (a first transcription, not a long one)."""
+    clip = min(clips("short"), key=lambda c: c.path.stat().st_size)
     audio = decode_audio(clip.path.read_bytes(), content_type=None, pcm=PcmFormat(), max_duration_s=1e6)
     return Item(clip.id, _wav(audio.samples), audio.samples, clip.text)
 
@@ -81,47 +80,72 @@ def _wav(samples: np.ndarray) -> bytes:
         return f.read()
 
 
-def library_model(placement: Placement) -> Any:
-    """The bare library's model, on the device and compute type the server resolves its settings to."""
-    from faster_whisper import WhisperModel
-
-    return WhisperModel(
-        str(embedded_model_path()), device=placement.device, compute_type=placement.compute_type
-    )
+@dataclass(frozen=True)
+class Run:
+    speed: float  # audio seconds per wall second
+    wer: float
 
 
-def bare(items: list[Item], beam_size: int, batched: bool, placement: Placement) -> tuple[float, float]:
-    """(audio s per wall s, WER) of the bare library on the items."""
-    from faster_whisper import BatchedInferencePipeline
+class Library:
+    """The bare library on the device, compute type and CPU threads the server resolves its settings to
+    (CTranslate2's own default would be 4 threads whatever the machine)."""
 
-    model = library_model(placement)
-    runner: Any = BatchedInferencePipeline(model) if batched else model
-    kwargs: dict[str, Any] = {"batch_size": 8} if batched else {}
-    hyps, wall_s = [], 0.0
-    for it in items:
-        start = time.monotonic()
-        segments, _ = runner.transcribe(it.samples, beam_size=beam_size, language="en", **kwargs)
-        hyps.append("".join(s.text for s in segments))
-        wall_s += time.monotonic() - start
-    return sum(it.duration_s for it in items) / wall_s, wer([it.reference for it in items], hyps)
+    def __init__(self, placement: Placement, threads: int, beam_size: int) -> None:
+        from faster_whisper import BatchedInferencePipeline, WhisperModel
 
-
-def library_first_chunk_s(item: Item, beam_size: int, placement: Placement) -> float:
-    """Seconds the bare library needs for the file's first VAD chunk alone (best of 3)."""
-    from app.vad import ChunkingOptions, chunk_frames, detect_speech
-
-    opts = ChunkingOptions(**load_settings().vad.model_dump())
-    chunk = chunk_frames(detect_speech(item.samples, opts.aggressiveness), len(item.samples), opts)[0]
-    model = library_model(placement)
-    times = []
-    for _ in range(3):
-        start = time.monotonic()
-        segments, _ = model.transcribe(
-            item.samples[chunk.start : chunk.end], beam_size=beam_size, language="en"
+        self.model = WhisperModel(
+            str(embedded_model_path()),
+            device=placement.device,
+            compute_type=placement.compute_type,
+            cpu_threads=threads,
         )
-        list(segments)
-        times.append(time.monotonic() - start)
-    return min(times)
+        self.batched = BatchedInferencePipeline(self.model)
+        self.beam_size = beam_size
+
+    def transcribe(self, samples: np.ndarray, *, batched: bool) -> tuple[float, str]:
+        """(wall seconds, text) of one file, sequential ``transcribe`` or batched (8)."""
+        start = time.monotonic()
+        if batched:
+            segments, _ = self.batched.transcribe(
+                samples, beam_size=self.beam_size, language="en", batch_size=8
+            )
+        else:
+            segments, _ = self.model.transcribe(samples, beam_size=self.beam_size, language="en")
+        text = "".join(s.text for s in segments)
+        return time.monotonic() - start, text
+
+    def first_chunk_s(self, item: Item) -> float:
+        """Seconds for the file's first VAD chunk alone (what a stream's first delta waits for)."""
+        from app.vad import ChunkingOptions, chunk_frames, detect_speech
+
+        opts = ChunkingOptions(**load_settings().vad.model_dump())
+        chunk = chunk_frames(detect_speech(item.samples, opts.aggressiveness), len(item.samples), opts)[0]
+        return self.transcribe(item.samples[chunk.start : chunk.end], batched=False)[0]
+
+
+MODES = ("library transcribe (sequential)", "library BatchedInferencePipeline (8)", "server batch (1 client)")
+
+
+def throughput_round(server: Server, library: Library, items: list[Item], round_: int) -> list[Run]:
+    """One pass over the items in each mode, interleaved file by file (the order rotating), so that a
+    noisy machine's drift hits every mode alike; one Run per mode, in MODES order."""
+    walls = [0.0] * len(MODES)
+    texts: list[list[str]] = [[] for _ in MODES]
+    for i, item in enumerate(items):
+        for k in (round_ + i + j for j in range(len(MODES))):
+            mode = k % len(MODES)
+            if mode < 2:
+                wall, text = library.transcribe(item.samples, batched=mode == 1)
+            else:
+                start = time.monotonic()
+                text = server.post(item).json()["text"]
+                wall = time.monotonic() - start
+            walls[mode] += wall
+            texts[mode].append(text)
+    total_s = sum(it.duration_s for it in items)
+    return [
+        Run(total_s / w, wer([it.reference for it in items], t)) for w, t in zip(walls, texts, strict=True)
+    ]
 
 
 class Server:
@@ -153,16 +177,22 @@ class Server:
             timeout=3600,
         )
 
-    def wait_ready(self, probe: Item) -> float:
-        """Seconds from process start to the first successful transcription."""
+    def cold_start(self, probe: Item) -> tuple[float, float]:
+        """Seconds from process start to ready (/health answers: model loaded and warmed up) and to
+        the first successful transcription after that."""
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             try:
-                if self.post(probe).status_code == 200:
-                    return time.monotonic() - self.started
+                if self._health.get("/health").status_code == 200:
+                    break
             except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("server did not start")
+                time.sleep(0.05)
+        else:
+            raise RuntimeError("server did not start")
+        ready_s = time.monotonic() - self.started
+        if self.post(probe).status_code != 200:
+            raise RuntimeError("the first transcription failed")
+        return ready_s, time.monotonic() - self.started
 
     def rss_mib(self) -> tuple[float, float]:
         status = Path(f"/proc/{self.proc.pid}/status").read_text()
@@ -195,77 +225,70 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--concurrency", default="1,2,4,8")
     parser.add_argument("--beam-size", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved throughput rounds")
     parser.add_argument("--skip-long-file", action="store_true", help="skip the >= 10 min file")
     args = parser.parse_args()
     items = load_items(not args.skip_long_file)
     total_s = sum(it.duration_s for it in items)
-    refs = [it.reference for it in items]
+    settings = load_settings()  # config.yaml and ASR_* overrides, as the server reads them
+    placement = select_placement(settings.device, settings.compute_type)
+    threads = settings.cpu_threads or available_cores()
+    probe = probe_item()
     rows: list[tuple[str, str, str]] = []
 
     server = Server()  # cold start first, while nothing else is cached
     try:
-        cold_s = server.wait_ready(short_item())
-        rows.append(("cold start -> first transcription", f"{cold_s:.1f} s", ""))
+        ready_s, first_s = server.cold_start(probe)
+        rows += [
+            ("cold start -> ready (/health)", f"{ready_s:.1f} s", ""),
+            (f"cold start -> first transcription ({probe.duration_s:.1f} s clip)", f"{first_s:.1f} s", ""),
+        ]
         idle = []
         for _ in range(25):  # this machine's own latency floor, to read the loaded figures against
             idle.append(server.health_s())
             time.sleep(0.2)
+        rows.append(("/health p50 / p95, server idle", _ms(idle), ""))
+        library = Library(placement, threads, args.beam_size)
+        rounds = [throughput_round(server, library, items, r) for r in range(args.rounds)]
+        rows += throughput_rows(rounds)
+        deltas, chunks = [], []
+        for _ in range(3):  # best of 3 each, interleaved
+            first_delta_s, gaps = server.stream(items[0])
+            deltas.append(first_delta_s)
+            chunks.append(library.first_chunk_s(items[0]))
         rows.append(
             (
-                "/health p50 / p95, server idle",
-                f"{statistics.median(idle) * 1000:.0f} / "
-                f"{statistics.quantiles(idle, n=20)[18] * 1000:.0f} ms",
-                "",
+                f"stream first delta ({items[0].name}, best of 3)",
+                f"{min(deltas):.2f} s",
+                f"{min(deltas) / min(chunks):.2f} x library first chunk ({min(chunks):.2f} s)",
             )
         )
-        start = time.monotonic()
-        hyps = [server.post(it).json()["text"] for it in items]
-        speed = total_s / (time.monotonic() - start)
-        server_wer = wer(refs, hyps)
-        first_s, gaps = server.stream(items[0])
-        concurrency = [
-            concurrency_row(server, n, items[0]) for n in [int(x) for x in args.concurrency.split(",")]
-        ]
+        if gaps:
+            rows.append(
+                (
+                    "stream gap between deltas p50/max",
+                    f"{statistics.median(gaps):.2f} / {max(gaps):.2f} s",
+                    "",
+                )
+            )
+        for n in [int(x) for x in args.concurrency.split(",")]:
+            # Each n > 1 against a one-client run just before it: drift between rows cancels out.
+            one = concurrency_run(server, 1, items[0]) if n > 1 else None
+            run = concurrency_run(server, n, items[0])
+            ratio = (
+                "1.00" if one is None else f"{run[1] / one[1]:.2f} x 1 client run before ({one[1]:.1f}x RT)"
+            )
+            rows.append((run[0], run[2], ratio))
         peak, steady = server.rss_mib()
     finally:
         server.close()
-
-    settings = load_settings()  # config.yaml and ASR_* overrides, as the server reads them
-    placement = select_placement(settings.device, settings.compute_type)
-    seq_speed, seq_wer = bare(items, args.beam_size, batched=False, placement=placement)
-    bat_speed, bat_wer = bare(items, args.beam_size, batched=True, placement=placement)
-    chunk_s = library_first_chunk_s(items[0], args.beam_size, placement)
-    rows += [
-        ("library transcribe (sequential)", f"{seq_speed:.1f}x RT  WER {seq_wer:.2%}", "1.00"),
-        (
-            "library BatchedInferencePipeline (8)",
-            f"{bat_speed:.1f}x RT  WER {bat_wer:.2%}",
-            f"{bat_speed / seq_speed:.2f}",
-        ),
-        (
-            "server batch (1 client)",
-            f"{speed:.1f}x RT  WER {server_wer:.2%}",
-            f"{speed / seq_speed:.2f} (vs batched {speed / bat_speed:.2f}; "
-            f"WER {100 * (server_wer - seq_wer):+.2f} pt)",
-        ),
-        (
-            f"stream first delta ({items[0].name})",
-            f"{first_s:.2f} s",
-            f"{first_s / chunk_s:.2f} x library first chunk ({chunk_s:.2f} s)",
-        ),
-    ]
-    if gaps:
-        rows.append(
-            ("stream gap between deltas p50/max", f"{statistics.median(gaps):.2f} / {max(gaps):.2f} s", "")
-        )
-    one_client = concurrency[0][1]
-    rows += [(name, value, f"{agg / one_client:.2f} x 1 client") for name, agg, value in concurrency]
     rows.append(("RSS peak / steady", f"{peak:.0f} / {steady:.0f} MiB", ""))
 
     width = max(len(r[0]) for r in rows)
     print(
         f"\nmodel tiny.en {placement.compute_type} on {placement.device}, beam {args.beam_size}, "
-        f"{total_s:.0f} s of audio, {os.cpu_count()} cores"
+        f"{total_s:.0f} s of audio, {threads} threads on {available_cores()} cores, "
+        f"{args.rounds} rounds"
     )
     print(f"{'measure'.ljust(width)}  {'value'.ljust(44)}  ratio")
     for name, value, ratio in rows:
@@ -273,7 +296,32 @@ def main() -> None:
     print(json.dumps({"rows": rows}), file=sys.stderr)
 
 
-def concurrency_row(server: Server, n: int, item: Item) -> tuple[str, float, str]:
+def throughput_rows(rounds: list[list[Run]]) -> list[tuple[str, str, str]]:
+    """Median speed over the rounds per mode; ratios are the median of each round's own ratio, with
+    every round's value after it."""
+
+    def ratio(mode: int, base: int) -> str:
+        each = [r[mode].speed / r[base].speed for r in rounds]
+        return f"{statistics.median(each):.2f} [{' '.join(f'{x:.2f}' for x in each)}]"
+
+    first = rounds[0]
+    rows: list[tuple[str, str, str]] = []
+    for mode, name in enumerate(MODES):
+        speed = statistics.median(r[mode].speed for r in rounds)
+        rows.append((name, f"{speed:.1f}x RT  WER {first[mode].wer:.2%}", ratio(mode, 0)))
+    rows[2] = (
+        *rows[2][:2],
+        f"{ratio(2, 0)}, vs batched {ratio(2, 1)}, WER {100 * (first[2].wer - first[0].wer):+.2f} pt",
+    )
+    return rows
+
+
+def _ms(samples: list[float]) -> str:
+    q = statistics.quantiles(samples, n=20) if len(samples) > 1 else samples * 19
+    return f"{statistics.median(samples) * 1000:.0f} / {q[18] * 1000:.0f} ms"
+
+
+def concurrency_run(server: Server, n: int, item: Item) -> tuple[str, float, str]:
     """(label, aggregate audio s per wall s, value) for n clients posting the same file at once."""
     health: list[float] = []
     stop = threading.Event()
@@ -301,11 +349,9 @@ def concurrency_row(server: Server, n: int, item: Item) -> tuple[str, float, str
     poller.join()
     speed = n * item.duration_s / wall
     q = statistics.quantiles(latencies, n=20) if len(latencies) > 1 else latencies * 19
-    hq = statistics.quantiles(health, n=20) if len(health) > 1 else health * 19
     value = (
         f"{speed:.1f}x RT  p50 {statistics.median(latencies):.1f} s  p95 {q[18]:.1f} s  "
-        f"health p50/p95 {statistics.median(health) * 1000:.0f}/{hq[18] * 1000:.0f} ms  "
-        f"WER {wer([item.reference] * n, hyps):.2%}"
+        f"health p50/p95 {_ms(health)}  WER {wer([item.reference] * n, hyps):.2%}"
     )
     return f"{n} concurrent clients ({item.name})", speed, value
 
