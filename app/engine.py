@@ -193,7 +193,7 @@ _NO_SPEECH_THRESHOLD = 0.6
 # speech undecoded; the rest of the window gets another pass, up to _MAX_PASSES in all. (A window
 # ends 0.3-0.6 s after its last word when nothing was skipped.)
 _UNFINISHED_FRAMES = 100
-# A segment ends after a token ending a sentence (closing quotes aside) that the next word follows.
+# A segment ends after a token ending a sentence (closing quotes aside) where a new sentence starts.
 _SENTENCE_ENDS = (".", "!", "?")
 _CLOSING_QUOTES = "\"'”’"  # noqa: RUF001
 _ABBREVIATIONS = frozenset(
@@ -582,13 +582,15 @@ class WhisperEngine:
 
 
 def _sentences(tok: Tokenizer, tokens: list[int]) -> list[list[int]]:
-    """A pass's text tokens cut into sentences: after a token that ends one, where a word follows."""
+    """A pass's text tokens cut into sentences: after a token that ends one, where a word that is
+    not lower-case follows."""
     text = [t for t in tokens if t < tok.eot]
     sentences: list[list[int]] = [[]]
     for k, token in enumerate(text):
         sentences[-1].append(token)
         ends = tok.decode([token]).rstrip().rstrip(_CLOSING_QUOTES).endswith(_SENTENCE_ENDS)
-        if ends and k + 1 < len(text) and tok.decode([text[k + 1]]).startswith(" "):
+        following = tok.decode([text[k + 1]]) if k + 1 < len(text) else ""
+        if ends and following.startswith(" ") and not following[1:2].islower():
             last_word = tok.decode(sentences[-1]).split()[-1].lower()
             initial = len(last_word) == 2 and last_word[0].isalpha()  # "J." in "John F. Kennedy"
             if last_word not in _ABBREVIATIONS and not initial:

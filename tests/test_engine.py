@@ -12,7 +12,7 @@ import pytest
 
 from app.audio import PcmFormat, decode_audio
 from app.config import Settings
-from app.engine import DecodeOptions, WhisperEngine
+from app.engine import DecodeOptions, WhisperEngine, _sentences
 from app.pipeline import pack_windows
 from app.registry import embedded_model_path
 from app.vad import ChunkingOptions, chunk_frames, detect_speech
@@ -99,3 +99,15 @@ def test_the_server_does_not_load_pyav_until_something_uses_it() -> None:
     ).stdout.split("\n")
     assert out[0] == "['av']"  # the stand-in only: none of PyAV's modules were loaded
     assert out[1] == "AudioFrame"  # and first use loads the real one
+
+
+def test_segments_are_sentences_not_cut_after_titles_or_initials(engine: WhisperEngine) -> None:
+    tok = engine._tokenizer("en")
+    text = ' Mr. Hale met John F. Kennedy. "Really?" she asked! It cost 3.5 dollars, etc. and more'
+    sentences = [tok.decode(s) for s in _sentences(tok, [*tok.encode(text), tok.eot])]
+    assert "".join(sentences) == text
+    assert sentences == [
+        " Mr. Hale met John F. Kennedy.",
+        ' "Really?" she asked!',
+        " It cost 3.5 dollars, etc. and more",
+    ]
