@@ -196,6 +196,8 @@ _UNFINISHED_FRAMES = 100
 # A segment ends after a token ending a sentence (closing quotes aside) where a new sentence starts.
 _SENTENCE_ENDS = (".", "!", "?")
 _CLOSING_QUOTES = "\"'”’"  # noqa: RUF001
+# A sentence is also cut after a comma once it has this many tokens (about 8 s of speech).
+_LONG_SENTENCE_TOKENS = 32
 _ABBREVIATIONS = frozenset(
     ["mr.", "mrs.", "ms.", "dr.", "st.", "jr.", "sr.", "prof.", "mt.", "vs.", "etc.", "no.", "e.g.", "i.e."]
 )
@@ -458,7 +460,7 @@ class WhisperEngine:
                 continue
             pieces[-1] = [
                 {"seek": 0, "start": 0.0, "end": n_frames * frame_s, "tokens": sentence}
-                for sentence in _sentences(tok, tokens)
+                for sentence in _segment_tokens(tok, tokens)
             ]
             for piece in pieces[-1]:
                 piece["stats"] = (avg_logprob, compression, no_speech)
@@ -581,21 +583,26 @@ class WhisperEngine:
         return transcripts
 
 
-def _sentences(tok: Tokenizer, tokens: list[int]) -> list[list[int]]:
-    """A pass's text tokens cut into sentences: after a token that ends one, where a word that is
-    not lower-case follows."""
+def _segment_tokens(tok: Tokenizer, tokens: list[int]) -> list[list[int]]:
+    """A pass's text tokens cut into segments: sentences (after a token that ends one, where a word
+    that is not lower-case follows), and a long sentence also after a comma, so a subtitle cue stays
+    readable."""
     text = [t for t in tokens if t < tok.eot]
-    sentences: list[list[int]] = [[]]
+    segments: list[list[int]] = [[]]
     for k, token in enumerate(text):
-        sentences[-1].append(token)
-        ends = tok.decode([token]).rstrip().rstrip(_CLOSING_QUOTES).endswith(_SENTENCE_ENDS)
+        segments[-1].append(token)
         following = tok.decode([text[k + 1]]) if k + 1 < len(text) else ""
-        if ends and following.startswith(" ") and not following[1:2].islower():
-            last_word = tok.decode(sentences[-1]).split()[-1].lower()
+        if not following.startswith(" "):  # the next token continues this word
+            continue
+        piece = tok.decode([token]).rstrip()
+        if piece.endswith((",", ";", ":")) and len(segments[-1]) >= _LONG_SENTENCE_TOKENS:
+            segments.append([])
+        elif piece.rstrip(_CLOSING_QUOTES).endswith(_SENTENCE_ENDS) and not following[1:2].islower():
+            last_word = tok.decode(segments[-1]).split()[-1].lower()
             initial = len(last_word) == 2 and last_word[0].isalpha()  # "J." in "John F. Kennedy"
             if last_word not in _ABBREVIATIONS and not initial:
-                sentences.append([])
-    return [s for s in sentences if s]
+                segments.append([])
+    return [s for s in segments if s]
 
 
 def _segments(tok: Tokenizer, pieces: list[dict[str, Any]], with_words: bool) -> tuple[Segment, ...]:

@@ -12,7 +12,7 @@ import pytest
 
 from app.audio import PcmFormat, decode_audio
 from app.config import Settings
-from app.engine import DecodeOptions, WhisperEngine, _sentences
+from app.engine import DecodeOptions, WhisperEngine, _segment_tokens
 from app.pipeline import pack_windows
 from app.registry import embedded_model_path
 from app.vad import ChunkingOptions, chunk_frames, detect_speech
@@ -103,11 +103,23 @@ def test_the_server_does_not_load_pyav_until_something_uses_it() -> None:
 
 def test_segments_are_sentences_not_cut_after_titles_or_initials(engine: WhisperEngine) -> None:
     tok = engine._tokenizer("en")
+
+    def cut(text: str) -> list[str]:
+        segments = [tok.decode(s) for s in _segment_tokens(tok, [*tok.encode(text), tok.eot])]
+        assert "".join(segments) == text
+        return segments
+
     text = ' Mr. Hale met John F. Kennedy. "Really?" she asked! It cost 3.5 dollars, etc. and more'
-    sentences = [tok.decode(s) for s in _sentences(tok, [*tok.encode(text), tok.eot])]
-    assert "".join(sentences) == text
-    assert sentences == [
+    assert cut(text) == [
         " Mr. Hale met John F. Kennedy.",
         ' "Really?" she asked!',
         " It cost 3.5 dollars, etc. and more",
     ]
+    # A long sentence is also cut at a comma (a readable subtitle cue), a short one is not.
+    first = (
+        " It was printed at Mainz by Peter Schoeffer in the year 1462, and it was a very fine book,"
+        " which the printers of that city made with much care"
+    )
+    long = first + ", with great black letters and red capitals."
+    assert len(tok.encode(first.split(", which")[0])) < 32 <= len(tok.encode(first))
+    assert cut(long) == [first + ",", " with great black letters and red capitals."]
