@@ -56,7 +56,8 @@ class Batcher(Generic[Item, Result]):
 
     ``setup`` runs first on that thread (load the model there, so that the threads the runtime
     starts inherit its priority); its exception is re-raised by the constructor. ``on_idle`` runs
-    there whenever a batch finishes with nothing else waiting.
+    there once nothing has been submitted for ``idle_s``: not between the windows of a request in
+    progress, whose lanes leave the queue empty for a moment after each batch.
     """
 
     def __init__(
@@ -67,10 +68,12 @@ class Batcher(Generic[Item, Result]):
         on_idle: Callable[[], None] = lambda: None,
         max_size: int = 8,
         wait_s: float = 0.01,
+        idle_s: float = 1.0,
         name: str = "asr-batch",
     ) -> None:
         self._run_batch = run_batch
         self._on_idle = on_idle
+        self._idle_s = idle_s
         self._max_size = max_size
         self._wait_s = wait_s
         self._queue: queue.SimpleQueue[_Pending[Item, Result] | None] = queue.SimpleQueue()
@@ -113,8 +116,6 @@ class Batcher(Generic[Item, Result]):
         ready.set_result(None)
         while (batch := self._next_batch()) is not None:
             self._run(batch)
-            if self._queue.empty():
-                self._on_idle()
         while True:  # closed: cancel whatever is left
             try:
                 pending = self._queue.get_nowait()
@@ -124,7 +125,11 @@ class Batcher(Generic[Item, Result]):
                 pending.future.cancel()
 
     def _next_batch(self) -> list[_Pending[Item, Result]] | None:
-        first = self._queue.get()
+        try:
+            first = self._queue.get(timeout=self._idle_s)
+        except queue.Empty:
+            self._on_idle()
+            first = self._queue.get()
         if first is None:
             return None
         batch = [first]

@@ -276,6 +276,10 @@ class WhisperEngine:
             wait_s=batch_wait_s,
         )
         self._suppress = get_suppressed_tokens(self._tokenizer("en"), [-1])
+        if self.placement.device == "cuda":
+            # CUDA sets up its kernels on first use (about a second): pay that here, not in the first
+            # request. On CPU the first decode measured no slower than later ones, so no warm-up.
+            self.transcribe(np.zeros(SAMPLE_RATE, np.float32), DecodeOptions(language=None, beam_size=1))
         logger.info(
             "loaded %s on %s (%s, %d threads, batches of up to %d)",
             model_path,

@@ -1,25 +1,20 @@
-"""The app factory, the one block of error handlers, and the ``asr-server`` command."""
+"""The app factory, the one block of error handlers, and ``serve``."""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.config import Settings, load_settings
-from app.engine import DecodeOptions, Engine
+from app.engine import Engine
 from app.errors import AsrError, error_body
-from app.memory import limit_arenas
 from app.pipeline import Transcriber
 from app.registry import ModelRegistry, whisper_factory
 from app.routes import system, transcriptions
@@ -30,7 +25,8 @@ logger = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None, engines: Mapping[str, Engine] | None = None) -> FastAPI:
-    """Build the app; ``engines`` (model id -> engine) replaces loading, e.g. a fake engine in tests."""
+    """Build the app; ``engines`` (model id -> engine) are already loaded: the default model loaded
+    during start-up, or a fake engine in tests."""
     settings = settings or load_settings()
     registry = ModelRegistry(settings, whisper_factory(settings), engines)
     service = TranscriptionService(
@@ -47,10 +43,7 @@ def create_app(settings: Settings | None = None, engines: Mapping[str, Engine] |
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for model_id in registry.startup_models():
-            engine = await registry.get(model_id)
-            # One tiny decode so the first real request does not pay for lazy initialisation.
-            warmup = np.zeros(16000, dtype=np.float32)
-            await asyncio.wrap_future(engine.submit(warmup, DecodeOptions(language=None, beam_size=1)))
+            await registry.get(model_id)
         logger.info("ready: default model %s", settings.default_model)
         async with registry.unloading_idle_models():
             yield
@@ -97,26 +90,12 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-def cli(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="asr-server", description="Self-hosted speech-to-text server")
-    parser.add_argument("--config", type=Path, help="config file (default: ./config.yaml if present)")
-    parser.add_argument("--host", help="bind address (default from config: 0.0.0.0)")
-    parser.add_argument("--port", type=int, help="port (default from config: 8000)")
-    args = parser.parse_args(argv)
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    settings = load_settings(args.config, **overrides)
-    limit_arenas()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def serve(settings: Settings, engines: Mapping[str, Engine] | None = None) -> None:
+    """Run the server until it is stopped (the ``asr-server`` command: ``app.__main__``)."""
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, engines),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
         timeout_graceful_shutdown=10,
     )
-
-
-if __name__ == "__main__":
-    cli()

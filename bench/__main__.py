@@ -155,7 +155,7 @@ class Server:
         env = {**os.environ, "ASR_LOG_LEVEL": "warning"}
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app.main", "--host", "127.0.0.1", "--port", str(self.port)],
+            [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(self.port)],
             cwd=REPO,
             env=env,
         )
@@ -178,7 +178,7 @@ class Server:
         )
 
     def cold_start(self, probe: Item) -> tuple[float, float]:
-        """Seconds from process start to ready (/health answers: model loaded and warmed up) and to
+        """Seconds from process start to ready (/health answers: model loaded) and to
         the first successful transcription after that."""
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:

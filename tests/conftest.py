@@ -90,7 +90,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     }
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "app.main", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port)],
             cwd=REPO,
             env=env,
             stdout=log,

@@ -106,22 +106,27 @@ def test_setup_failure_is_raised_by_the_constructor() -> None:
         Batcher(Recorder(), setup=broken)
 
 
-def test_on_idle_runs_when_a_batch_leaves_nothing_waiting() -> None:
-    """The engine hands freed memory back to the OS there, never between queued batches."""
+def test_on_idle_runs_once_nothing_has_come_for_idle_s() -> None:
+    """The engine hands freed memory back to the OS there: not between queued batches, nor in the
+    short gaps between one lane's windows, which would page the memory in again for the next."""
     gate = threading.Event()
     recorder = Recorder(gate)
     idle: list[int] = []
     batcher: Batcher[int, int] = Batcher(
-        recorder, on_idle=lambda: idle.append(len(recorder.batches)), max_size=2, wait_s=0.0
+        recorder, on_idle=lambda: idle.append(len(recorder.batches)), max_size=2, wait_s=0.0, idle_s=2.0
     )
     first = batcher.submit(1)  # holds the thread; the next four queue up as two batches
     time.sleep(0.2)
     rest = [batcher.submit(i) for i in range(4)]
     gate.set()
     assert [f.result(timeout=10) for f in [first, *rest]] == [2, 0, 2, 4, 6]
-    deadline = time.monotonic() + 5
+    for i in range(3):  # a lane: each window submitted 0.05 s after the previous one's result
+        time.sleep(0.05)
+        assert batcher.submit(i).result(timeout=10) == 2 * i
+    assert idle == []
+    deadline = time.monotonic() + 10
     while not idle and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert recorder.batches == [[1], [0, 1], [2, 3]]
-    assert idle == [3]
+    assert recorder.batches == [[1], [0, 1], [2, 3], [0], [1], [2]]
+    assert idle == [6]
     batcher.close()
