@@ -279,6 +279,7 @@ def main() -> None:
                 "1.00" if one is None else f"{run[1] / one[1]:.2f} x 1 client run before ({one[1]:.1f}x RT)"
             )
             rows.append((run[0], run[2], ratio))
+        time.sleep(3)  # steady: idle for longer than the second after which the server trims memory
         peak, steady = server.rss_mib()
     finally:
         server.close()
