@@ -1,7 +1,7 @@
 """One inference thread per model that runs whatever work is waiting as one batch.
 
-Whisper on CPU spends most of its time in beam-search decoding steps that are too small to keep
-the cores busy; decoding eight windows at once costs far less than eight times one. Callers on any
+Decoding several windows at once is how a model keeps its hardware busy: one batch on a GPU, or on
+CPU the batch's windows side by side on the model's workers (see ``app.engine``). Callers on any
 thread (or the event loop) ``submit`` an item and get a ``concurrent.futures.Future``; the thread
 takes everything waiting, up to ``max_size``, and runs it as one batch.
 

@@ -8,23 +8,24 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import itertools
 import logging
 import math
 import os
 import sys
 import types
-from collections.abc import Sequence
-from concurrent.futures import Future
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import ctranslate2
 import numpy as np
 
 from app.audio import SAMPLE_RATE, Samples
-from app.batcher import Batcher
+from app.batcher import Batcher, lower_thread_priority
 from app.memory import release_free_memory
 
 
@@ -55,6 +56,8 @@ from faster_whisper.tokenizer import Tokenizer  # noqa: E402
 from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens  # noqa: E402
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 N_SAMPLES = 30 * 16000  # Whisper's window
 N_FRAMES = 3000  # its mel frames
@@ -126,8 +129,16 @@ class Engine(Protocol):
     @property
     def english_only(self) -> bool: ...
 
-    def submit(self, samples: Samples, options: DecodeOptions) -> Future[Transcript]:
-        """Queue one window (at most 30 s) for decoding; safe to call from any thread."""
+    def submit(
+        self, samples: Samples, options: DecodeOptions, encoded: Future[Any] | None = None
+    ) -> Future[Transcript]:
+        """Queue one window (at most 30 s) for decoding; safe to call from any thread. ``encoded``
+        is what ``encode_ahead`` returned for these samples."""
+        ...
+
+    def encode_ahead(self, samples: Samples) -> Future[Any] | None:
+        """Start the encoder pass of a window to be submitted later, once its prompt is known
+        (None where there is no idle hardware for it)."""
         ...
 
     def lane(self) -> AbstractContextManager[None]:
@@ -183,6 +194,27 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+@dataclass(frozen=True, slots=True)
+class CpuLayout:
+    """How a model uses its CPU threads: ``workers`` model calls at once, of ``threads`` each."""
+
+    workers: int
+    threads: int
+
+
+def cpu_layout(cores: int, max_batch_size: int) -> CpuLayout:
+    """Spread the cores over parallel model calls (windows of a batch) before threads within one.
+
+    Threads within one CTranslate2 call synchronise at every operation, and a beam-search step is
+    a few small operations: on the 2-core VM two threads made one window's beam search 2-10x slower
+    than one thread (4.5 s vs 0.5 s), while two windows decoded side by side, one thread each, took
+    about half the time of the same batch on two threads. Each worker keeps the rest of the cores,
+    so a many-core machine still gives each call several threads.
+    """
+    workers = max(1, min(cores, max_batch_size))
+    return CpuLayout(workers, max(1, cores // workers))
+
+
 # faster-whisper's defaults, so that batched decoding matches its sequential decoding.
 _PREPEND_PUNCTUATIONS = "\"'“¿([{-"
 _APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"  # noqa: RUF001
@@ -209,6 +241,7 @@ HOP_SAMPLES = 160  # samples per mel frame
 class _Window:
     samples: Samples
     options: DecodeOptions
+    encoded: Future[np.ndarray] | None = None  # its encoder output, computed ahead
     # The rest of a window after Whisper's text ended: Whisper judged it silent, so its text counts
     # only where Whisper is sure it is speech (no-speech probability at most the threshold,
     # whatever the log-probability).
@@ -254,7 +287,15 @@ class WhisperEngine:
         local_files_only: bool = True,
     ) -> None:
         self.placement = select_placement(device, compute_type)
-        threads = cpu_threads or available_cores()
+        cores = cpu_threads or available_cores()
+        # On a GPU the device does the work: one call at a time, as before.
+        cpu = self.placement.device == "cpu"
+        self.layout = cpu_layout(cores, max_batch_size) if cpu else CpuLayout(1, cores)
+        self._pool = (
+            ThreadPoolExecutor(self.layout.workers, "asr-model", initializer=lower_thread_priority)
+            if self.layout.workers > 1
+            else None
+        )
         self._tokenizers: dict[str, Tokenizer] = {}
 
         def load() -> None:
@@ -263,8 +304,8 @@ class WhisperEngine:
                 device=self.placement.device,
                 device_index=device_index,
                 compute_type=self.placement.compute_type,
-                cpu_threads=threads,
-                num_workers=1,
+                cpu_threads=self.layout.threads,
+                num_workers=self.layout.workers,
                 local_files_only=local_files_only,
             )
 
@@ -281,11 +322,12 @@ class WhisperEngine:
             # request. On CPU the first decode measured no slower than later ones, so no warm-up.
             self.transcribe(np.zeros(SAMPLE_RATE, np.float32), DecodeOptions(language=None, beam_size=1))
         logger.info(
-            "loaded %s on %s (%s, %d threads, batches of up to %d)",
+            "loaded %s on %s (%s, %d x %d threads, batches of up to %d)",
             model_path,
             self.placement.device,
             self.placement.compute_type,
-            threads,
+            self.layout.workers,
+            self.layout.threads,
             max_batch_size,
         )
 
@@ -293,8 +335,17 @@ class WhisperEngine:
     def english_only(self) -> bool:
         return not self._model.model.is_multilingual
 
-    def submit(self, samples: Samples, options: DecodeOptions) -> Future[Transcript]:
-        return self._batcher.submit(_Window(samples, options))
+    def submit(
+        self, samples: Samples, options: DecodeOptions, encoded: Future[Any] | None = None
+    ) -> Future[Transcript]:
+        return self._batcher.submit(_Window(samples, options, encoded))
+
+    def encode_ahead(self, samples: Samples) -> Future[Any] | None:
+        """On CPU, a worker encodes the window while others decode: a window's encoder pass needs
+        no prompt, so an upload's next window is encoded while its current one is decoded."""
+        if self._pool is None or len(samples) > N_SAMPLES:
+            return None
+        return self._pool.submit(lambda: self._encode_one(self._features(samples)[0]))
 
     def transcribe(self, samples: Samples, options: DecodeOptions) -> Transcript:
         """Decode one window and wait for it (blocking)."""
@@ -305,8 +356,22 @@ class WhisperEngine:
 
     def close(self) -> None:
         self._batcher.close()
+        if self._pool is not None:
+            self._pool.shutdown()
 
     # Everything below runs on the batcher's thread.
+
+    def _map(self, fn: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
+        """``fn`` over the items side by side, one per CPU worker (in turn on a GPU)."""
+        if self._pool is None or len(items) < 2:
+            return [fn(x) for x in items]
+        return list(self._pool.map(fn, items))
+
+    def _parts(self, indices: list[int]) -> list[list[int]]:
+        """The indices in consecutive parts of even size, one per worker."""
+        n = min(self.layout.workers, len(indices))
+        bounds = [round(k * len(indices) / n) for k in range(n + 1)]
+        return [indices[a:b] for a, b in itertools.pairwise(bounds)]
 
     def _tokenizer(self, language: str) -> Tokenizer:
         if language not in self._tokenizers:
@@ -426,24 +491,30 @@ class WhisperEngine:
         alignment then times each sentence (a segment).
         """
         model = self._model
-        features = [model.feature_extractor(w.samples) for w in windows]
-        frames = [f.shape[-1] - 1 for f in features]
-        encoded = self._encode([pad_or_trim(f[:, :n]) for f, n in zip(features, frames, strict=True)])
+        prepared = [self._features(w.samples) for w in windows]
+        features, frames = [f for f, _ in prepared], [n for _, n in prepared]
+        encoded = self._encode(features, [w.encoded for w in windows])
         languages = self._languages(windows, encoded)
         tokenizers = [self._tokenizer(lang) for lang, _ in languages]
         prompts = [
             [*p, *tok.sot_sequence, tok.no_timestamps] for p, tok in zip(prefixes, tokenizers, strict=True)
         ]
-        generated = model.model.generate(
-            encoded,
-            prompts,
-            beam_size=windows[0].options.beam_size,
-            max_length=model.max_length,
-            return_scores=True,
-            return_no_speech_prob=True,
-            suppress_blank=True,
-            suppress_tokens=self._suppress,
-        )
+
+        def generate(part: list[int]) -> list[Any]:
+            return list(
+                model.model.generate(
+                    self._rows(encoded, part, features, frames),
+                    [prompts[i] for i in part],
+                    beam_size=windows[0].options.beam_size,
+                    max_length=model.max_length,
+                    return_scores=True,
+                    return_no_speech_prob=True,
+                    suppress_blank=True,
+                    suppress_tokens=self._suppress,
+                )
+            )
+
+        generated = [r for part in self._map(generate, self._parts(list(range(len(windows))))) for r in part]
         frame_s = model.feature_extractor.time_per_frame
         out: list[_Pass | None] = []
         pieces: list[list[dict[str, Any]]] = []
@@ -479,19 +550,44 @@ class WhisperEngine:
             out[i] = _Pass(dataclasses.replace(p.transcript, segments=segments), resume * HOP_SAMPLES)
         return out
 
-    def _encode(self, features: list[np.ndarray]) -> ctranslate2.StorageView:
-        """The encoder's output for a batch of windows' padded features.
+    def _features(self, samples: Samples) -> tuple[np.ndarray, int]:
+        """A window's log-mel features padded to 30 s, and how many frames are audio."""
+        features = self._model.feature_extractor(samples)
+        frames = features.shape[-1] - 1
+        return pad_or_trim(features[:, :frames]), frames
 
-        On CPU each window is encoded alone and the outputs stacked: a batch's attention buffers
-        (about 50 MB per window and layer) make a batched encoder pass slower per window there
-        (measured on 2 cores: 4 windows 8.3 s batched, 5.4 s one by one), while the decoder gains
-        from batching (4 windows 20 s batched, 40 s one by one).
+    def _encode_one(self, features: np.ndarray) -> np.ndarray:
+        return np.asarray(self._model.encode(features[None]))
+
+    def _encode(
+        self, features: list[np.ndarray], ahead: Sequence[Future[np.ndarray] | None] = ()
+    ) -> ctranslate2.StorageView:
+        """The encoder's output for a batch of windows' padded features (``ahead``: the windows'
+        ``encode_ahead`` futures, None where there is none).
+
+        On CPU each window is encoded alone, side by side on the workers, and the outputs stacked:
+        a batched encoder pass drags a batch's attention buffers (about 50 MB per window and layer)
+        through memory and is no faster per window there.
         """
-        if self.placement.device != "cpu" or len(features) == 1:
+        if self.placement.device != "cpu":
             return self._model.encode(np.stack(features))
+        ahead = list(ahead) or [None] * len(features)
+        missing = [i for i, a in enumerate(ahead) if a is None]
+        encoded = dict(zip(missing, self._map(lambda i: self._encode_one(features[i]), missing), strict=True))
         return ctranslate2.StorageView.from_array(
-            np.concatenate([np.asarray(self._model.encode(f[None])) for f in features])
+            np.concatenate([encoded[i] if a is None else a.result() for i, a in enumerate(ahead)])
         )
+
+    def _rows(
+        self, encoded: ctranslate2.StorageView, rows: list[int], features: list[np.ndarray], frames: list[int]
+    ) -> ctranslate2.StorageView:
+        """Some windows' rows of a batch's encoder output: on CPU a copy, on a GPU (no slicing of
+        device memory here) another encoder pass, which is cheap there."""
+        if len(rows) == len(features):
+            return encoded
+        if self.placement.device == "cpu":
+            return ctranslate2.StorageView.from_array(np.asarray(encoded)[rows])
+        return self._encode([features[i] for i in rows])
 
     def _languages(self, windows: list[_Window], encoded: ctranslate2.StorageView) -> list[tuple[str, float]]:
         """Each window's language: the requested one, or the most likely on multilingual models."""
@@ -516,25 +612,23 @@ class WhisperEngine:
     ) -> None:
         """faster-whisper's word alignment, batched per language, over every window with text: the
         words show where a pass's speech really ends (and are kept where a request asked for them)."""
-        by_language: dict[str, list[int]] = {}
-        for i in (i for i, p in enumerate(pieces) if p):
-            by_language.setdefault(tokenizers[i].language_code, []).append(i)
-        for indices in by_language.values():
-            if len(indices) == len(pieces):
-                subset = encoded
-            elif self.placement.device == "cpu":  # the rows already encoded (a copy, not a pass)
-                subset = ctranslate2.StorageView.from_array(np.asarray(encoded)[indices])
-            else:  # no slicing of device memory here; a second encoder pass is cheap on a GPU
-                subset = self._encode([pad_or_trim(features[i][:, : frames[i]]) for i in indices])
+
+        def align(part: list[int]) -> None:
             self._model.add_word_timestamps(
-                [pieces[i] for i in indices],
-                tokenizers[indices[0]],
-                subset,
-                [frames[i] for i in indices],
+                [pieces[i] for i in part],
+                tokenizers[part[0]],
+                self._rows(encoded, part, features, frames),
+                [frames[i] for i in part],
                 _PREPEND_PUNCTUATIONS,
                 _APPEND_PUNCTUATIONS,
                 last_speech_timestamp=0.0,
             )
+
+        by_language: dict[str, list[int]] = {}
+        for i in (i for i, p in enumerate(pieces) if p):
+            by_language.setdefault(tokenizers[i].language_code, []).append(i)
+        for indices in by_language.values():
+            self._map(align, self._parts(indices))
 
     def _sequential(self, window: _Window) -> Transcript:
         """faster-whisper's own loop, temperature fallback included (with timestamps: its segments

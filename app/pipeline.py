@@ -16,12 +16,14 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 
-from app.audio import SAMPLE_RATE, Audio
+from app.audio import SAMPLE_RATE, Audio, Samples
 from app.engine import DecodeOptions, Engine, Segment, Transcript, Word
 from app.errors import RequestTimeout, ServerBusy
 from app.vad import Chunk
@@ -109,6 +111,9 @@ class Transcriber:
         loop = asyncio.get_running_loop()
         decoded: list[asyncio.Future[Transcript]] = [loop.create_future() for _ in windows]
 
+        def samples(w: int) -> Samples:
+            return audio.samples[windows[w][0].start : windows[w][-1].end]
+
         async def lane(indices: range) -> None:
             lane_options, previous = options, ""
             if indices.start > 0 and (streaming or options.language is None):
@@ -116,18 +121,25 @@ class Transcriber:
                 first = await asyncio.shield(decoded[0])
                 if options.language is None and first.segments:
                     lane_options = dataclasses.replace(options, language=first.language)
-            with engine.lane():
-                for w in indices:
-                    samples = audio.samples[windows[w][0].start : windows[w][-1].end]
-                    prompt = _join_prompt(options.prompt, previous if condition_on_previous_text else "")
-                    transcript = await asyncio.wrap_future(
-                        engine.submit(samples, dataclasses.replace(lane_options, prompt=prompt))
-                    )
-                    decoded[w].set_result(transcript)
-                    previous = transcript.text or previous
-                    if lane_options.language is None and transcript.segments:
-                        # Detect once per lane, so windows of one talk don't flip between languages.
-                        lane_options = dataclasses.replace(lane_options, language=transcript.language)
+            encoded: Future[Any] | None = None
+            try:
+                with engine.lane():
+                    for w in indices:
+                        prompt = _join_prompt(options.prompt, previous if condition_on_previous_text else "")
+                        future = engine.submit(
+                            samples(w), dataclasses.replace(lane_options, prompt=prompt), encoded
+                        )
+                        # The next window's encoder pass needs no prompt: it runs while this one decodes.
+                        encoded = engine.encode_ahead(samples(w + 1)) if w + 1 < indices.stop else None
+                        transcript = await asyncio.wrap_future(future)
+                        decoded[w].set_result(transcript)
+                        previous = transcript.text or previous
+                        if lane_options.language is None and transcript.segments:
+                            # Detect once per lane, so windows of one talk don't flip between languages.
+                            lane_options = dataclasses.replace(lane_options, language=transcript.language)
+            finally:
+                if encoded is not None:
+                    encoded.cancel()  # the lane stopped early: drop the pass if it has not started
 
         async def guarded(indices: range) -> None:
             try:

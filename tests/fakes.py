@@ -6,6 +6,7 @@ import contextlib
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
@@ -22,8 +23,11 @@ class FakeEngine:
     chunks; ``delay_s`` makes a call slow, and ``calls`` counts them.
     """
 
-    def __init__(self, delay_s: float = 0.0, english_only: bool = True) -> None:
+    def __init__(self, delay_s: float = 0.0, english_only: bool = True, encodes_ahead: bool = False) -> None:
         self.delay_s = delay_s
+        self.encodes_ahead = encodes_ahead
+        # per submit: its prompt, and whether it came with its own samples encoded ahead
+        self.ahead: list[tuple[str | None, bool]] = []
         self._english_only = english_only
         self.calls = 0
         self.in_flight = 0
@@ -36,8 +40,20 @@ class FakeEngine:
     def english_only(self) -> bool:
         return self._english_only
 
-    def submit(self, samples: Samples, options: DecodeOptions) -> Future[Transcript]:
+    def submit(
+        self, samples: Samples, options: DecodeOptions, encoded: Future[Any] | None = None
+    ) -> Future[Transcript]:
+        with self._lock:
+            self.ahead.append((options.prompt, encoded is not None and encoded.result() == _where(samples)))
         return self._executor.submit(self.transcribe, samples, options)
+
+    def encode_ahead(self, samples: Samples) -> Future[Any] | None:
+        """A finished "encoding" that names the samples it was made from."""
+        if not self.encodes_ahead:
+            return None
+        future: Future[Any] = Future()
+        future.set_result(_where(samples))
+        return future
 
     def lane(self) -> contextlib.nullcontext[None]:
         return contextlib.nullcontext()
@@ -75,3 +91,8 @@ class FakeEngine:
             words=tuple(words),
         )
         return Transcript((segment,), options.language or "en", 1.0)
+
+
+def _where(samples: Samples) -> tuple[int, int]:
+    """Which part of an upload's buffer these samples are (windows are views into it)."""
+    return samples.__array_interface__["data"][0], len(samples)

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from app.config import load_settings
-from app.engine import select_placement
+from app.engine import CpuLayout, cpu_layout, select_placement
 
 
 def test_precedence_defaults_file_env_args(tmp_path: Path) -> None:
@@ -73,3 +73,10 @@ def test_placement_errors_are_explicit() -> None:
         select_placement("cuda", "default", cuda_devices=0)
     with pytest.raises(RuntimeError, match="not supported"):
         select_placement("cpu", "float16", cuda_devices=0, supported={"int8", "float32"})
+
+
+def test_cpu_cores_go_to_parallel_model_calls_before_threads_within_one() -> None:
+    assert cpu_layout(2, max_batch_size=8) == CpuLayout(workers=2, threads=1)
+    assert cpu_layout(16, max_batch_size=8) == CpuLayout(workers=8, threads=2)
+    assert cpu_layout(4, max_batch_size=1) == CpuLayout(workers=1, threads=4)  # no batches to spread
+    assert cpu_layout(1, max_batch_size=8) == CpuLayout(workers=1, threads=1)

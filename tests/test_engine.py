@@ -21,9 +21,16 @@ from tests.evalset import clips, normalize
 
 @pytest.fixture(scope="module")
 def engine() -> WhisperEngine:
-    """On the CPU unless ``ASR_DEVICE`` (the server's own setting) names another: cuda on a GPU box."""
+    """On the CPU unless ``ASR_DEVICE`` (the server's own setting) names another: cuda on a GPU box.
+
+    Two CPU threads, so two workers: a batch's windows are split over parallel calls on any machine.
+    """
     device = os.environ.get("ASR_DEVICE", "cpu")
-    return WhisperEngine(embedded_model_path(), device=device, max_batch_size=8, batch_wait_s=0.5)
+    engine = WhisperEngine(
+        embedded_model_path(), device=device, cpu_threads=2, max_batch_size=8, batch_wait_s=0.5
+    )
+    assert device != "cpu" or engine.layout.workers == 2
+    return engine
 
 
 def long_file(id_part: str) -> np.ndarray:
@@ -51,6 +58,22 @@ def test_batched_windows_decode_as_faster_whisper_decodes_each_alone(engine: Whi
         words = [w for seg in b.segments for w in seg.words]
         assert "".join(w.word for w in words).strip() == b.text
         assert all(0 <= w.start_s <= w.end_s <= len(s) / 16000 + 0.5 for w in words)
+
+
+def test_a_window_encoded_ahead_decodes_as_one_encoded_in_its_batch(engine: WhisperEngine) -> None:
+    clip = clips("short")[1]
+    samples = decode_audio(
+        clip.path.read_bytes(), content_type=None, pcm=PcmFormat(), max_duration_s=60
+    ).samples
+    options = DecodeOptions(language="en", word_timestamps=True)
+    ahead = engine.encode_ahead(samples)
+    assert (ahead is None) == (engine.layout.workers == 1)  # CPU workers encode ahead; a GPU does not
+    with_ahead = engine.submit(samples, options, ahead).result(timeout=600)
+    alone = engine.submit(samples, options).result(timeout=600)
+    assert with_ahead.text
+    assert with_ahead.text == alone.text
+    words = [[(w.word, w.start_s, w.end_s) for s in t.segments for w in s.words] for t in (with_ahead, alone)]
+    assert words[0] == words[1]
 
 
 def test_full_windows_are_decoded_to_their_end_in_sentences(engine: WhisperEngine) -> None:

@@ -81,7 +81,7 @@ def test_lanes_decode_side_by_side_and_results_keep_their_order() -> None:
     samples = np.concatenate([np.concatenate([tone(8), silence(2)]) for _ in range(6)])
     audio = Audio(samples, SAMPLE_RATE, 1, "wav")
     chunks = [seconds(i * 10, i * 10 + 8) for i in range(6)]
-    engine = FakeEngine(delay_s=0.3)
+    engine = FakeEngine(delay_s=0.3, encodes_ahead=True)
 
     async def collect() -> list[ChunkResult]:
         t = Transcriber(1, 0, max_lanes=3, lane_windows=2)
@@ -98,6 +98,9 @@ def test_lanes_decode_side_by_side_and_results_keep_their_order() -> None:
     # each lane's first window starts without context, its second gets the first's text
     assert sorted(p is None for p in prompts) == [False] * 3 + [True] * 3
     assert engine.max_in_flight == 3
+    # each lane's second window was encoded while its first decoded (and is that window's encoding)
+    expected = [(p, True) for p in prompts if p] + [(None, False)] * 3
+    assert sorted(engine.ahead, key=repr) == sorted(expected, key=repr)
 
 
 def test_a_word_stretched_back_over_a_pause_starts_with_the_speech() -> None:
