@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from app.audio import PcmFormat, decode_audio  # noqa: E402
 from app.config import load_settings  # noqa: E402
-from app.engine import Placement, available_cores, select_placement  # noqa: E402
+from app.engine import Placement, available_cores, cpu_layout, select_placement  # noqa: E402
 from app.registry import embedded_model_path  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.evalset import clips, wer  # noqa: E402
@@ -227,12 +227,21 @@ def main() -> None:
     parser.add_argument("--beam-size", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=2, help="interleaved throughput rounds")
     parser.add_argument("--skip-long-file", action="store_true", help="skip the >= 10 min file")
+    parser.add_argument(
+        "--library-threads",
+        type=int,
+        default=0,
+        help="the bare library's CPU threads (default: the server's)",
+    )
     args = parser.parse_args()
     items = load_items(not args.skip_long_file)
     total_s = sum(it.duration_s for it in items)
     settings = load_settings()  # config.yaml and ASR_* overrides, as the server reads them
     placement = select_placement(settings.device, settings.compute_type)
     threads = settings.cpu_threads or available_cores()
+    library_threads = args.library_threads or threads
+    layout = cpu_layout(threads, settings.max_batch_size)  # how the server spreads them, on CPU
+    server_threads = f"{layout.workers} x {layout.threads}" if placement.device == "cpu" else str(threads)
     probe = probe_item()
     rows: list[tuple[str, str, str]] = []
 
@@ -248,7 +257,7 @@ def main() -> None:
             idle.append(server.health_s())
             time.sleep(0.2)
         rows.append(("/health p50 / p95, server idle", _ms(idle), ""))
-        library = Library(placement, threads, args.beam_size)
+        library = Library(placement, library_threads, args.beam_size)
         rounds = [throughput_round(server, library, items, r) for r in range(args.rounds)]
         rows += throughput_rows(rounds)
         deltas, chunks = [], []
@@ -288,8 +297,8 @@ def main() -> None:
     width = max(len(r[0]) for r in rows)
     print(
         f"\nmodel tiny.en {placement.compute_type} on {placement.device}, beam {args.beam_size}, "
-        f"{total_s:.0f} s of audio, {threads} threads on {available_cores()} cores, "
-        f"{args.rounds} rounds"
+        f"{total_s:.0f} s of audio, {args.rounds} rounds, {available_cores()} cores: "
+        f"server {server_threads} threads, library {library_threads} threads"
     )
     print(f"{'measure'.ljust(width)}  {'value'.ljust(44)}  ratio")
     for name, value, ratio in rows:
