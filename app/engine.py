@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import itertools
 import logging
 import math
 import os
@@ -267,8 +266,9 @@ class _Pass:
 class WhisperEngine:
     """A CTranslate2 Whisper model with one inference thread that decodes windows in batches.
 
-    Each window's decoding passes (temperature 0, beam search, the window's own prompt) run batched
-    with whatever other windows are waiting: other parts of the same upload and other requests. The
+    Each window's decoding passes (temperature 0, beam search, the window's own prompt) run with
+    whatever other windows are waiting (other parts of the same upload and other requests): as one
+    batch on a GPU, side by side on the CPU workers. The
     rare window that fails Whisper's quality checks (repetitive, improbable) is decoded again by
     faster-whisper's sequential loop, temperature fallback included, so batching changes speed, not
     results.
@@ -367,11 +367,13 @@ class WhisperEngine:
             return [fn(x) for x in items]
         return list(self._pool.map(fn, items))
 
-    def _parts(self, indices: list[int]) -> list[list[int]]:
-        """The indices in consecutive parts of even size, one per worker."""
-        n = min(self.layout.workers, len(indices))
-        bounds = [round(k * len(indices) / n) for k in range(n + 1)]
-        return [indices[a:b] for a, b in itertools.pairwise(bounds)]
+    def _calls(self, indices: list[int]) -> list[list[int]]:
+        """The windows' model calls: on a GPU one batched call; on CPU one call per window, which
+        the workers take in turn (on one thread a beam search costs no less per window in a bigger
+        call), so that a window decodes the same whatever else is waiting."""
+        if self.placement.device != "cpu":
+            return [indices]
+        return [[i] for i in indices]
 
     def _tokenizer(self, language: str) -> Tokenizer:
         if language not in self._tokenizers:
@@ -456,13 +458,13 @@ class WhisperEngine:
         previous = tok.encode(" " + options.prompt.strip())[-(half - 1) :] if options.prompt else []
         return [tok.sot_prev, *hot, *previous] if hot or previous else []
 
-    @staticmethod
-    def _batches(windows: Sequence[_Window], prefixes: list[list[int]]) -> list[list[int]]:
+    def _batches(self, windows: Sequence[_Window], prefixes: list[list[int]]) -> list[list[int]]:
         """Windows that can share a first pass, grouped; the others are left out.
 
-        CTranslate2 needs <|startoftranscript|> at the same position in every prompt of a batch,
-        so windows with previous text share a batch with their prompts cut to the shortest one's
-        length (the most recent text is kept); hotwords are never cut.
+        CTranslate2 needs <|startoftranscript|> at the same position in every prompt of one
+        ``generate`` call. On a GPU, windows with previous text share a call with their prompts cut
+        to the shortest one's length (the most recent text is kept); hotwords are never cut. On CPU
+        no prompt is cut: each window is a call of its own (``_calls``).
         """
         groups: dict[tuple[int, str, int], list[int]] = {}
         for i, w in enumerate(windows):
@@ -476,7 +478,7 @@ class WhisperEngine:
                 key = (w.options.beam_size, "previous", 0)
             groups.setdefault(key, []).append(i)
         for (_, kind, _), indices in groups.items():
-            if kind == "previous":
+            if kind == "previous" and self.placement.device != "cpu":
                 keep = min(len(prefixes[i]) for i in indices) - 1
                 for i in indices:
                     prefixes[i][1:] = prefixes[i][len(prefixes[i]) - keep :]
@@ -514,7 +516,8 @@ class WhisperEngine:
                 )
             )
 
-        generated = [r for part in self._map(generate, self._parts(list(range(len(windows))))) for r in part]
+        calls = self._calls(list(range(len(windows))))
+        generated = [r for call in self._map(generate, calls) for r in call]
         frame_s = model.feature_extractor.time_per_frame
         out: list[_Pass | None] = []
         pieces: list[list[dict[str, Any]]] = []
@@ -628,7 +631,7 @@ class WhisperEngine:
         for i in (i for i, p in enumerate(pieces) if p):
             by_language.setdefault(tokenizers[i].language_code, []).append(i)
         for indices in by_language.values():
-            self._map(align, self._parts(indices))
+            self._map(align, self._calls(indices))
 
     def _sequential(self, window: _Window) -> Transcript:
         """faster-whisper's own loop, temperature fallback included (with timestamps: its segments

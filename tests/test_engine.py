@@ -76,6 +76,33 @@ def test_a_window_encoded_ahead_decodes_as_one_encoded_in_its_batch(engine: Whis
     assert words[0] == words[1]
 
 
+@pytest.mark.skipif(
+    os.environ.get("ASR_DEVICE", "cpu") != "cpu",
+    reason="on a GPU the prompts of one batched call are cut to the shortest (ARCHITECTURE.md)",
+)
+def test_a_window_decodes_the_same_whatever_shares_its_batch(engine: WhisperEngine) -> None:
+    """The previous text steers Whisper's style (here: lower case, no punctuation), so a window
+    whose prompt were cut to fit a shorter one's in its batch would decode otherwise than alone;
+    a request's text must not depend on what else the server is decoding."""
+    first, second = (
+        decode_audio(c.path.read_bytes(), content_type=None, pcm=PcmFormat(), max_duration_s=60).samples
+        for c in clips("short")[2:4]
+    )
+    previous = (
+        "and so it went on all day long the rain kept falling on the roofs of the town and nobody in "
+        "the village said a word about it until the evening came and the lamps were lit one by one"
+    )
+    long_prompt = DecodeOptions(language="en", prompt=previous)
+    short_prompt = DecodeOptions(language="en", prompt=" ".join(previous.split()[-2:]))
+    alone = engine.transcribe(first, long_prompt).text
+    assert alone != engine.transcribe(first, short_prompt).text  # the prompt's length shows
+    with engine.lane(), engine.lane():  # the batch waits for both
+        futures = [engine.submit(first, long_prompt), engine.submit(second, short_prompt)]
+        together = [f.result(timeout=600).text for f in futures]
+    assert together[0] == alone
+    assert together[1] == engine.transcribe(second, short_prompt).text
+
+
 def test_full_windows_are_decoded_to_their_end_in_sentences(engine: WhisperEngine) -> None:
     """Packed full (29.5 s), each window's text runs to where its speech ends, in sentences (timed
     by their words) that follow each other. (Decoding with timestamps, Whisper stopped a few seconds
