@@ -461,16 +461,18 @@ class WhisperEngine:
     def _batches(self, windows: Sequence[_Window], prefixes: list[list[int]]) -> list[list[int]]:
         """Windows that can share a first pass, grouped; the others are left out.
 
-        CTranslate2 needs <|startoftranscript|> at the same position in every prompt of one
-        ``generate`` call. On a GPU, windows with previous text share a call with their prompts cut
-        to the shortest one's length (the most recent text is kept); hotwords are never cut. On CPU
-        no prompt is cut: each window is a call of its own (``_calls``).
+        On CPU every window is a model call of its own (``_calls``), so they all share one pass. A
+        batched call on a GPU needs one beam size, and <|startoftranscript|> at the same position in
+        every prompt: windows with previous text share it with their prompts cut to the shortest
+        one's length (the most recent text is kept); hotwords are never cut.
         """
         groups: dict[tuple[int, str, int], list[int]] = {}
         for i, w in enumerate(windows):
             if w.options.temperature[:1] != (0.0,) or len(w.samples) > N_SAMPLES:
                 continue
-            if not prefixes[i]:
+            if self.placement.device == "cpu":
+                key = (0, "own call", 0)
+            elif not prefixes[i]:
                 key = (w.options.beam_size, "none", 0)
             elif w.options.hotwords:
                 key = (w.options.beam_size, "hotwords", len(prefixes[i]))
@@ -478,7 +480,7 @@ class WhisperEngine:
                 key = (w.options.beam_size, "previous", 0)
             groups.setdefault(key, []).append(i)
         for (_, kind, _), indices in groups.items():
-            if kind == "previous" and self.placement.device != "cpu":
+            if kind == "previous":
                 keep = min(len(prefixes[i]) for i in indices) - 1
                 for i in indices:
                     prefixes[i][1:] = prefixes[i][len(prefixes[i]) - keep :]
@@ -507,7 +509,7 @@ class WhisperEngine:
                 model.model.generate(
                     self._rows(encoded, part, features, frames),
                     [prompts[i] for i in part],
-                    beam_size=windows[0].options.beam_size,
+                    beam_size=windows[part[0]].options.beam_size,
                     max_length=model.max_length,
                     return_scores=True,
                     return_no_speech_prob=True,
