@@ -50,6 +50,17 @@ class VadSettings(BaseModel):
     max_chunk_s: float = Field(28.0, gt=1.0, le=30.0)
 
 
+class SubtitleSettings(BaseModel):
+    """How srt and vtt answers lay out cues (see app/subtitles.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Characters per line; 0 gives one single-line cue per Whisper segment, as OpenAI's API does.
+    line_chars: int = Field(42, ge=0, le=1000)
+    max_lines: int = Field(2, ge=1, le=10)
+    max_cue_s: float = Field(7.0, gt=0.5, le=60.0)
+
+
 class Settings(BaseModel):
     """Every server setting; ``config.yaml`` documents each one."""
 
@@ -99,6 +110,7 @@ class Settings(BaseModel):
     pcm_channels: int = Field(1, ge=1, le=32)
 
     vad: VadSettings = Field(default_factory=lambda: VadSettings())
+    subtitles: SubtitleSettings = Field(default_factory=lambda: SubtitleSettings())
 
     @field_validator("api_keys", mode="before")
     @classmethod

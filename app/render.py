@@ -9,8 +9,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from app.config import SubtitleSettings
 from app.engine import Segment, TokenLogprob, Word, token_confidence
 from app.pipeline import ChunkResult
+from app.subtitles import subtitles
 
 CONTENT_TYPES = {
     "json": "application/json",
@@ -49,14 +51,14 @@ def join_texts(texts: Iterable[str]) -> str:
     return " ".join(t for t in texts if t)
 
 
-def render_body(t: Transcription, response_format: str) -> str:
+def render_body(t: Transcription, response_format: str, subtitle_layout: SubtitleSettings) -> str:
     """The body of a non-streaming answer in the requested format."""
     if response_format == "text":
         return t.text + "\n" if t.text else ""
     if response_format == "verbose_json":
         return json.dumps(verbose_json(t), ensure_ascii=False)
     if response_format in {"srt", "vtt"}:
-        return subtitles(t.segments, vtt=response_format == "vtt")
+        return subtitles(t.segments, subtitle_layout, vtt=response_format == "vtt")
     confidence = t.confidence
     body: dict[str, Any] = {
         "text": t.text,
@@ -123,24 +125,6 @@ def verbose_json(t: Transcription) -> dict[str, Any]:
     if t.words:
         body["words"] = words
     return body
-
-
-def subtitles(segments: Sequence[Segment], *, vtt: bool) -> str:
-    lines = ["WEBVTT", ""] if vtt else []
-    for i, s in enumerate((s for s in segments if s.text.strip()), start=1):
-        if not vtt:
-            lines.append(str(i))
-        lines.append(f"{_clock(s.start_s, vtt)} --> {_clock(s.end_s, vtt)}")
-        lines.extend([s.text.strip(), ""])
-    return "\n".join(lines) + ("\n" if lines and lines[-1] != "" else "")
-
-
-def _clock(seconds: float, vtt: bool) -> str:
-    ms = round(seconds * 1000)
-    h, ms = divmod(ms, 3_600_000)
-    m, ms = divmod(ms, 60_000)
-    s, ms = divmod(ms, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}{'.' if vtt else ','}{ms:03d}"
 
 
 # --- streaming -------------------------------------------------------------------------------

@@ -75,7 +75,9 @@ class TranscriptionService:
             prompt=params.prompt,
             temperature=DEFAULT_TEMPERATURES if params.temperature is None else (params.temperature,),
             hotwords=params.hotwords,
-            word_timestamps="word" in params.timestamp_granularities,
+            # Subtitle cues are cut and timed at word boundaries.
+            word_timestamps="word" in params.timestamp_granularities
+            or (params.response_format in {"srt", "vtt"} and self.settings.subtitles.line_chars > 0),
             logprobs="logprobs" in params.include,
         )
         return Job(params, model_id, audio, chunks, options, started)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import threading
 from typing import Any
 
@@ -338,25 +339,56 @@ def test_verbose_json_times_are_on_the_files_timeline(client: TestClient) -> Non
     assert "words" not in plain and plain["segments"]
 
 
+def parse_cues(body: str, fmt: str) -> list[tuple[float, float, str]]:
+    """(start, end, text with its line breaks) of each cue, read by a subtitle library."""
+    if fmt == "srt":
+        return [(c.start.total_seconds(), c.end.total_seconds(), c.content) for c in srt.parse(body)]
+    return [
+        (c.start_time.in_milliseconds() / 1000, c.end_time.in_milliseconds() / 1000, c.text)
+        for c in webvtt.from_string(body).captions
+    ]
+
+
 @pytest.mark.parametrize("fmt", ["srt", "vtt"])
-def test_subtitles_parse_and_match_the_segments(client: TestClient, fmt: str) -> None:
-    audio, _ = late_speech()
-    verbose = post(client, {"model": "whisper-1", "response_format": "verbose_json"}, audio).json()
+def test_subtitles_cut_a_long_segment_into_cues_timed_by_its_words(
+    make_client: MakeClient, fake_engine: FakeEngine, fmt: str
+) -> None:
+    audio = wav_bytes(np.concatenate([silence(1.0), speechlike(12.0), silence(1.0)]))
+    client = make_client()
+    fields = {"model": "whisper-1", "response_format": "verbose_json", "timestamp_granularities[]": "word"}
+    verbose = post(client, fields, audio).json()
+    (segment,) = verbose["segments"]
+    span_s = segment["end"] - segment["start"]
+    assert span_s > 7.0  # longer than a cue may be
+    before = fake_engine.calls
     r = post(client, {"model": "whisper-1", "response_format": fmt}, audio)
     assert r.headers["content-type"].startswith("application/x-subrip" if fmt == "srt" else "text/vtt")
-    if fmt == "srt":
-        cues = [(c.start.total_seconds(), c.end.total_seconds(), c.content) for c in srt.parse(r.text)]
-    else:
-        cues = [
-            (c.start_time.in_milliseconds() / 1000, c.end_time.in_milliseconds() / 1000, c.text)
-            for c in webvtt.from_string(r.text).captions
-        ]
+    assert all(o.word_timestamps for o in request_options(fake_engine, before))
+    cues = parse_cues(r.text, fmt)
+    assert len(cues) == math.ceil(span_s / 7.0)  # the fewest 7 s cues
+    starts = {round(w["start"], 3) for w in verbose["words"]}
+    ends = {round(w["end"], 3) for w in verbose["words"]}
+    for start, end, text in cues:
+        assert round(start, 3) in starts and round(end, 3) in ends and end - start <= 7.0
+        assert all(len(line) <= 42 for line in text.splitlines()) and len(text.splitlines()) <= 2
+    assert " ".join(" ".join(t.split()) for _, _, t in cues) == segment["text"].strip()
+
+
+@pytest.mark.parametrize("fmt", ["srt", "vtt"])
+def test_subtitles_one_cue_per_segment_when_line_chars_is_0(
+    make_client: MakeClient, fake_engine: FakeEngine, fmt: str
+) -> None:
+    audio = wav_bytes(np.concatenate([silence(1.0), speechlike(12.0), silence(1.0)]))
+    client = make_client(subtitles={"line_chars": 0})
+    verbose = post(client, {"model": "whisper-1", "response_format": "verbose_json"}, audio).json()
+    before = fake_engine.calls
+    cues = parse_cues(post(client, {"model": "whisper-1", "response_format": fmt}, audio).text, fmt)
+    assert not any(o.word_timestamps for o in request_options(fake_engine, before))
     expected = [(s["start"], s["end"], s["text"].strip()) for s in verbose["segments"]]
-    assert len(cues) == len(expected) >= 1
+    assert len(cues) == len(expected) == 1 and expected[0][1] - expected[0][0] > 7.0  # kept whole
     for (start, end, text), (s_start, s_end, s_text) in zip(cues, expected, strict=True):
         assert start == pytest.approx(s_start, abs=0.001) and end == pytest.approx(s_end, abs=0.001)
         assert text == s_text
-        assert in_speech(start) and in_speech(end)
 
 
 def test_stream_word_and_segment_events_and_usage(client: TestClient) -> None:

@@ -204,6 +204,9 @@ def test_subtitles_parse_and_cover_the_speech(live_server: LiveServer) -> None:
         assert all(a < b for a, b, _ in found) and [a for a, _, _ in found] == sorted(a for a, _, _ in found)
         assert abs(found[0][0] - speech_start_s) < 1.0 and abs(found[-1][1] - speech_end_s) < 1.0, fmt
         assert normalize(" ".join(t for _, _, t in found)) == normalize(text), fmt
+        # Cut to the default layout: two lines of 42 characters, 7 s at most.
+        assert all(b - a <= 7.0 and len(t.splitlines()) <= 2 for a, b, t in found), fmt
+        assert all(len(line) <= 42 for _, _, t in found for line in t.splitlines()), fmt
 
 
 LONG = EVAL_DIR / "long" / "long-ls-test-other-2033-164914-0000-0009.flac"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from app.audio import SAMPLE_RATE
+from app.config import SubtitleSettings
 from app.engine import Segment, TokenLogprob, Word
 from app.pipeline import ChunkResult
 from app.render import StreamEvents, Transcription, done_event, render_body, tokens_by_word
@@ -50,9 +51,10 @@ def tokens_text(logprobs: list[dict[str, object]]) -> str:
 
 
 def test_json_logprobs_only_when_included_with_utf8_bytes() -> None:
-    plain = json.loads(render_body(Transcription(RESULTS, 5.0, "en-US"), "json"))
+    layout = SubtitleSettings()
+    plain = json.loads(render_body(Transcription(RESULTS, 5.0, "en-US"), "json", layout))
     assert "logprobs" not in plain
-    body = json.loads(render_body(Transcription(RESULTS, 5.0, "en-US", logprobs=True), "json"))
+    body = json.loads(render_body(Transcription(RESULTS, 5.0, "en-US", logprobs=True), "json", layout))
     logprobs = body["logprobs"]
     assert tokens_text(logprobs) == SPANNING.text + SECOND.text
     assert all(lp["logprob"] <= 0 for lp in logprobs)

@@ -53,7 +53,8 @@ async def create_transcription(request: Request, service: ServiceDep, _key: ApiK
     if fmt == "text" and "sdk_version" in request.headers:
         # The AI Refinery SDK (it sends an sdk_version header) parses every answer as JSON.
         fmt = "json"
-    return Response(render_body(transcription, fmt), media_type=CONTENT_TYPES[fmt])
+    body = render_body(transcription, fmt, service.settings.subtitles)
+    return Response(body, media_type=CONTENT_TYPES[fmt])
 
 
 async def _sse(service: TranscriptionService, job: Job) -> AsyncIterator[dict[str, str]]:

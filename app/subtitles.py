@@ -1,0 +1,147 @@
+"""Segments -> srt / vtt cues that read as subtitles: at most ``max_lines`` lines of ``line_chars``
+characters and ``max_cue_s`` seconds each (two lines of 42 characters and 7 s are the common
+broadcast guidelines). Whisper's segments run to 15 s and 190 characters on unpunctuated speech,
+so a long segment is cut at word boundaries, with each cue timed by its own words."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from app.config import SubtitleSettings
+from app.engine import Segment, Word
+
+# What a break after a word is worth: breaks after a sentence, a clause or at a pause read best,
+# and a line or cue should not end on an article, a preposition or a conjunction (English only).
+_SENTENCE_END, _CLAUSE_END, _PAUSE, _WEAK_END = 0.4, 0.25, 0.3, -0.3
+_PAUSE_S = 0.3
+_WEAK_WORDS = frozenset("a an the of to in on at by for from with into and or but as".split())  # noqa: SIM905
+
+Fits = Callable[[int, int], bool]  # (i, j): may words[i:j] make one piece?
+
+
+@dataclass(frozen=True, slots=True)
+class Cue:
+    start_s: float
+    end_s: float
+    lines: tuple[str, ...]
+
+
+def cues(segments: Sequence[Segment], layout: SubtitleSettings) -> list[Cue]:
+    """Each segment with text as one cue, or as several when it exceeds the layout (line_chars 0
+    keeps one single-line cue per segment, as OpenAI's API gives them)."""
+    found: list[Cue] = []
+    for s in segments:
+        text = s.text.strip()
+        if not text:
+            continue
+        if not layout.line_chars:
+            found.append(Cue(s.start_s, s.end_s, (text,)))
+        elif not s.words:  # no word times: the segment's time, its text wrapped
+            found.append(Cue(s.start_s, s.end_s, _wrap(_untimed(text), layout)))
+        else:
+            for piece in _cut(s.words, _cue_fits(s.words, layout), layout.line_chars * layout.max_lines):
+                found.append(Cue(piece[0].start_s, piece[-1].end_s, _wrap(piece, layout)))
+    return found
+
+
+def subtitles(segments: Sequence[Segment], layout: SubtitleSettings, *, vtt: bool) -> str:
+    lines = ["WEBVTT", ""] if vtt else []
+    for i, cue in enumerate(cues(segments, layout), start=1):
+        if not vtt:
+            lines.append(str(i))
+        lines.append(f"{_clock(cue.start_s, vtt)} --> {_clock(cue.end_s, vtt)}")
+        lines.extend([*cue.lines, ""])
+    return "\n".join(lines) + ("\n" if lines and lines[-1] != "" else "")
+
+
+def _cue_fits(words: Sequence[Word], layout: SubtitleSettings) -> Fits:
+    """A cue fits in ``max_cue_s`` and wraps into ``max_lines`` lines."""
+
+    def fits(i: int, j: int) -> bool:
+        return words[j - 1].end_s - words[i].start_s <= layout.max_cue_s and (
+            _lines_needed(words[i:j], layout.line_chars) <= layout.max_lines
+        )
+
+    return fits
+
+
+def _wrap(words: Sequence[Word], layout: SubtitleSettings) -> tuple[str, ...]:
+    """A cue's text as even lines of at most ``line_chars`` (a longer word gets a line of its own)."""
+    width = layout.line_chars
+    lines = _cut(words, lambda i, j: len(_text(words[i:j])) <= width, width)
+    return tuple(_text(line) for line in lines)
+
+
+def _cut(words: Sequence[Word], fits: Fits, chars_per_piece: int) -> list[Sequence[Word]]:
+    """The fewest pieces ``words[i:j]`` that ``fits(i, j)`` (one word always does), as even in
+    length as can be, with breaks after punctuation or at pauses where that costs no extra piece:
+    a shortest path over the word boundaries (segments have tens of words: O(n^2) is nothing)."""
+    n = len(words)
+    ends = [0]  # ends[j]: characters in words[:j], each word with its leading space
+    for w in words:
+        ends.append(ends[-1] + len(w.word))
+
+    def chars(i: int, j: int) -> int:
+        return ends[j] - ends[i] - (len(words[i].word) - len(words[i].word.lstrip()))
+
+    # An even length if the fewest pieces that the characters alone need were used.
+    target = max(1.0, chars(0, n) / max(1, math.ceil(chars(0, n) / max(1, chars_per_piece))))
+    # Evenness and breaks add less than 1.5 per piece, so a piece costing more keeps their number least.
+    piece_cost = 1.5 * n + 1.0
+
+    def break_bonus(j: int) -> float:
+        """What ending a piece after words[j - 1] is worth (nothing at the end)."""
+        if j == n:
+            return 0.0
+        word = words[j - 1].word.strip()
+        last = word[-1:]
+        bonus = _SENTENCE_END if last in ".?!" else _CLAUSE_END if last in ",;:" else 0.0
+        bonus += _WEAK_END if word.lower() in _WEAK_WORDS else 0.0
+        return bonus + (_PAUSE if words[j].start_s - words[j - 1].end_s >= _PAUSE_S else 0.0)
+
+    best = [0.0] + [math.inf] * n
+    back = [0] * (n + 1)
+    for j in range(1, n + 1):
+        for i in range(j - 1, -1, -1):
+            if j - i > 1 and not fits(i, j):
+                break  # a longer piece ending at j fits even less
+            unevenness = 0.5 * min(1.0, ((chars(i, j) - target) / target) ** 2)
+            cost = best[i] + piece_cost + unevenness - break_bonus(j)
+            if cost < best[j]:
+                best[j], back[j] = cost, i
+    pieces: list[Sequence[Word]] = []
+    j = n
+    while j:
+        pieces.append(words[back[j] : j])
+        j = back[j]
+    return pieces[::-1]
+
+
+def _lines_needed(words: Sequence[Word], width: int) -> int:
+    """Lines of at most ``width`` characters the words fill, wrapped greedily (which needs fewest)."""
+    lines, used = 1, -1
+    for w in words:
+        size = len(w.word.strip())
+        if used >= 0 and used + 1 + size > width:
+            lines, used = lines + 1, size
+        else:
+            used += 1 + size
+    return lines
+
+
+def _untimed(text: str) -> tuple[Word, ...]:
+    return tuple(Word(0.0, 0.0, " " + w, 0.0) for w in text.split())
+
+
+def _text(words: Sequence[Word]) -> str:
+    return "".join(w.word for w in words).strip()
+
+
+def _clock(seconds: float, vtt: bool) -> str:
+    ms = round(seconds * 1000)
+    h, ms = divmod(ms, 3_600_000)
+    m, ms = divmod(ms, 60_000)
+    s, ms = divmod(ms, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{'.' if vtt else ','}{ms:03d}"
