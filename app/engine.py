@@ -656,19 +656,17 @@ class WhisperEngine:
     def _with_logprobs(
         self, windows: Sequence[_Window], transcripts: list[Transcript | BaseException]
     ) -> list[Transcript | BaseException]:
-        """Token log-probabilities from one teacher-forced alignment pass, where asked for."""
-        wanted = [
-            i
-            for i, (w, t) in enumerate(zip(windows, transcripts, strict=True))
-            if w.options.logprobs and isinstance(t, Transcript) and t.segments
-        ]
-        for i in wanted:
+        """Token log-probabilities from one teacher-forced alignment pass per window that asked,
+        side by side on the CPU workers (the window's text may come from several passes, so it is
+        aligned whole)."""
+
+        def aligned(i: int) -> Transcript:
             transcript = transcripts[i]
             assert isinstance(transcript, Transcript)
             tok = self._tokenizer(transcript.language)
-            features = self._model.feature_extractor(windows[i].samples)
-            n_frames = min(features.shape[-1] - 1, N_FRAMES)
-            encoded = self._model.encode(pad_or_trim(features[:, :n_frames]))
+            features, n_frames = self._features(windows[i].samples)
+            n_frames = min(n_frames, N_FRAMES)
+            encoded = self._model.encode(features[None])
             texts = [[t for t in s.tokens if t < tok.eot] for s in transcript.segments]
             flat = [t for text in texts for t in text]
             probs = list(
@@ -682,8 +680,17 @@ class WhisperEngine:
                 )
                 segments.append(dataclasses.replace(segment, logprobs=logprobs))
                 k += len(text)
-            transcripts[i] = dataclasses.replace(transcript, segments=tuple(segments))
-        return transcripts
+            return dataclasses.replace(transcript, segments=tuple(segments))
+
+        wanted = [
+            i
+            for i, (w, t) in enumerate(zip(windows, transcripts, strict=True))
+            if w.options.logprobs and isinstance(t, Transcript) and t.segments
+        ]
+        results = list(transcripts)
+        for i, transcript in zip(wanted, self._map(aligned, wanted), strict=True):
+            results[i] = transcript
+        return results
 
 
 def _segment_tokens(tok: Tokenizer, tokens: list[int]) -> list[list[int]]:
