@@ -34,14 +34,15 @@ def cues(segments: Sequence[Segment], layout: SubtitleSettings) -> list[Cue]:
     found: list[Cue] = []
     for s in segments:
         text = s.text.strip()
+        words = [w for w in s.words if w.word.strip()]  # a blank line would end an srt cue
         if not text:
             continue
         if not layout.line_chars:
             found.append(Cue(s.start_s, s.end_s, (text,)))
-        elif not s.words:  # no word times: the segment's time, its text wrapped
+        elif not words:  # no word times: the segment's time, its text wrapped
             found.append(Cue(s.start_s, s.end_s, _wrap(_untimed(text), layout)))
         else:
-            for piece in _cut(s.words, _cue_fits(s.words, layout), layout.line_chars * layout.max_lines):
+            for piece in _cut(words, _cue_fits(words, layout), layout.line_chars * layout.max_lines):
                 found.append(Cue(piece[0].start_s, piece[-1].end_s, _wrap(piece, layout)))
     return found
 

@@ -124,6 +124,13 @@ def test_a_segment_without_word_times_keeps_its_time_and_is_wrapped() -> None:
     assert " ".join(cue.lines) == text and all(len(line) <= 42 for line in cue.lines)
 
 
+def test_blank_words_make_no_blank_lines() -> None:
+    words = timed("one two three four")
+    words[2] = Word(words[2].start_s, words[2].end_s, " ", 0.5)
+    found = cues([segment(words)], SubtitleSettings(line_chars=3, max_lines=1))
+    assert [line for c in found for line in c.lines] == ["one", "two", "four"]
+
+
 def test_a_word_longer_than_a_line_gets_a_line_of_its_own() -> None:
     long_word = "x" * 60
     found = cues([segment(timed(f"a {long_word} b c"))], SubtitleSettings())
