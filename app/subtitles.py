@@ -13,10 +13,14 @@ from app.config import SubtitleSettings
 from app.engine import Segment, Word
 
 # What a break after a word is worth: breaks after a sentence, a clause or at a pause read best,
-# and a line or cue should not end on an article, a preposition or a conjunction (English only).
+# and a line or cue should not end on an article, a possessive, a preposition or a conjunction
+# (English only).
 _SENTENCE_END, _CLAUSE_END, _PAUSE, _WEAK_END = 0.4, 0.25, 0.3, -0.3
 _PAUSE_S = 0.3
-_WEAK_WORDS = frozenset("a an the of to in on at by for from with into and or but as".split())  # noqa: SIM905
+_ARTICLES_AND_POSSESSIVES = "a an the my your his her its our their"
+_WEAK_WORDS = frozenset(
+    f"{_ARTICLES_AND_POSSESSIVES} of to in on at by for from with into and or but as".split()
+)
 
 Fits = Callable[[int, int], bool]  # (i, j): may words[i:j] make one piece?
 
