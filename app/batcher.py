@@ -1,17 +1,17 @@
-"""One inference thread per model that runs whatever work is waiting as one batch.
+"""Inference threads per model that run whatever work is waiting as batches.
 
-Decoding several windows at once is how a model keeps its hardware busy: one batch on a GPU, or on
-CPU the batch's windows side by side on the model's workers (see ``app.engine``). Callers on any
-thread (or the event loop) ``submit`` an item and get a ``concurrent.futures.Future``; the thread
-takes everything waiting, up to ``max_size``, and runs it as one batch.
+Decoding several windows at once is how a model keeps its hardware busy: on a GPU one thread runs
+whatever is waiting, up to ``max_size``, as one batch; on CPU each of the model's workers has a
+thread of its own that takes one window at a time (see ``app.engine``). Callers on any thread (or
+the event loop) ``submit`` an item and get a ``concurrent.futures.Future``.
 
 Callers that submit a series of items, one after another (a lane of windows that each need the
 previous one's text), announce themselves with ``lane()``. Each batch then waits (up to ``wait_s``)
 for the next item of every open lane, so lanes of one upload and of concurrent uploads stay in step
 and share batches instead of taking turns.
 
-The thread runs at a lower scheduling priority (nice +10), and so do the CTranslate2 threads it
-creates, so the event loop answers ``/health`` and new requests promptly while the model is busy.
+The threads run at a lower scheduling priority (nice +10), and so do the CTranslate2 threads they
+create, so the event loop answers ``/health`` and new requests promptly while the model is busy.
 """
 
 from __future__ import annotations
@@ -52,12 +52,15 @@ class _Pending(Generic[Item, Result]):
 
 
 class Batcher(Generic[Item, Result]):
-    """Runs ``run_batch`` on a dedicated low-priority thread over batches of submitted items.
+    """Runs ``run_batch`` on dedicated low-priority threads over batches of submitted items.
 
-    ``setup`` runs first on that thread (load the model there, so that the threads the runtime
-    starts inherit its priority); its exception is re-raised by the constructor. ``on_idle`` runs
-    there once nothing has been submitted for ``idle_s``: not between the windows of a request in
-    progress, whose lanes leave the queue empty for a moment after each batch.
+    ``threads`` threads take batches from one queue, each running its batch while the others take
+    the next ones, so a slow item (a window that needs Whisper's temperature fallback) holds up no
+    one else's. ``setup`` runs first, on the first thread (load the model there, so that the
+    threads the runtime starts inherit its priority); its exception is re-raised by the
+    constructor. ``on_idle`` runs once nothing has been submitted for ``idle_s`` and no batch is
+    running: not between the windows of a request in progress, whose lanes leave the queue empty
+    for a moment after each batch.
     """
 
     def __init__(
@@ -69,6 +72,7 @@ class Batcher(Generic[Item, Result]):
         max_size: int = 8,
         wait_s: float = 0.01,
         idle_s: float = 1.0,
+        threads: int = 1,
         name: str = "asr-batch",
     ) -> None:
         self._run_batch = run_batch
@@ -77,12 +81,22 @@ class Batcher(Generic[Item, Result]):
         self._max_size = max_size
         self._wait_s = wait_s
         self._queue: queue.SimpleQueue[_Pending[Item, Result] | None] = queue.SimpleQueue()
+        self._taking = threading.Lock()  # one thread at a time gathers a batch
+        self._state = threading.Lock()
         self._lanes = 0  # open lanes: each will submit its next item soon
-        self._lanes_lock = threading.Lock()
-        ready: Future[None] = Future()
-        self._thread = threading.Thread(target=self._serve, args=(setup, ready), name=name, daemon=True)
-        self._thread.start()
-        ready.result()
+        self._running = 0  # batches in progress
+        self._threads: list[threading.Thread] = []
+        for k in range(max(threads, 1)):
+            started: Future[None] = Future()
+            thread = threading.Thread(
+                target=self._serve,
+                args=(setup if k == 0 else lambda: None, started),
+                name=f"{name}-{k}",
+                daemon=True,
+            )
+            thread.start()
+            self._threads.append(thread)
+            started.result()
 
     def submit(self, item: Item) -> Future[Result]:
         """Queue one item; cancel the future to drop it if it has not started."""
@@ -93,30 +107,20 @@ class Batcher(Generic[Item, Result]):
     @contextlib.contextmanager
     def lane(self) -> Iterator[None]:
         """Announce a caller that submits items one after another while the block runs."""
-        with self._lanes_lock:
+        with self._state:
             self._lanes += 1
         try:
             yield
         finally:
-            with self._lanes_lock:
+            with self._state:
                 self._lanes -= 1
 
     def close(self) -> None:
-        """Finish the batch in progress, then stop; items still queued are cancelled."""
+        """Finish the batches in progress, then stop; items still queued are cancelled."""
         self._queue.put(None)
-        self._thread.join(timeout=60)
-
-    def _serve(self, setup: Callable[[], None], ready: Future[None]) -> None:
-        lower_thread_priority()
-        try:
-            setup()
-        except BaseException as exc:
-            ready.set_exception(exc)
-            return
-        ready.set_result(None)
-        while (batch := self._next_batch()) is not None:
-            self._run(batch)
-        while True:  # closed: cancel whatever is left
+        for thread in self._threads:
+            thread.join(timeout=60)
+        while True:
             try:
                 pending = self._queue.get_nowait()
             except queue.Empty:
@@ -124,13 +128,39 @@ class Batcher(Generic[Item, Result]):
             if pending is not None:
                 pending.future.cancel()
 
-    def _next_batch(self) -> list[_Pending[Item, Result]] | None:
+    def _serve(self, setup: Callable[[], None], started: Future[None]) -> None:
+        lower_thread_priority()
         try:
-            first = self._queue.get(timeout=self._idle_s)
-        except queue.Empty:
-            self._on_idle()
-            first = self._queue.get()
+            setup()
+        except BaseException as exc:
+            started.set_exception(exc)
+            return
+        started.set_result(None)
+        while True:
+            with self._taking:
+                batch = self._next_batch()
+            if batch is None:
+                return
+            try:
+                self._run(batch)
+            finally:
+                with self._state:
+                    self._running -= 1
+
+    def _next_batch(self) -> list[_Pending[Item, Result]] | None:
+        """The next batch, counted as running; None once closed (the close mark stays queued, so
+        every thread sees it)."""
+        while True:
+            try:
+                first = self._queue.get(timeout=self._idle_s)
+                break
+            except queue.Empty:
+                if not self._running:
+                    self._on_idle()
+                    first = self._queue.get()
+                    break
         if first is None:
+            self._queue.put(None)
             return None
         batch = [first]
         deadline = time.monotonic() + self._wait_s
@@ -151,6 +181,8 @@ class Batcher(Generic[Item, Result]):
                 self._queue.put(None)  # stop after this batch
                 break
             batch.append(pending)
+        with self._state:
+            self._running += 1
         return batch
 
     def _run(self, batch: list[_Pending[Item, Result]]) -> None:

@@ -91,6 +91,7 @@ class Settings(BaseModel):
     max_queued_requests: int = Field(64, ge=0)
     # Windows decoded together in one model batch (from one upload and across requests), and how
     # long a batch may wait for the next window of each upload in progress (so they share batches).
+    # On CPU, up to max_batch_size workers each decode one window at a time (no waiting).
     max_batch_size: int = Field(8, ge=1, le=64)
     batch_wait_ms: float = Field(200.0, ge=0, le=5000)
     # A long upload is split into up to max_batch_size lanes of at least this many windows each,

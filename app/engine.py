@@ -1,6 +1,6 @@
 """The inference engine: the only module that imports faster_whisper.
 
-All model work for one model runs on its batcher thread (see ``app.batcher``); callers submit
+All model work for one model runs on its batcher's threads (see ``app.batcher``); callers submit
 windows of audio and get futures of plain dataclasses back.
 """
 
@@ -13,12 +13,12 @@ import math
 import os
 import sys
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import ctranslate2
 import numpy as np
@@ -55,8 +55,6 @@ from faster_whisper.tokenizer import Tokenizer  # noqa: E402
 from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens  # noqa: E402
 
 logger = logging.getLogger(__name__)
-_T = TypeVar("_T")
-_R = TypeVar("_R")
 
 N_SAMPLES = 30 * 16000  # Whisper's window
 N_FRAMES = 3000  # its mel frames
@@ -264,14 +262,14 @@ class _Pass:
 
 
 class WhisperEngine:
-    """A CTranslate2 Whisper model with one inference thread that decodes windows in batches.
+    """A CTranslate2 Whisper model whose inference threads decode windows in batches.
 
     Each window's decoding passes (temperature 0, beam search, the window's own prompt) run with
     whatever other windows are waiting (other parts of the same upload and other requests): as one
-    batch on a GPU, side by side on the CPU workers. The
-    rare window that fails Whisper's quality checks (repetitive, improbable) is decoded again by
-    faster-whisper's sequential loop, temperature fallback included, so batching changes speed, not
-    results.
+    batch on a GPU; on CPU each worker decodes one window and takes the next waiting one as soon as
+    it is done. The rare window that fails Whisper's quality checks (repetitive, improbable) is
+    decoded again by faster-whisper's sequential loop, temperature fallback included, so batching
+    changes speed, not results.
     """
 
     def __init__(
@@ -288,7 +286,9 @@ class WhisperEngine:
     ) -> None:
         self.placement = select_placement(device, compute_type)
         cores = cpu_threads or available_cores()
-        # On a GPU the device does the work: one call at a time, as before.
+        # On a GPU the device does the work: one batched call at a time. On CPU each worker decodes
+        # one window at a time, taking the next as soon as it is done (no batch waits for its
+        # slowest window), and a pool encodes lanes' next windows ahead.
         cpu = self.placement.device == "cpu"
         self.layout = cpu_layout(cores, max_batch_size) if cpu else CpuLayout(1, cores)
         self._pool = (
@@ -313,8 +313,9 @@ class WhisperEngine:
             self._decode_batch,
             setup=load,
             on_idle=release_free_memory,
-            max_size=max_batch_size,
+            max_size=1 if cpu else max_batch_size,
             wait_s=batch_wait_s,
+            threads=self.layout.workers,
         )
         self._suppress = get_suppressed_tokens(self._tokenizer("en"), [-1])
         if self.placement.device == "cuda":
@@ -345,7 +346,7 @@ class WhisperEngine:
         no prompt, so an upload's next window is encoded while its current one is decoded."""
         if self._pool is None or len(samples) > N_SAMPLES:
             return None
-        return self._pool.submit(lambda: self._encode_one(self._features(samples)[0]))
+        return self._pool.submit(lambda: np.asarray(self._model.encode(self._features(samples)[0][None])))
 
     def transcribe(self, samples: Samples, options: DecodeOptions) -> Transcript:
         """Decode one window and wait for it (blocking)."""
@@ -359,21 +360,7 @@ class WhisperEngine:
         if self._pool is not None:
             self._pool.shutdown()
 
-    # Everything below runs on the batcher's thread.
-
-    def _map(self, fn: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
-        """``fn`` over the items side by side, one per CPU worker (in turn on a GPU)."""
-        if self._pool is None or len(items) < 2:
-            return [fn(x) for x in items]
-        return list(self._pool.map(fn, items))
-
-    def _calls(self, indices: list[int]) -> list[list[int]]:
-        """The windows' model calls: on a GPU one batched call; on CPU one call per window, which
-        the workers take in turn (on one thread a beam search costs no less per window in a bigger
-        call), so that a window decodes the same whatever else is waiting."""
-        if self.placement.device != "cpu":
-            return [indices]
-        return [[i] for i in indices]
+    # Everything below runs on the batcher's threads.
 
     def _tokenizer(self, language: str) -> Tokenizer:
         if language not in self._tokenizers:
@@ -461,18 +448,16 @@ class WhisperEngine:
     def _batches(self, windows: Sequence[_Window], prefixes: list[list[int]]) -> list[list[int]]:
         """Windows that can share a first pass, grouped; the others are left out.
 
-        On CPU every window is a model call of its own (``_calls``), so they all share one pass. A
-        batched call on a GPU needs one beam size, and <|startoftranscript|> at the same position in
-        every prompt: windows with previous text share it with their prompts cut to the shortest
-        one's length (the most recent text is kept); hotwords are never cut.
+        A batched call needs one beam size, and <|startoftranscript|> at the same position in every
+        prompt: windows with previous text share it with their prompts cut to the shortest one's
+        length (the most recent text is kept); hotwords are never cut. (Only on a GPU: on CPU a
+        batch is one window, so a window's text never depends on what else is waiting.)
         """
         groups: dict[tuple[int, str, int], list[int]] = {}
         for i, w in enumerate(windows):
             if w.options.temperature[:1] != (0.0,) or len(w.samples) > N_SAMPLES:
                 continue
-            if self.placement.device == "cpu":
-                key = (0, "own call", 0)
-            elif not prefixes[i]:
+            if not prefixes[i]:
                 key = (w.options.beam_size, "none", 0)
             elif w.options.hotwords:
                 key = (w.options.beam_size, "hotwords", len(prefixes[i]))
@@ -504,22 +489,16 @@ class WhisperEngine:
             [*p, *tok.sot_sequence, tok.no_timestamps] for p, tok in zip(prefixes, tokenizers, strict=True)
         ]
 
-        def generate(part: list[int]) -> list[Any]:
-            return list(
-                model.model.generate(
-                    self._rows(encoded, part, features, frames),
-                    [prompts[i] for i in part],
-                    beam_size=windows[part[0]].options.beam_size,
-                    max_length=model.max_length,
-                    return_scores=True,
-                    return_no_speech_prob=True,
-                    suppress_blank=True,
-                    suppress_tokens=self._suppress,
-                )
-            )
-
-        calls = self._calls(list(range(len(windows))))
-        generated = [r for call in self._map(generate, calls) for r in call]
+        generated = model.model.generate(
+            encoded,
+            prompts,
+            beam_size=windows[0].options.beam_size,
+            max_length=model.max_length,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=self._suppress,
+        )
         frame_s = model.feature_extractor.time_per_frame
         out: list[_Pass | None] = []
         pieces: list[list[dict[str, Any]]] = []
@@ -561,37 +540,22 @@ class WhisperEngine:
         frames = features.shape[-1] - 1
         return pad_or_trim(features[:, :frames]), frames
 
-    def _encode_one(self, features: np.ndarray) -> np.ndarray:
-        return np.asarray(self._model.encode(features[None]))
-
     def _encode(
         self, features: list[np.ndarray], ahead: Sequence[Future[np.ndarray] | None] = ()
     ) -> ctranslate2.StorageView:
         """The encoder's output for a batch of windows' padded features (``ahead``: the windows'
-        ``encode_ahead`` futures, None where there is none).
-
-        On CPU each window is encoded alone, side by side on the workers, and the outputs stacked:
-        a batched encoder pass drags a batch's attention buffers (about 50 MB per window and layer)
-        through memory and is no faster per window there.
-        """
-        if self.placement.device != "cpu":
-            return self._model.encode(np.stack(features))
-        ahead = list(ahead) or [None] * len(features)
-        missing = [i for i, a in enumerate(ahead) if a is None]
-        encoded = dict(zip(missing, self._map(lambda i: self._encode_one(features[i]), missing), strict=True))
-        return ctranslate2.StorageView.from_array(
-            np.concatenate([encoded[i] if a is None else a.result() for i, a in enumerate(ahead)])
-        )
+        ``encode_ahead`` futures, None where there is none: on CPU, where a batch is one window)."""
+        if len(features) == 1 and ahead and ahead[0] is not None:
+            return ctranslate2.StorageView.from_array(ahead[0].result())
+        return self._model.encode(np.stack(features))
 
     def _rows(
         self, encoded: ctranslate2.StorageView, rows: list[int], features: list[np.ndarray], frames: list[int]
     ) -> ctranslate2.StorageView:
-        """Some windows' rows of a batch's encoder output: on CPU a copy, on a GPU (no slicing of
-        device memory here) another encoder pass, which is cheap there."""
+        """Some windows' rows of a batch's encoder output: on a GPU (no slicing of device memory
+        here) another encoder pass, which is cheap there."""
         if len(rows) == len(features):
             return encoded
-        if self.placement.device == "cpu":
-            return ctranslate2.StorageView.from_array(np.asarray(encoded)[rows])
         return self._encode([features[i] for i in rows])
 
     def _languages(self, windows: list[_Window], encoded: ctranslate2.StorageView) -> list[tuple[str, float]]:
@@ -617,8 +581,10 @@ class WhisperEngine:
     ) -> None:
         """faster-whisper's word alignment, batched per language, over every window with text: the
         words show where a pass's speech really ends (and are kept where a request asked for them)."""
-
-        def align(part: list[int]) -> None:
+        by_language: dict[str, list[int]] = {}
+        for i in (i for i, p in enumerate(pieces) if p):
+            by_language.setdefault(tokenizers[i].language_code, []).append(i)
+        for part in by_language.values():
             self._model.add_word_timestamps(
                 [pieces[i] for i in part],
                 tokenizers[part[0]],
@@ -628,12 +594,6 @@ class WhisperEngine:
                 _APPEND_PUNCTUATIONS,
                 last_speech_timestamp=0.0,
             )
-
-        by_language: dict[str, list[int]] = {}
-        for i in (i for i, p in enumerate(pieces) if p):
-            by_language.setdefault(tokenizers[i].language_code, []).append(i)
-        for indices in by_language.values():
-            self._map(align, self._calls(indices))
 
     def _sequential(self, window: _Window) -> Transcript:
         """faster-whisper's own loop, temperature fallback included (with timestamps: its segments
@@ -656,9 +616,8 @@ class WhisperEngine:
     def _with_logprobs(
         self, windows: Sequence[_Window], transcripts: list[Transcript | BaseException]
     ) -> list[Transcript | BaseException]:
-        """Token log-probabilities from one teacher-forced alignment pass per window that asked,
-        side by side on the CPU workers (the window's text may come from several passes, so it is
-        aligned whole)."""
+        """Token log-probabilities from one teacher-forced alignment pass per window that asked (the
+        window's text may come from several passes, so it is aligned whole)."""
 
         def aligned(i: int) -> Transcript:
             transcript = transcripts[i]
@@ -688,8 +647,8 @@ class WhisperEngine:
             if w.options.logprobs and isinstance(t, Transcript) and t.segments
         ]
         results = list(transcripts)
-        for i, transcript in zip(wanted, self._map(aligned, wanted), strict=True):
-            results[i] = transcript
+        for i in wanted:
+            results[i] = aligned(i)
         return results
 
 

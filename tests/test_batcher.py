@@ -130,3 +130,59 @@ def test_on_idle_runs_once_nothing_has_come_for_idle_s() -> None:
     assert recorder.batches == [[1], [0, 1], [2, 3], [0], [1], [2]]
     assert idle == [6]
     batcher.close()
+
+
+def test_with_threads_a_slow_batch_holds_up_no_other() -> None:
+    """On CPU each worker takes the next window as soon as its own is done: a window that decodes
+    slowly (temperature fallback) must not stall the windows of other requests."""
+    gate = threading.Event()
+
+    def run(items: Sequence[int]) -> list[int | BaseException]:
+        if items[0] == 0:
+            assert gate.wait(10)
+        return [2 * i for i in items]
+
+    batcher: Batcher[int, int] = Batcher(run, max_size=1, wait_s=0, threads=2)
+    slow = batcher.submit(0)
+    fast = [batcher.submit(i) for i in range(1, 5)]
+    assert [f.result(timeout=5) for f in fast] == [2, 4, 6, 8]
+    assert not slow.done()
+    gate.set()
+    assert slow.result(timeout=10) == 0
+    batcher.close()
+
+
+def test_close_stops_every_thread() -> None:
+    batcher: Batcher[int, int] = Batcher(Recorder(), max_size=1, wait_s=0, threads=3, name="closing")
+    assert [batcher.submit(i).result(timeout=10) for i in range(6)] == [0, 2, 4, 6, 8, 10]
+    assert sum(t.name.startswith("closing") for t in threading.enumerate()) == 3
+    start = time.monotonic()
+    batcher.close()
+    assert time.monotonic() - start < 5
+    assert not [t for t in threading.enumerate() if t.name.startswith("closing")]
+
+
+def test_on_idle_waits_for_every_thread_to_be_idle() -> None:
+    """One thread idle while another still decodes is not idle: trimming memory then would page it
+    back in for the window in progress."""
+    gate = threading.Event()
+    idle: list[float] = []
+    batcher: Batcher[int, int] = Batcher(
+        Recorder(gate),
+        on_idle=lambda: idle.append(time.monotonic()),
+        max_size=1,
+        wait_s=0,
+        idle_s=0.2,
+        threads=2,
+    )
+    busy = batcher.submit(1)
+    time.sleep(1.0)  # the other thread has waited five times idle_s meanwhile
+    assert idle == []
+    released = time.monotonic()
+    gate.set()
+    assert busy.result(timeout=10) == 2
+    deadline = time.monotonic() + 10
+    while not idle and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(idle) == 1 and idle[0] >= released
+    batcher.close()

@@ -23,7 +23,7 @@ from tests.evalset import clips, normalize
 def engine() -> WhisperEngine:
     """On the CPU unless ``ASR_DEVICE`` (the server's own setting) names another: cuda on a GPU box.
 
-    Two CPU threads, so two workers: a batch's windows are split over parallel calls on any machine.
+    Two CPU threads, so two workers: windows decode side by side on any machine.
     """
     device = os.environ.get("ASR_DEVICE", "cpu")
     engine = WhisperEngine(
