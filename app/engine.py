@@ -227,6 +227,9 @@ _SENTENCE_ENDS = (".", "!", "?")
 _CLOSING_QUOTES = "\"'”’"  # noqa: RUF001
 # A sentence is also cut after a comma once it has this many tokens (about 8 s of speech).
 _LONG_SENTENCE_TOKENS = 32
+# A segment still longer than this (unpunctuated speech: Whisper writes some speakers' text without
+# punctuation) is cut at its widest pause between words.
+_LONG_SEGMENT_S = 10.0
 _ABBREVIATIONS = frozenset(
     ["mr.", "mrs.", "ms.", "dr.", "st.", "jr.", "sr.", "prof.", "mt.", "vs.", "etc.", "no.", "e.g.", "i.e."]
 )
@@ -678,7 +681,7 @@ def _segments(tok: Tokenizer, pieces: list[dict[str, Any]], with_words: bool) ->
     """A pass's sentences, timed by their words, as segments (dropping empty ones, as faster-whisper
     does)."""
     segments = []
-    for piece in pieces:
+    for piece in (part for whole in pieces for part in _split_at_pauses(tok, whole)):
         text = tok.decode(piece["tokens"])
         if piece["start"] == piece["end"] or not text.strip():
             continue
@@ -700,6 +703,43 @@ def _segments(tok: Tokenizer, pieces: list[dict[str, Any]], with_words: bool) ->
             )
         )
     return tuple(segments)
+
+
+def _split_at_pauses(tok: Tokenizer, piece: dict[str, Any]) -> list[dict[str, Any]]:
+    """A sentence longer than ``_LONG_SEGMENT_S`` cut where the speaker most likely paused, each
+    part at least a quarter of its length, again until every part is short enough or cannot be cut.
+
+    The word alignment leaves no gaps: a pause shows as the words around it lasting longer than
+    words do (beyond twice the median, faster-whisper's own bound). A capitalised word (not "I")
+    where Whisper wrote no punctuation often starts a sentence, which breaks near ties.
+    """
+    words = piece.get("words") or []
+    duration = piece["end"] - piece["start"]
+    if duration <= _LONG_SEGMENT_S or len(words) < 2:
+        return [piece]
+    lengths = [w["end"] - w["start"] for w in words]
+    usual = 2 * float(np.median(lengths))
+    # Where each word ends in the tokens: the decoded prefix has the length of the words so far.
+    ends: dict[int, int] = {}
+    for j in range(1, len(piece["tokens"]) + 1):
+        ends.setdefault(len(tok.decode(piece["tokens"][:j])), j)
+    cuts, text = [], ""
+    for k in range(1, len(words)):
+        text += words[k - 1]["word"]
+        head, tail = words[k - 1]["end"] - piece["start"], piece["end"] - words[k]["start"]
+        if len(text) not in ends or min(head, tail) < duration / 4:
+            continue
+        following = words[k]["word"].strip()
+        pause = words[k]["start"] - words[k - 1]["end"]
+        pause += max(lengths[k - 1] - usual, 0.0) + max(lengths[k] - usual, 0.0)
+        capital = following[:1].isupper() and not (following[:1] == "I" and following[1:2] in ("", "'"))
+        cuts.append((pause + 0.25 * capital, k, ends[len(text)]))
+    if not cuts:
+        return [piece]
+    _, k, j = max(cuts)
+    first = {**piece, "tokens": piece["tokens"][:j], "end": words[k - 1]["end"], "words": words[:k]}
+    second = {**piece, "tokens": piece["tokens"][j:], "start": words[k]["start"], "words": words[k:]}
+    return _split_at_pauses(tok, first) + _split_at_pauses(tok, second)
 
 
 def _shifted(segments: Sequence[Segment], offset_s: float, floor_s: float) -> list[Segment]:

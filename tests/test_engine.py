@@ -12,7 +12,7 @@ import pytest
 
 from app.audio import PcmFormat, decode_audio
 from app.config import Settings
-from app.engine import DecodeOptions, WhisperEngine, _segment_tokens
+from app.engine import DecodeOptions, WhisperEngine, _segment_tokens, _split_at_pauses
 from app.pipeline import pack_windows
 from app.registry import embedded_model_path
 from app.vad import ChunkingOptions, chunk_frames, detect_speech
@@ -173,3 +173,36 @@ def test_segments_are_sentences_not_cut_after_titles_or_initials(engine: Whisper
     long = first + ", with great black letters and red capitals."
     assert len(tok.encode(first.split(", which")[0])) < 32 <= len(tok.encode(first))
     assert cut(long) == [first + ",", " with great black letters and red capitals."]
+
+
+def test_a_long_unpunctuated_sentence_is_cut_where_the_speaker_paused(engine: WhisperEngine) -> None:
+    """Whisper writes some speakers' text without punctuation, so a 30 s window would be one segment
+    (one verbose_json entry, one subtitle to cut blindly). The word alignment leaves no gaps: a
+    pause shows as a word lasting too long, or failing that a capital where no sentence ended."""
+    tok = engine._tokenizer("en")
+    sleeping = " replied he of a truth I heard him not and folks are all sleeping"
+    but_she = " but she said whom so ever thou seest awake"
+
+    def piece(text: str, lengths: dict[str, float]) -> dict[str, object]:
+        words, t = [], 0.0
+        for word in text.split(" ")[1:]:
+            length = lengths.get(word, 0.45)
+            words.append({"word": " " + word, "start": t, "end": t + length, "probability": 0.9})
+            t += length
+        return {"tokens": tok.encode(text), "start": 0.0, "end": t, "words": words, "stats": (0, 0, 0)}
+
+    def parts(p: dict[str, object]) -> list[tuple[str, float, float]]:
+        return [
+            (tok.decode(q["tokens"]), round(q["start"], 2), round(q["end"], 2))
+            for q in _split_at_pauses(tok, p)
+        ]
+
+    assert parts(piece(sleeping + but_she, {"sleeping": 2.0})) == [
+        (sleeping, 0.0, 7.85),
+        (but_she, 7.85, 11.9),
+    ]
+    capital = " But" + but_she[4:]
+    assert parts(piece(sleeping + capital, {})) == [(sleeping, 0.0, 6.3), (capital, 6.3, 10.35)]
+    short = piece(sleeping + but_she, {"sleeping": 2.0, "awake": 0.1})
+    short["end"] = 9.9
+    assert _split_at_pauses(tok, short) == [short]
