@@ -2,12 +2,24 @@
 PY ?= python3
 VENV ?= .venv
 
-.PHONY: install run test lint bench
+# Debian packages the tests drive for real: ffmpeg (test audio in every container), nginx and
+# prometheus (the fleet and scrape tests), chromium (the web page in a real browser). `make test`
+# installs the missing ones (as root, or through sudo); nothing starts them as services.
+TEST_APT_PACKAGES ?= ffmpeg nginx prometheus chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install run test test-deps lint bench
 install:
 	$(PY) -m venv $(VENV) && $(VENV)/bin/pip install -q --upgrade pip && $(VENV)/bin/pip install -q -e '.[dev]'
 run:
 	$(VENV)/bin/asr-server
-test:
+test-deps:
+	@missing=$$(for p in $(TEST_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    --no-install-recommends $$missing; \
+	fi
+test: test-deps
 	$(VENV)/bin/python -m pytest
 lint:
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
