@@ -20,6 +20,11 @@ class AsrError(Exception):
         self.message = message
         self.field = field
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer carries besides the body."""
+        return {}
+
 
 class InvalidRequest(AsrError):
     status_code = 400
@@ -30,10 +35,25 @@ class Unauthorized(AsrError):
     status_code = 401
     code = "unauthorized"
 
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
 
 class ModelNotFound(AsrError):
     status_code = 404
     code = "model_not_found"
+
+
+class UploadTimeout(AsrError):
+    """The body stalled; the connection is closed, since the rest of it may never come."""
+
+    status_code = 408
+    code = "upload_timeout"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Connection": "close"}
 
 
 class UploadTooLarge(AsrError):
@@ -52,10 +72,25 @@ class ServerBusy(AsrError):
     status_code = 503
     code = "server_busy"
 
+    def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
+
 
 class RequestTimeout(AsrError):
     status_code = 504
     code = "timeout"
+
+
+class ClientGone(AsrError):
+    """The client disconnected: nobody reads the answer (nginx's 499), logged in one line."""
+
+    status_code = 499
+    code = "client_closed_request"
 
 
 class EngineError(AsrError):
@@ -75,3 +110,8 @@ def error_body(message: str, code: str, field: str | None = None) -> dict[str, A
     if field is not None:
         body["param"] = field
     return body
+
+
+def shown(value: str, limit: int = 64) -> str:
+    """A client's value quoted in a message, cut so that no answer echoes a huge field back."""
+    return repr(value if len(value) <= limit else value[:limit] + "...")

@@ -13,13 +13,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.config import Settings, load_settings
+from app.connections import AcceptErrorFilter, connection_cap, guarded_protocol, raise_fd_limit
 from app.engine import Engine
-from app.errors import AsrError, error_body
+from app.errors import AsrError, ClientGone, error_body
 from app.pipeline import Transcriber
 from app.registry import ModelRegistry, whisper_factory
 from app.routes import system, transcriptions
 from app.service import TranscriptionService
-from app.upload import BodySizeLimit
+from app.upload import BodyGuard
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None, engines: Mapping[str, Engine] |
         Transcriber(
             settings.max_concurrent_requests,
             settings.max_queued_requests,
+            audio_budget_bytes=int(settings.audio_budget_mb * (1 << 20)),
             max_lanes=settings.max_batch_size,
             lane_windows=settings.lane_windows,
         ),
@@ -53,7 +55,12 @@ def create_app(settings: Settings | None = None, engines: Mapping[str, Engine] |
     app.state.service = service
     app.include_router(transcriptions.router)
     app.include_router(system.router)
-    app.add_middleware(BodySizeLimit, max_bytes=int(settings.max_upload_mb * (1 << 20)))
+    app.add_middleware(
+        BodyGuard,
+        max_bytes=int(settings.max_upload_mb * (1 << 20)),
+        idle_timeout_s=settings.body_idle_timeout_s,
+        total_timeout_s=settings.body_timeout_s,
+    )
     _add_error_handlers(app)
     return app
 
@@ -63,9 +70,13 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     async def asr_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, AsrError)
-        if exc.status_code >= 500:
+        if isinstance(exc, ClientGone):
+            logger.info("%s", exc.message)  # one line, no traceback
+        elif exc.status_code >= 500:
             logger.error("request failed: %s", exc.message)
-        return JSONResponse(error_body(exc.message, exc.code, exc.field), status_code=exc.status_code)
+        return JSONResponse(
+            error_body(exc.message, exc.code, exc.field), status_code=exc.status_code, headers=exc.headers
+        )
 
     async def http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
@@ -92,10 +103,13 @@ def __getattr__(name: str) -> Any:
 
 def serve(settings: Settings, engines: Mapping[str, Engine] | None = None) -> None:
     """Run the server until it is stopped (the ``asr-server`` command: ``app.__main__``)."""
+    cap = connection_cap(settings.max_connections, raise_fd_limit())
+    logging.getLogger("asyncio").addFilter(AcceptErrorFilter())
     uvicorn.run(
         create_app(settings, engines),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
         timeout_graceful_shutdown=10,
+        http=guarded_protocol(cap, settings.header_timeout_s),
     )

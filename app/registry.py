@@ -17,7 +17,7 @@ import anyio.to_thread
 
 from app.config import EMBEDDED_MODEL, ModelSpec, Settings
 from app.engine import Engine, WhisperEngine
-from app.errors import ModelNotFound
+from app.errors import ModelNotFound, shown
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,9 @@ class ModelRegistry:
             return self._names[name]
         except KeyError:
             known = ", ".join(sorted(self._names))
-            raise ModelNotFound(f"model {name!r} does not exist; available: {known}", field="model") from None
+            raise ModelNotFound(
+                f"model {shown(name)} does not exist; available: {known}", field="model"
+            ) from None
 
     def loaded(self) -> list[str]:
         return sorted(self._engines)

@@ -11,6 +11,7 @@ from typing import Any
 
 import anyio.to_thread
 
+from app.admission import Ticket
 from app.audio import Audio, PcmFormat, decode_audio
 from app.config import Settings
 from app.engine import DEFAULT_TEMPERATURES, DecodeOptions
@@ -48,13 +49,13 @@ class TranscriptionService:
         self.registry = registry
         self.transcriber = transcriber
 
-    async def prepare(self, upload: Upload) -> Job:
-        """Every check that can fail before inference: model, language, capacity, audio, VAD."""
+    async def prepare(self, upload: Upload, ticket: Ticket) -> Job:
+        """Every check that can fail before inference: model, language, audio (charged to the
+        request's ``ticket``), VAD."""
         started = time.monotonic()
         params = upload.params
         model_id = self.registry.resolve(params.model)
         language = to_whisper(params.language)
-        self.transcriber.check_capacity()
         engine = await self.registry.get(model_id)
         if engine.english_only:
             if language not in (None, "en"):
@@ -68,7 +69,7 @@ class TranscriptionService:
             params.sample_rate or self.settings.pcm_sample_rate,
             params.channels or self.settings.pcm_channels,
         )
-        audio, chunks = await anyio.to_thread.run_sync(self._decode_and_chunk, upload, pcm)
+        audio, chunks = await anyio.to_thread.run_sync(self._decode_and_chunk, upload, pcm, ticket)
         options = DecodeOptions(
             language=language,
             beam_size=self.settings.beam_size,
@@ -82,17 +83,19 @@ class TranscriptionService:
         )
         return Job(params, model_id, audio, chunks, options, started)
 
-    def _decode_and_chunk(self, upload: Upload, pcm: PcmFormat) -> tuple[Audio, list[Chunk]]:
+    def _decode_and_chunk(self, upload: Upload, pcm: PcmFormat, ticket: Ticket) -> tuple[Audio, list[Chunk]]:
         audio = decode_audio(
-            upload.data,
+            upload.file,
             content_type=upload.content_type,
             pcm=pcm,
             max_duration_s=self.settings.max_audio_s,
+            max_source_samples=self.settings.max_decoded_samples,
+            charge=ticket.charge,
         )
         opts = self.chunking_options(upload.params)
-        flags = detect_speech(audio.samples, opts.aggressiveness)
-        chunks = chunk_frames(flags, len(audio.samples), opts)
-        return audio, [c for c in chunks if not is_tonal(audio.samples[c.start : c.end])]
+        flags = detect_speech(audio.pcm, opts.aggressiveness)
+        chunks = chunk_frames(flags, len(audio.pcm), opts)
+        return audio, [c for c in chunks if not is_tonal(audio.window(c.start, c.end))]
 
     def chunking_options(self, params: TranscriptionParams) -> ChunkingOptions:
         """The request's server_vad values over the server defaults."""
@@ -113,19 +116,18 @@ class TranscriptionService:
     async def _results(self, job: Job, *, streaming: bool) -> AsyncIterator[ChunkResult]:
         # The lease keeps the model loaded while it runs (and reloads it if it was unloaded as idle
         # since prepare() looked at it).
-        with self.transcriber.admit():
-            async with self.registry.lease(job.model_id) as engine:
-                async for result in self.transcriber.run(
-                    engine,
-                    job.audio,
-                    job.chunks,
-                    job.options,
-                    condition_on_previous_text=self.settings.condition_on_previous_text,
-                    window_s=self.settings.window_s,
-                    streaming=streaming,
-                    deadline=job.deadline,
-                ):
-                    yield result
+        async with self.registry.lease(job.model_id) as engine:
+            async for result in self.transcriber.run(
+                engine,
+                job.audio,
+                job.chunks,
+                job.options,
+                condition_on_previous_text=self.settings.condition_on_previous_text,
+                window_s=self.settings.window_s,
+                streaming=streaming,
+                deadline=job.deadline,
+            ):
+                yield result
         self._log(job)
 
     def _assemble(self, job: Job, results: list[ChunkResult]) -> Transcription:

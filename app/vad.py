@@ -11,10 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 import webrtcvad
 
-from app.audio import SAMPLE_RATE, Samples
+from app.audio import SAMPLE_RATE, Pcm16, Samples, to_int16
 
 FRAME_MS = 30
 FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000
+_VAD_BLOCK_FRAMES = 2000  # one minute of frames per block
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,19 +59,30 @@ ENERGY_FLOOR_DBFS = -50.0
 FLOOR_BELOW_PEAK_DB = 35.0
 
 
-def detect_speech(samples: Samples, aggressiveness: int) -> list[bool]:
-    """One speech flag per 30 ms frame (a trailing partial frame is zero-padded)."""
+def detect_speech(pcm: Pcm16 | Samples, aggressiveness: int) -> list[bool]:
+    """One speech flag per 30 ms frame (a trailing partial frame is zero-padded) of 16-bit (or
+    float) samples. Runs a block at a time, so a long upload needs no copies of its whole audio."""
     vad = webrtcvad.Vad(aggressiveness)
-    pad = (-len(samples)) % FRAME_SAMPLES
-    padded = np.clip(np.pad(samples, (0, pad)), -1.0, 1.0)
-    if not len(padded):
+    n_frames = -(-len(pcm) // FRAME_SAMPLES)
+    speech = np.zeros(n_frames, bool)
+    level = np.empty(n_frames)
+    step = _VAD_BLOCK_FRAMES * FRAME_SAMPLES
+    for first in range(0, n_frames, _VAD_BLOCK_FRAMES):
+        part = pcm[first * FRAME_SAMPLES : first * FRAME_SAMPLES + step]
+        ints = part if part.dtype == np.int16 else to_int16(part.astype(np.float32, copy=False))
+        block = np.pad(ints, (0, (-len(ints)) % FRAME_SAMPLES)).astype("<i2", copy=False)
+        frames = block.reshape(-1, FRAME_SAMPLES)
+        rms = np.sqrt(np.mean((frames / 32768.0) ** 2, axis=1))
+        level[first : first + len(frames)] = 20 * np.log10(rms + 1e-10)
+        raw = block.tobytes()
+        for i in range(len(frames)):
+            speech[first + i] = vad.is_speech(
+                raw[i * 2 * FRAME_SAMPLES : (i + 1) * 2 * FRAME_SAMPLES], SAMPLE_RATE
+            )
+    if not n_frames:
         return []
-    pcm = (padded * 32767).astype("<i2").tobytes()
-    step = FRAME_SAMPLES * 2
-    level = 20 * np.log10(np.sqrt(np.mean(padded.reshape(-1, FRAME_SAMPLES) ** 2, axis=1)) + 1e-10)
     floor = min(ENERGY_FLOOR_DBFS, float(np.percentile(level, 99)) - FLOOR_BELOW_PEAK_DB)
-    speech = [vad.is_speech(pcm[i : i + step], SAMPLE_RATE) for i in range(0, len(pcm), step)]
-    return [s and bool(loud) for s, loud in zip(speech, level > floor, strict=True)]
+    return (speech & (level > floor)).tolist()  # type: ignore[no-any-return]
 
 
 def chunk_frames(flags: list[bool], total_samples: int, opts: ChunkingOptions) -> list[Chunk]:

@@ -56,7 +56,7 @@ def load_items(with_long_file: bool) -> list[Item]:
     items = []
     for clip in clips("long"):
         audio = decode_audio(clip.path.read_bytes(), content_type=None, pcm=PcmFormat(), max_duration_s=1e6)
-        items.append(Item(clip.id, _wav(audio.samples), audio.samples, clip.text))
+        items.append(Item(clip.id, _wav(audio.to_float()), audio.to_float(), clip.text))
     if with_long_file:  # >= 10 minutes: the long files twice, with a second of silence between
         gap = np.zeros(16000, np.float32)
         parts = [p for it in items * 2 for p in (it.samples, gap)]
@@ -70,7 +70,7 @@ def probe_item() -> Item:
     """The cold-start probe: the shortest short clip (a first transcription, not a long one)."""
     clip = min(clips("short"), key=lambda c: c.path.stat().st_size)
     audio = decode_audio(clip.path.read_bytes(), content_type=None, pcm=PcmFormat(), max_duration_s=1e6)
-    return Item(clip.id, _wav(audio.samples), audio.samples, clip.text)
+    return Item(clip.id, _wav(audio.to_float()), audio.to_float(), clip.text)
 
 
 def _wav(samples: np.ndarray) -> bytes:

@@ -36,12 +36,12 @@ def engine() -> WhisperEngine:
 def long_file(id_part: str) -> np.ndarray:
     clip = next(c for c in clips("long") if id_part in c.id)
     audio = decode_audio(clip.path.read_bytes(), content_type=None, pcm=PcmFormat(), max_duration_s=600)
-    return audio.samples
+    return audio.to_float()
 
 
 def test_batched_windows_decode_as_faster_whisper_decodes_each_alone(engine: WhisperEngine) -> None:
     samples = [
-        decode_audio(c.path.read_bytes(), content_type=None, pcm=PcmFormat(), max_duration_s=60).samples
+        decode_audio(c.path.read_bytes(), content_type=None, pcm=PcmFormat(), max_duration_s=60).to_float()
         for c in clips("short")[:3]
     ]
     options = DecodeOptions(language="en", word_timestamps=True)
@@ -64,7 +64,7 @@ def test_a_window_encoded_ahead_decodes_as_one_encoded_in_its_batch(engine: Whis
     clip = clips("short")[1]
     samples = decode_audio(
         clip.path.read_bytes(), content_type=None, pcm=PcmFormat(), max_duration_s=60
-    ).samples
+    ).to_float()
     options = DecodeOptions(language="en", word_timestamps=True)
     ahead = engine.encode_ahead(samples)
     assert (ahead is None) == (engine.layout.workers == 1)  # CPU workers encode ahead; a GPU does not
@@ -85,7 +85,7 @@ def test_a_window_decodes_the_same_whatever_shares_its_batch(engine: WhisperEngi
     whose prompt were cut to fit a shorter one's in its batch would decode otherwise than alone;
     a request's text must not depend on what else the server is decoding."""
     first, second = (
-        decode_audio(c.path.read_bytes(), content_type=None, pcm=PcmFormat(), max_duration_s=60).samples
+        decode_audio(c.path.read_bytes(), content_type=None, pcm=PcmFormat(), max_duration_s=60).to_float()
         for c in clips("short")[2:4]
     )
     previous = (

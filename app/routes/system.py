@@ -12,7 +12,7 @@ from app.routes.deps import ApiKeyDep, RegistryDep, ServiceDep, SettingsDep
 router = APIRouter()
 
 
-@router.get("/health", tags=["system"])
+@router.api_route("/health", methods=["GET", "HEAD"], tags=["system"])
 async def health(service: ServiceDep) -> dict[str, Any]:
     return {
         "status": "ok",
