@@ -8,6 +8,7 @@ recording cut short (a phone that died, an upload stopped early) keeps what deco
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import BinaryIO
 
 import av
@@ -17,6 +18,8 @@ import numpy as np
 from app.audio import SAMPLE_RATE, Audio, Sink, clean
 from app.errors import AsrError, UnsupportedAudio
 
+logger = logging.getLogger(__name__)
+
 # Broken packets skipped before a file counts as undecodable.
 _MAX_BAD_PACKETS = 50
 _ERRORS = (av.FFmpegError, ValueError, EOFError, OSError, IndexError)
@@ -24,6 +27,16 @@ _ERRORS = (av.FFmpegError, ValueError, EOFError, OSError, IndexError)
 
 def decode_with_av(file: BinaryIO, sink: Sink, name: str) -> Audio:
     """Decode the first audio track of ``file`` (named ``name`` in messages) into ``sink``."""
+    try:
+        return _decode(file, sink, name)
+    except AsrError:
+        raise
+    except Exception as exc:  # FFmpeg's view of a broken file can surprise PyAV: still the file's fault
+        logger.warning("PyAV failed on %s: %r", name or "an upload", exc)
+        raise UnsupportedAudio(f"{_cap(name)} that could not be decoded", field="file") from None
+
+
+def _decode(file: BinaryIO, sink: Sink, name: str) -> Audio:
     try:
         container = av.open(file, mode="r", metadata_errors="ignore")
     except _ERRORS as exc:
@@ -41,6 +54,8 @@ def decode_with_av(file: BinaryIO, sink: Sink, name: str) -> Audio:
                 field="file",
             )
         codec = stream.codec_context
+        if codec is None:
+            raise UnsupportedAudio(f"{_cap(name)} whose audio track has no decoder", field="file")
         frames = None
         if stream.duration is not None and stream.time_base is not None:
             frames = int(stream.duration * stream.time_base * (codec.sample_rate or 1))
