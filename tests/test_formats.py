@@ -64,7 +64,7 @@ def not_audio(tmp: Path) -> dict[str, tuple[bytes, str]]:
     elf_bytes = next(iter(elf), Path("/bin/ls")).read_bytes()[: 1 << 16]
     return {
         "random": (rng.bytes(64000), "random"),
-        "cjk-utf8": ("这不是音频文件，而是一段中文文本。".encode() * 200, "text"),
+        "cjk-utf8": ("这不是音频文件而是一段中文文本。".encode() * 200, "text"),
         "utf16-bom": ("Not audio at all, just a note.\n".encode("utf-16") * 100, "UTF-16"),
         "utf16-cjk": ("日本語のテキストです。".encode("utf-16-le") * 300, "text"),
         "elf": (elf_bytes, "ELF"),
