@@ -29,7 +29,8 @@ MIN_SOURCE_RATE, MAX_SOURCE_RATE = 1000, 384000
 MAX_CHANNELS = 64
 # Default bound on decoded samples: max_audio_s of 48 kHz stereo.
 SOURCE_SAMPLES_PER_S = 48000 * 2
-_BLOCK_SAMPLES = 1 << 18  # source samples (all channels) per decoded block
+_BLOCK_SAMPLES = 1 << 18
+_UNKNOWN_FRAMES = 1 << 60  # source samples (all channels) per decoded block
 
 Samples = npt.NDArray[np.float32]
 Pcm16 = npt.NDArray[np.int16]
@@ -241,7 +242,8 @@ def _read_soundfile(file: BinaryIO, sink: Sink) -> Audio | None:
         return None
     with f:
         name = f"the {f.format} file"
-        sink.start(f.samplerate, f.channels, f.frames if f.seekable() else None, name)
+        frames = f.frames if f.frames < _UNKNOWN_FRAMES else None  # libsndfile's "unknown" is huge
+        sink.start(f.samplerate, f.channels, frames, name)
         block_frames = max(1, _BLOCK_SAMPLES // f.channels)
         try:
             while True:

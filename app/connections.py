@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 # Descriptors kept for everything else (model files, log, temp files of uploads in progress).
 _RESERVED_FDS = 64
+# How long a refused connection may stay open to read its 503 before it is closed.
+_REFUSED_LINGER_S = 1.0
 
 
 def raise_fd_limit() -> int:
@@ -61,13 +63,19 @@ def guarded_protocol(max_connections: int, header_timeout_s: float) -> type[H11P
 
     class GuardedH11Protocol(H11Protocol):
         _header_timer: asyncio.TimerHandle | None = None
+        _refused = False
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             if len(self.server_state.connections) >= max_connections:
                 if refusals.due():
                     logger.warning("refusing connections: %d are open", max_connections)
+                # Answer, stop sending, and close shortly (at once would reset the client before it
+                # reads the answer, if it has sent bytes that were never read).
+                self._refused = True
                 transport.write(busy)
-                transport.close()
+                if transport.can_write_eof():
+                    transport.write_eof()
+                self.loop.call_later(_REFUSED_LINGER_S, transport.close)
                 self.transport = transport
                 return
             super().connection_made(transport)
@@ -75,10 +83,16 @@ def guarded_protocol(max_connections: int, header_timeout_s: float) -> type[H11P
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
-            if self in self.server_state.connections or self.flow is not None:
+            if not self._refused:
                 super().connection_lost(exc)
 
+        def eof_received(self) -> None:
+            if self._refused:
+                self.transport.close()
+
         def data_received(self, data: bytes) -> None:
+            if self._refused:
+                return  # discarded: this connection is only being told to come back later
             super().data_received(data)
             if self.conn.their_state is not h11.IDLE:
                 self._disarm()  # the request line and headers are in
