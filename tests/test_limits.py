@@ -143,7 +143,7 @@ def read_until_closed(sock: socket.socket, within_s: float) -> bytes:
 def test_stalled_clients_are_closed_and_do_not_block_others(tmp_path: Path) -> None:
     half_headers = b"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multi"
     settings = {"max_connections": 24, "header_timeout_s": 1.5, "body_idle_timeout_s": 1.5}
-    with fake_server(tmp_path, **settings) as server:  # type: ignore[arg-type]
+    with fake_server(tmp_path, **settings) as server:
         stalled = [stalled_socket(server.port, half_headers) for _ in range(16)]
         assert server.health()["status"] == "ok"  # answered while they hang
         over = [stalled_socket(server.port, half_headers) for _ in range(16)]  # 32 > 24
@@ -207,7 +207,7 @@ def test_a_client_that_leaves_stops_its_work(tmp_path: Path) -> None:
     # 60 s in 2 s windows, one lane, 0.4 s a window: ~12 s of work if nobody stopped it
     audio = wav_bytes(speechlike(60.0))
     settings = {"window_s": 2, "max_batch_size": 1}
-    with fake_server(tmp_path, delay_s=0.4, **settings) as server:  # type: ignore[arg-type]
+    with fake_server(tmp_path, delay_s=0.4, **settings) as server:
         for fields in ({}, {"stream": "true"}):
             leave_after(server, audio, 1.5, **fields)
             assert freed_within(server, 3.0) is not None, fields  # about one window, not the file
