@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 from fastapi.testclient import TestClient
 
 from app.audio import SAMPLE_RATE, PcmFormat, decode_audio
@@ -105,3 +107,32 @@ def test_headerless_pcm_is_still_read_when_it_sounds_like_audio() -> None:
     assert audio.source_format == "pcm" and abs(audio.duration_s - len(pcm.read_bytes()) / 32000) < 0.01
     silence = bytes(32000)
     assert decode(silence).duration_s == 1.0  # digital silence is a recording too
+
+
+def _t(seconds: float) -> np.ndarray:
+    return np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+
+
+def non_speech(seconds: float = 20.0) -> dict[str, np.ndarray]:
+    """Sounds that are not speech, which Whisper likes to caption ("Thank you.")."""
+    t = _t(seconds)
+    clicks = np.zeros(len(t))
+    clicks[:: SAMPLE_RATE // 2] = 0.9
+    white = np.random.default_rng(3).standard_normal(len(t))
+    spectrum = np.fft.rfft(white) / np.sqrt(np.arange(len(t) // 2 + 1) + 1.0)
+    pink = np.fft.irfft(spectrum, len(t))
+    return {
+        "chord": 0.15 * sum(np.sin(2 * np.pi * f * t) for f in (300, 450, 600, 800, 1000)),
+        "hum": 0.2 * sum(np.sin(2 * np.pi * 50 * k * t) / k for k in range(1, 8)),
+        "beeps": 0.4 * np.sin(2 * np.pi * 1000 * t) * ((t % 1.0) < 0.5),
+        "clicks": clicks,
+        "pink-noise": 0.3 * pink / np.abs(pink).max(),
+    }
+
+
+def test_non_speech_transcribes_to_nothing(live_server: LiveServer) -> None:
+    for name, samples in non_speech().items():
+        buffer = io.BytesIO()
+        sf.write(buffer, samples.astype(np.float32), SAMPLE_RATE, format="OGG", subtype="VORBIS")
+        r = transcribe(live_server, buffer.getvalue())
+        assert r.status_code == 200 and r.json()["text"] == "", (name, r.text)
