@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -49,12 +50,17 @@ def test_each_container_decodes_to_the_recording(containers: dict[str, Path], na
     assert best_correlation(audio.to_float(), reference) > 0.9, name
 
 
-def test_real_model_transcribes_every_container(live_server: LiveServer, containers: dict[str, Path]) -> None:
-    texts = {}
-    for name in NAMES:
-        r = transcribe(live_server, containers[name])
-        assert r.status_code == 200, (name, r.text)
-        texts[name] = r.json()["text"]
+def test_real_model_transcribes_what_phones_and_browsers_send(
+    live_server: LiveServer, containers: dict[str, Path]
+) -> None:
+    # the decoded samples of every format are checked above; the model hears the main ones
+    names = ["m4a-aac", "m4a-alac", "3gp-aac", "webm-opus", "wma", "aac-adts", "video-mp4"]
+    with ThreadPoolExecutor(len(names)) as pool:
+        responses = dict(
+            zip(names, pool.map(lambda n: transcribe(live_server, containers[n]), names), strict=True)
+        )
+    assert all(r.status_code == 200 for r in responses.values()), {n: r.text for n, r in responses.items()}
+    texts = {name: r.json()["text"] for name, r in responses.items()}
     scores = {name: wer([CLIP.text], [text]) for name, text in texts.items()}
     assert all(score < 0.35 for score in scores.values()), (scores, texts)
 
