@@ -59,7 +59,7 @@ def _busy_response() -> bytes:
 def guarded_protocol(max_connections: int, header_timeout_s: float) -> type[H11Protocol]:
     """uvicorn's h11 protocol with the connection cap and the header timeout."""
     busy = _busy_response()
-    refusals = _Every(60.0)
+    refusals = Every(60.0)
 
     class GuardedH11Protocol(H11Protocol):
         _header_timer: asyncio.TimerHandle | None = None
@@ -119,7 +119,7 @@ def guarded_protocol(max_connections: int, header_timeout_s: float) -> type[H11P
     return GuardedH11Protocol
 
 
-class _Every:
+class Every:
     """True at most once per ``period_s``: log a recurring condition without flooding."""
 
     def __init__(self, period_s: float) -> None:
@@ -140,7 +140,7 @@ class AcceptErrorFilter(logging.Filter):
 
     def __init__(self) -> None:
         super().__init__()
-        self._every = _Every(60.0)
+        self._every = Every(60.0)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if "accept" not in str(record.msg):

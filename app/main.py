@@ -13,9 +13,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.config import Settings, load_settings
-from app.connections import AcceptErrorFilter, connection_cap, guarded_protocol, raise_fd_limit
+from app.connections import AcceptErrorFilter, Every, connection_cap, guarded_protocol, raise_fd_limit
 from app.engine import Engine
-from app.errors import AsrError, ClientGone, error_body
+from app.errors import AsrError, ClientGone, ServerBusy, error_body
 from app.pipeline import Transcriber
 from app.registry import ModelRegistry, whisper_factory
 from app.routes import system, transcriptions
@@ -68,10 +68,15 @@ def create_app(settings: Settings | None = None, engines: Mapping[str, Engine] |
 def _add_error_handlers(app: FastAPI) -> None:
     """Every error leaves as the seed's envelope with a real status code; no tracebacks."""
 
+    busy_log = Every(10.0)  # a burst of refusals is one line, not one per request
+
     async def asr_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, AsrError)
         if isinstance(exc, ClientGone):
             logger.info("%s", exc.message)  # one line, no traceback
+        elif isinstance(exc, ServerBusy):
+            if busy_log.due():
+                logger.warning("refusing requests: %s", exc.message)
         elif exc.status_code >= 500:
             logger.error("request failed: %s", exc.message)
         return JSONResponse(
