@@ -139,14 +139,14 @@ class Transcriber:
         async def guarded(indices: range) -> None:
             try:
                 await lane(indices)
-            except BaseException as exc:  # hand the failure to whoever waits for these windows
+            except Exception as exc:  # hand the failure to whoever waits for these windows
                 for w in indices:
                     if not decoded[w].done():
-                        decoded[w].set_exception(
-                            exc if isinstance(exc, Exception) else RuntimeError("cancelled")
-                        )
-                if not isinstance(exc, Exception):
-                    raise
+                        decoded[w].set_exception(exc)
+            except BaseException:  # the request is over (its client left): nobody waits any more
+                for w in indices:
+                    decoded[w].cancel()
+                raise
 
         tasks = [
             asyncio.create_task(guarded(indices))
