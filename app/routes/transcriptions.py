@@ -46,6 +46,7 @@ _DOC = {
 async def create_transcription(request: Request, service: ServiceDep, _key: ApiKeyDep) -> Response:
     upload = await read_upload(request, int(service.settings.max_upload_mb * (1 << 20)))
     job = await service.prepare(upload)
+    request.state.job = job  # the access log and metrics read its model and audio duration
     if job.params.stream:
         return EventSourceResponse(_sse(service, job), ping=10)
     transcription = await service.transcribe(job)
