@@ -4,8 +4,8 @@ The request id is the client's ``X-Request-ID`` (when it is a sane token) or a n
 echoed in the answer. While the server drains, every request but probes and scrapes gets 503
 with ``Retry-After`` and ``Connection: close`` (a load balancer retries it elsewhere); the
 others are counted in flight until their last byte (streams included), which is what the drain
-waits for. The transcription route leaves its ``Job`` in ``request.state`` for the model and
-audio duration.
+waits for (WebSocket sessions too; new ones are closed with 1013, try again later). The
+transcription route leaves its ``Job`` in ``request.state`` for the model and audio duration.
 """
 
 from __future__ import annotations
@@ -49,6 +49,9 @@ class AccessMiddleware:
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -82,6 +85,17 @@ class AccessMiddleware:
             if not probe:
                 self.drain.in_flight -= 1
             self._record(scope, rid, status, started, probe)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A WebSocket session counts in flight like a stream; none starts while draining."""
+        if self.drain.draining:
+            await send({"type": "websocket.close", "code": 1013, "reason": "the server is shutting down"})
+            return
+        self.drain.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.drain.in_flight -= 1
 
     def _record(self, scope: Scope, rid: str, status: int, started: float, probe: bool) -> None:
         duration_s = time.perf_counter() - started

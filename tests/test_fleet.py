@@ -286,6 +286,7 @@ def test_fleet_survives_sigterm_and_sigkill_under_load(fleet: Fleet) -> None:
     for t in clients:
         t.start()
     stream_events: list[object] = []
+    stream_started = threading.Event()
 
     def stream_to_drained() -> None:
         with httpx.stream(
@@ -295,14 +296,17 @@ def test_fleet_survives_sigterm_and_sigkill_under_load(fleet: Fleet) -> None:
             files={"file": ("s.flac", fleet.audio[STREAM_CLIP_ID], "audio/flac")},
             timeout=120,
         ) as r:
-            assert r.status_code == 200
+            stream_events.append(r.status_code)
+            stream_started.set()  # the answer has begun: the transcription is running
             stream_events.extend(sse_events(r.read().decode()))
 
     try:
-        time.sleep(4)  # load on all three replicas
+        warm_up = time.monotonic() + 30
+        while tally.ok < 4 and time.monotonic() < warm_up:  # the fleet is under load
+            time.sleep(0.2)
         streamer = threading.Thread(target=stream_to_drained)
         streamer.start()
-        time.sleep(0.3)  # the stream is in progress
+        assert stream_started.wait(timeout=60)
         sigterm_at = time.monotonic()
         drained.proc.send_signal(signal.SIGTERM)
         time.sleep(0.3)
@@ -324,7 +328,7 @@ def test_fleet_survives_sigterm_and_sigkill_under_load(fleet: Fleet) -> None:
     assert refused.json()["code"] == "draining"
     assert exit_code == 0, drained.log_path.read_text()[-3000:]
     # The stream that was running at SIGTERM finished completely.
-    assert stream_events[-1] == "[DONE]", stream_events[-3:]
+    assert stream_events[0] == 200 and stream_events[-1] == "[DONE]", stream_events[-3:]
     done = stream_events[-2]
     assert isinstance(done, dict) and done["type"] == "transcript.text.done"
     reference = next(c.text for c in clips("short") if c.id == STREAM_CLIP_ID)
@@ -338,7 +342,7 @@ def test_fleet_survives_sigterm_and_sigkill_under_load(fleet: Fleet) -> None:
     drained_in = float(finished.group(1))
 
     assert tally.failures == [], tally.failures[:5]
-    assert tally.ok >= 10
+    assert tally.ok >= 6
     access = (fleet.nginx_dir / "access.log").read_text().splitlines()
     retried = [line for line in access if "upstream_status=" in line and "," in line.split("upstream=")[1]]
     assert retried, "the faults caused no retries: nothing was tested"

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.websockets import WebSocketDisconnect
 
 from app.batcher import Batcher
 from app.drain import Drain
@@ -141,6 +142,13 @@ def test_draining_refuses_new_work_but_answers_probes(client: TestClient) -> Non
     m = samples(client)
     assert value(m, "asr_refusals_total", reason="draining") == 2
     assert value(m, "asr_draining") == 1
+
+
+def test_draining_closes_new_websockets_with_try_again_later(client: TestClient) -> None:
+    client.app.state.drain.start()  # type: ignore[attr-defined]
+    with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect("/v1/realtime"):
+        pass
+    assert closed.value.code == 1013
 
 
 def test_drain_finishes_when_nothing_is_in_flight_or_time_is_up() -> None:
