@@ -5,7 +5,7 @@ echoed in the answer. While the server drains, every request but probes and scra
 with ``Retry-After`` and ``Connection: close`` (a load balancer retries it elsewhere); the
 others are counted in flight until their last byte (streams included), which is what the drain
 waits for (WebSocket sessions too; new ones are closed with 1013, try again later). The
-transcription route leaves its ``Job`` in ``request.state`` for the model and audio duration.
+transcription route leaves the model and the audio's duration in ``request.state``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from app.drain import Drain
 from app.errors import RETRY_AFTER_S, Draining, error_body
 from app.logs import key_values
 from app.metrics import Metrics
-from app.service import Job
 
 logger = logging.getLogger("app.access")
 
@@ -101,8 +100,9 @@ class AccessMiddleware:
         duration_s = time.perf_counter() - started
         route_obj = scope.get("route")
         route = getattr(route_obj, "path", None) or "unmatched"  # never the raw path: unbounded
-        job: Job | None = (scope.get("state") or {}).get("job")
-        model = job.model_id if job is not None else ""
+        state = scope.get("state") or {}
+        model: str = state.get("model", "")
+        audio_s: float | None = state.get("audio_s")
         self.metrics.requests.labels(scope["method"], route, model, str(status)).inc()
         self.metrics.request_duration.labels(route).observe(duration_s)
         fields: dict[str, Any] = {
@@ -112,8 +112,7 @@ class AccessMiddleware:
             "status": status,
             "duration_s": round(duration_s, 3),
         }
-        if job is not None:
-            audio_s = job.audio.duration_s
+        if audio_s is not None:
             fields.update(model=model, audio_s=round(audio_s, 2))
             if audio_s > 0:
                 rtf = duration_s / audio_s

@@ -148,6 +148,7 @@ class Batcher(Generic[Item, Result]):
             finally:
                 with self._state:
                     self._running -= 1
+            del batch  # its items (views of whole uploads) are not kept while waiting for the next
 
     def _next_batch(self) -> list[_Pending[Item, Result]] | None:
         """The next batch, counted as running; None once closed (the close mark stays queued, so
