@@ -69,6 +69,13 @@ class Settings(BaseModel):
     host: str = "0.0.0.0"
     port: int = Field(8000, ge=1, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # text: one "key=value ..." line per request; json: every log line is a JSON object.
+    log_format: Literal["text", "json"] = "text"
+    # On SIGTERM: readiness fails at once, new requests get 503, requests in progress (streams
+    # too) get this long to finish, then the process exits 0.
+    drain_timeout_s: float = Field(30.0, ge=0, le=3600)
+    # Whether GET /metrics needs an API key (when api_keys is set); probes never do.
+    metrics_require_api_key: bool = False
     # Bearer keys accepted; empty means no authentication.
     api_keys: tuple[str, ...] = ()
     organization_id: str = "local"
