@@ -17,7 +17,7 @@ from app.engine import Engine
 from app.errors import AsrError, error_body
 from app.pipeline import Transcriber
 from app.registry import ModelRegistry, whisper_factory
-from app.routes import system, transcriptions
+from app.routes import page, realtime, system, transcriptions
 from app.service import TranscriptionService
 from app.upload import BodySizeLimit
 
@@ -53,6 +53,10 @@ def create_app(settings: Settings | None = None, engines: Mapping[str, Engine] |
     app.state.service = service
     app.include_router(transcriptions.router)
     app.include_router(system.router)
+    app.state.realtime_slots = realtime.SessionSlots(settings.realtime.max_sessions)
+    app.include_router(realtime.router)
+    app.include_router(page.router)
+    app.mount("/static", page.static_files, name="static")
     app.add_middleware(BodySizeLimit, max_bytes=int(settings.max_upload_mb * (1 << 20)))
     _add_error_handlers(app)
     return app
