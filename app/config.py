@@ -74,7 +74,7 @@ class RealtimeSettings(BaseModel):
     max_message_kb: int = Field(1024, ge=1, le=16 * 1024)
     # While someone speaks, the utterance so far is decoded about this often for deltas (0: no
     # deltas before the utterance ends); each session has at most one such decode running.
-    partial_interval_ms: int = Field(400, ge=0, le=10000)
+    partial_interval_ms: int = Field(300, ge=0, le=10000)
     # Committed audio still waiting for its final decode; past it the session is closed (1013).
     max_backlog_s: float = Field(120.0, gt=0)
 

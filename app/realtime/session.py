@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import logging
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +54,7 @@ class _Utterance:
     partials: Partials = dataclasses.field(default_factory=Partials)
     decoded_samples: int = 0  # audio length of the last partial decode submitted
     decoding: bool = False  # a partial decode is running
+    pending: Future[Transcript] | None = None  # that decode, dropped if still queued at the commit
     closed: bool = False
 
 
@@ -172,7 +174,8 @@ class RealtimeSession:
             return
         for change in self._segmenter.feed(samples):
             if isinstance(change, SpeechStarted):
-                self._open = _Utterance(new_id("item"))
+                # The first partial decode waits for an interval of speech: less gives no words.
+                self._open = _Utterance(new_id("item"), decoded_samples=len(self._segmenter.audio()))
                 self._emit(
                     "input_audio_buffer.speech_started",
                     audio_start_ms=change.start_ms,
@@ -212,6 +215,8 @@ class RealtimeSession:
 
     def _commit(self, utterance: _Utterance, audio: Samples) -> None:
         utterance.closed = True
+        if utterance.pending is not None:
+            utterance.pending.cancel()
         self._open = None
         self._emit(
             "input_audio_buffer.committed", item_id=utterance.item_id, previous_item_id=self._previous_item
@@ -240,9 +245,14 @@ class RealtimeSession:
             logprobs=self.config.logprobs,
         )
 
-    async def _decode(self, audio: Samples, options: DecodeOptions) -> Transcript:
+    async def _decode(
+        self, audio: Samples, options: DecodeOptions, utterance: _Utterance | None = None
+    ) -> Transcript:
         async with self.registry.lease(self._model_id) as engine:
-            return await asyncio.wrap_future(engine.submit(audio, options))
+            future = engine.submit(audio, options)
+            if utterance is not None:
+                utterance.pending = future
+            return await asyncio.wrap_future(future)
 
     def _maybe_decode_partial(self) -> None:
         utterance, interval = self._open, self.settings.realtime.partial_interval_ms
@@ -260,7 +270,9 @@ class RealtimeSession:
 
     async def _partial(self, utterance: _Utterance, audio: Samples) -> None:
         try:
-            transcript = await self._decode(audio, self._options(final=False))
+            transcript = await self._decode(audio, self._options(final=False), utterance)
+        except asyncio.CancelledError:
+            return  # dropped at the commit: the final decode has the whole utterance
         except Exception:
             logger.exception("partial decode failed")  # the final decode reports failures
             return

@@ -152,14 +152,20 @@ function toBase64(buffer) {
 }
 
 async function startMic() {
+  // Made within the click, so that the browser lets it run (autoplay rules).
+  const context = new AudioContext({ sampleRate: 24000 });
+  state.audio = { media: null, context };
   const media = await navigator.mediaDevices.getUserMedia({
     audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false },
   });
-  const context = new AudioContext({ sampleRate: 24000 });
+  state.audio.media = media;
   await context.audioWorklet.addModule("/static/pcm-worklet.js");
+  await context.resume();
   const capture = new AudioWorkletNode(context, "pcm-capture");
   context.createMediaStreamSource(media).connect(capture);
-  state.audio = { media, context };
+  const mute = context.createGain();  // the graph must reach the speakers to be pulled; silently
+  mute.gain.value = 0;
+  capture.connect(mute).connect(context.destination);
 
   const key = $("api-key").value.trim();
   const protocols = key ? ["realtime", `openai-insecure-api-key.${key}`] : ["realtime"];
@@ -226,7 +232,7 @@ function stopMic(message = "Stopped") {
   state.audio = null;
   if (socket && socket.readyState <= WebSocket.OPEN) socket.close(1000);
   if (audio) {
-    audio.media.getTracks().forEach((track) => track.stop());
+    audio.media?.getTracks().forEach((track) => track.stop());
     audio.context.close();
   }
   $("mic").textContent = "Start microphone";

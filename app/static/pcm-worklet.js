@@ -2,7 +2,8 @@
 class PcmCapture extends AudioWorkletProcessor {
   constructor() {
     super();
-    this.block = new Int16Array(Math.round(sampleRate / 10));
+    this.size = Math.round(sampleRate / 10);
+    this.block = new Int16Array(this.size);
     this.filled = 0;
   }
   process(inputs) {
@@ -11,9 +12,9 @@ class PcmCapture extends AudioWorkletProcessor {
     for (let i = 0; i < channel.length; i++) {
       const s = Math.max(-1, Math.min(1, channel[i]));
       this.block[this.filled++] = s < 0 ? s * 0x8000 : s * 0x7fff;
-      if (this.filled === this.block.length) {
-        this.port.postMessage(this.block.buffer, [this.block.buffer]);
-        this.block = new Int16Array(this.block.length);
+      if (this.filled === this.size) {
+        this.port.postMessage(this.block.buffer, [this.block.buffer]);  // hands the buffer over
+        this.block = new Int16Array(this.size);
         this.filled = 0;
       }
     }
