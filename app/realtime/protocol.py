@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from app.errors import InvalidRequest
+from app.errors import AsrError, InvalidRequest
 
 LOGPROBS_INCLUDE = "item.input_audio_transcription.logprobs"
 BETA_PCM16_RATE = 24000  # the beta API's "pcm16" is 24 kHz mono
@@ -196,6 +196,11 @@ def error_event(
     return server_event(
         "error", error={"type": kind, "code": code, "message": message, "param": param, "event_id": event_id}
     )
+
+
+def error_for(exc: AsrError, event_id: str | None) -> dict[str, Any]:
+    """The ``error`` event answering a client event that failed with ``exc``."""
+    return error_event(exc.message, exc.code, param=exc.field, event_id=event_id)
 
 
 def session_json(session_id: str, config: SessionConfig, *, beta: bool = False) -> dict[str, Any]:

@@ -33,15 +33,14 @@ from app.realtime.protocol import (
     ClientEvent,
     SessionConfig,
     TranscriptionSession,
-    error_event,
     new_id,
     server_event,
     session_json,
 )
-from app.realtime.segmenter import LiveSegmenter, SpeechStarted, SpeechStopped
+from app.realtime.segmenter import LiveSegmenter, SpeechStarted, SpeechStopped, chunking_options
 from app.registry import ModelRegistry
 from app.render import logprobs_json
-from app.vad import ChunkingOptions, is_tonal
+from app.vad import is_tonal
 
 logger = logging.getLogger(__name__)
 
@@ -139,27 +138,12 @@ class RealtimeSession:
                 None if rate == SAMPLE_RATE else soxr.ResampleStream(rate, SAMPLE_RATE, 1, "float32")
             )
             self._segmenter = (
-                None if config.turn_detection is None else LiveSegmenter(self._vad_options(config))
+                None
+                if config.turn_detection is None
+                else LiveSegmenter(chunking_options(self.settings.vad, config.turn_detection))
             )
         self.config, self._model_id, self._language = config, model_id, language
         self._configured = True
-
-    def _vad_options(self, config: SessionConfig) -> ChunkingOptions:
-        """The request's server_vad values over the server's VAD defaults, as on the HTTP path."""
-        vad, turn = self.settings.vad, config.turn_detection
-        assert turn is not None
-        return ChunkingOptions(
-            prefix_padding_ms=vad.prefix_padding_ms
-            if turn.prefix_padding_ms is None
-            else turn.prefix_padding_ms,
-            silence_duration_ms=(
-                vad.silence_duration_ms if turn.silence_duration_ms is None else turn.silence_duration_ms
-            ),
-            aggressiveness=vad.aggressiveness if turn.threshold is None else round(3 * turn.threshold),
-            suffix_padding_ms=vad.suffix_padding_ms,
-            min_speech_ms=vad.min_speech_ms,
-            max_chunk_s=vad.max_chunk_s,
-        )
 
     # --- audio --------------------------------------------------------------------------------
 
@@ -349,7 +333,3 @@ class RealtimeSession:
 
 class SessionOverloaded(ServerBusy):
     """The session's committed audio waits longer than ``max_backlog_s``: it is closed (1013)."""
-
-
-def error_for(exc: AsrError, event_id: str | None) -> dict[str, Any]:
-    return error_event(exc.message, exc.code, param=exc.field, event_id=event_id)
