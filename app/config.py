@@ -75,6 +75,9 @@ class RealtimeSettings(BaseModel):
     # While someone speaks, the utterance so far is decoded about this often for deltas (0: no
     # deltas before the utterance ends); each session has at most one such decode running.
     partial_interval_ms: int = Field(300, ge=0, le=10000)
+    # Partial decodes running at once over all sessions; the model's other workers are left to
+    # final decodes (on a 2-core CPU the model has 2 workers).
+    max_partial_decodes: int = Field(1, ge=1)
     # Committed audio still waiting for its final decode; past it the session is closed (1013).
     max_backlog_s: float = Field(120.0, gt=0)
 

@@ -16,6 +16,7 @@ from app.config import Settings, load_settings
 from app.engine import Engine
 from app.errors import AsrError, error_body
 from app.pipeline import Transcriber
+from app.realtime.session import LiveCapacity
 from app.registry import ModelRegistry, whisper_factory
 from app.routes import page, realtime, system, transcriptions
 from app.service import TranscriptionService
@@ -53,7 +54,7 @@ def create_app(settings: Settings | None = None, engines: Mapping[str, Engine] |
     app.state.service = service
     app.include_router(transcriptions.router)
     app.include_router(system.router)
-    app.state.realtime_slots = realtime.SessionSlots(settings.realtime.max_sessions)
+    app.state.realtime = LiveCapacity(settings.realtime.max_sessions, settings.realtime.max_partial_decodes)
     app.include_router(realtime.router)
     app.include_router(page.router)
     app.mount("/static", page.static_files, name="static")

@@ -7,7 +7,9 @@ silence between them) in 100 ms appends at real time, and measures per clip:
 - first-delta latency: the first delta of the clip's speech minus the moment its first loud frame was sent;
 - completed latency: its last ``completed`` minus the moment its last loud frame was sent;
 - WER of the completed transcripts, next to the WER of the same clips through the batch endpoint;
-- lag growth: the completed latency of each session's last third of clips minus its first third.
+- lag growth: the completed latency of each session's last third of clips minus its first third;
+- the server's CPU time per second of audio streamed (when the bench started the server): what the
+  load would cost on a quiet machine, where wall-clock latencies on a shared one cannot tell.
 
 Figures are p50 / p95 over all clips of all sessions. Without ``--url`` it starts the server itself.
 """
@@ -18,6 +20,7 @@ import argparse
 import asyncio
 import base64
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -147,14 +150,30 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def cpu_s(pid: int | None) -> float:
+    """CPU seconds (user + system) the server process has used so far (0 when it is not ours)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run(
-    url: str, n_sessions: int, chosen: list[Clip], audio: dict[str, np.ndarray], batch: dict[str, str]
+    url: str,
+    n_sessions: int,
+    chosen: list[Clip],
+    audio: dict[str, np.ndarray],
+    batch: dict[str, str],
+    pid: int | None,
 ) -> str:
     async def all_sessions() -> list[list[Sent]]:
         rotations = [chosen[k % len(chosen) :] + chosen[: k % len(chosen)] for k in range(n_sessions)]
         return await asyncio.gather(*(session(url, r, audio) for r in rotations))
 
+    cpu0 = cpu_s(pid)
     plans = asyncio.run(all_sessions())
+    audio_s = n_sessions * sum(len(audio[c.id]) / RATE + GAP_S for c in chosen)
+    cpu_per_audio_s = (cpu_s(pid) - cpu0) / audio_s
     sent = [s for plan in plans for s in plan]
     first = [s.first_delta - s.sent_at["start"] for s in sent if s.first_delta]
     done = [s.completed - s.sent_at["end"] for s in sent if s.completed]
@@ -169,7 +188,7 @@ def run(
     return (
         f"| {n_sessions} | {len(sent)} | {len(first)} | {pct(first, 0.5):.2f} / {pct(first, 0.95):.2f} "
         f"| {pct(done, 0.5):.2f} / {pct(done, 0.95):.2f} | {max(growth):+.2f} "
-        f"| {live_wer:.2%} | {batch_wer:.2%} |"
+        f"| {live_wer:.2%} | {batch_wer:.2%} | {cpu_per_audio_s:.2f} |"
     )
 
 
@@ -218,7 +237,7 @@ def main() -> None:
         )
         print("| --- | --- | --- | --- | --- | --- | --- | --- |")
         for n in (int(x) for x in args.sessions.split(",")):
-            print(run(url, n, chosen, audio, batch), flush=True)
+            print(run(url, n, chosen, audio, batch, server.pid if server else None), flush=True)
     finally:
         if server is not None:
             server.terminate()

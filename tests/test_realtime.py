@@ -76,6 +76,8 @@ def test_vad_turns_stream_append_only_deltas_then_completed(
         )
         first = until(ws, COMPLETED)
         second = until(ws, COMPLETED)
+    live = client.app.state.realtime  # type: ignore[attr-defined]
+    assert live.sessions == 0 and live.partials == 0  # given back when the session ended
     types = [e["type"] for e in first]
     assert types[0] == "input_audio_buffer.speech_started"
     stopped = types.index("input_audio_buffer.speech_stopped")

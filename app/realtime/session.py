@@ -47,6 +47,17 @@ logger = logging.getLogger(__name__)
 _CONTEXT_WORDS = 100  # previous text given to Whisper as its prompt, as in app.pipeline
 
 
+@dataclass(slots=True)
+class LiveCapacity:
+    """What all sessions share: the session count, and the partial decodes running at once (the
+    rest of the model's workers stay free for final decodes, so completed events keep up)."""
+
+    max_sessions: int
+    max_partials: int
+    sessions: int = 0
+    partials: int = 0
+
+
 @dataclass(eq=False, slots=True)
 class _Utterance:
     item_id: str
@@ -66,9 +77,10 @@ class _Final:
 class RealtimeSession:
     """The state machine of one connection (the route owns the socket and the limits)."""
 
-    def __init__(self, settings: Settings, registry: ModelRegistry) -> None:
+    def __init__(self, settings: Settings, registry: ModelRegistry, capacity: LiveCapacity) -> None:
         self.settings = settings
         self.registry = registry
+        self.capacity = capacity
         self.id = new_id("sess")
         self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.config = SessionConfig(model=settings.default_model)
@@ -242,15 +254,21 @@ class RealtimeSession:
         utterance, interval = self._open, self.settings.realtime.partial_interval_ms
         if utterance is None or utterance.decoding or not interval or self._segmenter is None:
             return
-        if self._backlog_s > 0:
-            return  # the previous utterance's final decode goes first: completed comes sooner
+        if self._backlog_s > 0 or self.capacity.partials >= self.capacity.max_partials:
+            return  # final decodes go first: completed comes sooner
         audio = self._segmenter.audio()
         if len(audio) - utterance.decoded_samples < interval * SAMPLE_RATE // 1000:
             return
         utterance.decoding, utterance.decoded_samples = True, len(audio)
+        self.capacity.partials += 1
         task = asyncio.create_task(self._partial(utterance, audio))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._partial_done)
+
+    def _partial_done(self, task: asyncio.Task[None]) -> None:
+        """Runs however the task ended, even cancelled before it started."""
+        self._tasks.discard(task)
+        self.capacity.partials -= 1
 
     async def _partial(self, utterance: _Utterance, audio: Samples) -> None:
         try:

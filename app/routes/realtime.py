@@ -19,7 +19,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from app.errors import AsrError, ServerBusy, Unauthorized
 from app.realtime.protocol import error_event, error_for, parse_client_event
-from app.realtime.session import RealtimeSession, SessionOverloaded
+from app.realtime.session import LiveCapacity, RealtimeSession, SessionOverloaded
 from app.service import TranscriptionService
 
 logger = logging.getLogger(__name__)
@@ -41,14 +41,6 @@ class _Close(Exception):
         self.event = event
 
 
-class SessionSlots:
-    """Counts open sessions against ``realtime.max_sessions``."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.open = 0
-
-
 def offered_key(websocket: WebSocket) -> str:
     """The key from ``Authorization: Bearer`` or from the ``openai-insecure-api-key.<key>`` subprotocol."""
     scheme, _, token = websocket.headers.get("authorization", "").partition(" ")
@@ -60,7 +52,7 @@ def offered_key(websocket: WebSocket) -> str:
     return ""
 
 
-def _check(websocket: WebSocket, service: TranscriptionService, slots: SessionSlots) -> None:
+def _check(websocket: WebSocket, service: TranscriptionService, live: LiveCapacity) -> None:
     keys = service.settings.api_keys
     key = offered_key(websocket)
     if keys and not any(hmac.compare_digest(key, k) for k in keys):
@@ -69,27 +61,27 @@ def _check(websocket: WebSocket, service: TranscriptionService, slots: SessionSl
     if intent != "transcription":
         message = f"intent {intent!r} is not served here; use ?intent=transcription"
         raise _Close(1008, error_event(message, "invalid_request", param="intent"))
-    if slots.open >= slots.limit:
-        message = f"the server is busy ({slots.open} live sessions); retry later"
+    if live.sessions >= live.max_sessions:
+        message = f"the server is busy ({live.sessions} live sessions); retry later"
         raise _Close(1013, error_event(message, ServerBusy.code))
 
 
 @router.websocket("/v1/realtime")
 async def realtime(websocket: WebSocket) -> None:
     service: TranscriptionService = websocket.app.state.service
-    slots: SessionSlots = websocket.app.state.realtime_slots
+    live: LiveCapacity = websocket.app.state.realtime
     offered = websocket.scope.get("subprotocols", [])
     # A browser fails the handshake unless the server picks one of the subprotocols it offered.
     await websocket.accept(subprotocol="realtime" if "realtime" in offered else (offered or [None])[0])
     session: RealtimeSession | None = None
     try:
-        _check(websocket, service, slots)
-        slots.open += 1
+        _check(websocket, service, live)
+        live.sessions += 1
         try:
-            session = RealtimeSession(service.settings, service.registry)
+            session = RealtimeSession(service.settings, service.registry, live)
             await _serve(websocket, session, service.settings.realtime.max_session_s)
         finally:
-            slots.open -= 1
+            live.sessions -= 1
     except _Close as close:
         await _close(websocket, session, close)
     except WebSocketDisconnect:
