@@ -86,6 +86,9 @@ async def realtime(websocket: WebSocket) -> None:
         await _close(websocket, session, close)
     except WebSocketDisconnect:
         pass
+    except Exception:
+        logger.exception("realtime session failed")
+        await _close(websocket, session, _Close(1011, error_event("internal server error", "internal_error")))
     finally:
         if session is not None:
             await session.close()
