@@ -233,9 +233,9 @@ def main() -> None:
         )
         print(
             "| sessions | clips | with a delta | first delta s p50 / p95 | completed s p50 / p95 "
-            "| lag growth s | live WER | batch WER |"
+            "| lag growth s | live WER | batch WER | server CPU s per audio s |"
         )
-        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for n in (int(x) for x in args.sessions.split(",")):
             print(run(url, n, chosen, audio, batch, server.pid if server else None), flush=True)
     finally:
