@@ -19,8 +19,9 @@ from app.engine import Engine
 from app.errors import RETRY_AFTER_S, AsrError, ServerBusy, error_body
 from app.metrics import Metrics
 from app.pipeline import Transcriber
+from app.realtime.session import LiveCapacity
 from app.registry import ModelRegistry, whisper_factory
-from app.routes import system, transcriptions
+from app.routes import page, realtime, system, transcriptions
 from app.service import TranscriptionService
 from app.upload import BodySizeLimit
 
@@ -69,6 +70,10 @@ def create_app(
     app.state.drain = drain
     app.include_router(transcriptions.router)
     app.include_router(system.router)
+    app.state.realtime = LiveCapacity(settings.realtime.max_sessions, settings.realtime.max_partial_decodes)
+    app.include_router(realtime.router)
+    app.include_router(page.router)
+    app.mount("/static", page.static_files, name="static")
     app.add_middleware(BodySizeLimit, max_bytes=int(settings.max_upload_mb * (1 << 20)))
     app.add_middleware(AccessMiddleware, drain=drain, metrics=metrics)  # outermost: sees every answer
     _add_error_handlers(app)
