@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import threading
 
-from app.errors import ServerBusy
-
-RETRY_AFTER_S = 2
+from app.errors import AudioBudgetSpent, ServerBusy
 
 
 class Admission:
@@ -29,20 +27,14 @@ class Admission:
         """A ticket for a new request, or 503 while the line is full."""
         with self._lock:
             if self.active >= self.capacity:
-                raise ServerBusy(
-                    f"the server is busy ({self.active} requests in progress); retry later",
-                    retry_after_s=RETRY_AFTER_S,
-                )
+                raise ServerBusy(f"the server is busy ({self.active} requests in progress); retry later")
             self.active += 1
         return Ticket(self)
 
     def _charge(self, ticket: Ticket, nbytes: int) -> None:
         with self._lock:
             if self.held_bytes + nbytes > self.budget_bytes:
-                raise ServerBusy(
-                    "the server is decoding as much audio as it can hold; retry later",
-                    retry_after_s=RETRY_AFTER_S,
-                )
+                raise AudioBudgetSpent("the server is holding as much decoded audio as it can; retry later")
             self.held_bytes += nbytes
             ticket.held_bytes += nbytes
 

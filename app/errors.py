@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+# Seconds a client (or load balancer) is told to wait before retrying a 503.
+RETRY_AFTER_S = 1
+
 
 class AsrError(Exception):
     """Base of every error a request can end with; subclasses fix the status and code."""
@@ -69,16 +72,31 @@ class UnsupportedAudio(AsrError):
 
 
 class ServerBusy(AsrError):
+    """A refusal to take more work now; another replica (or a retry after ``RETRY_AFTER_S``) may.
+
+    ``reason`` labels the refusal in the metrics.
+    """
+
     status_code = 503
     code = "server_busy"
-
-    def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
+    reason = "capacity"
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after_s)}
+        return {"Retry-After": str(RETRY_AFTER_S)}
+
+
+class AudioBudgetSpent(ServerBusy):
+    """Requests in progress hold as much decoded audio as the server allows (``audio_budget_mb``)."""
+
+    reason = "audio_budget"
+
+
+class Draining(ServerBusy):
+    """The server is shutting down: it finishes what it has and takes nothing new."""
+
+    code = "draining"
+    reason = "draining"
 
 
 class RequestTimeout(AsrError):

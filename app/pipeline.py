@@ -65,12 +65,22 @@ class Transcriber:
     ) -> None:
         self._slots = asyncio.Semaphore(max_concurrent)
         self.admission = Admission(max_concurrent + max_queued, audio_budget_bytes)
+        self._decoding = 0
         self._max_lanes = max_lanes
         self._lane_windows = lane_windows
 
     @property
     def active_requests(self) -> int:
+        """Requests admitted and not finished: reading, decoding or waiting for a slot."""
         return self.admission.active
+
+    @property
+    def waiting_requests(self) -> int:
+        return self.admission.active - self._decoding
+
+    @property
+    def has_capacity(self) -> bool:
+        return self.admission.active < self.admission.capacity
 
     async def run(
         self,
@@ -99,6 +109,7 @@ class Transcriber:
                 await self._slots.acquire()
         except TimeoutError:
             raise RequestTimeout("the request did not finish within its timeout") from None
+        self._decoding += 1
         loop = asyncio.get_running_loop()
         decoded: list[asyncio.Future[Transcript]] = [loop.create_future() for _ in windows]
 
@@ -169,6 +180,7 @@ class Transcriber:
             for future in decoded:
                 if future.done() and not future.cancelled():
                     future.exception()  # retrieved: no "never retrieved" warnings
+            self._decoding -= 1
             self._slots.release()
 
 

@@ -17,6 +17,7 @@ from app.config import Settings
 from app.engine import DEFAULT_TEMPERATURES, DecodeOptions
 from app.errors import AsrError, InvalidRequest
 from app.languages import to_bcp47, to_whisper
+from app.metrics import Metrics
 from app.pipeline import ChunkResult, Transcriber
 from app.registry import ModelRegistry
 from app.render import StreamEvents, Transcription, done_event, error_event
@@ -44,10 +45,22 @@ class Job:
 
 
 class TranscriptionService:
-    def __init__(self, settings: Settings, registry: ModelRegistry, transcriber: Transcriber) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: ModelRegistry,
+        transcriber: Transcriber,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.settings = settings
         self.registry = registry
         self.transcriber = transcriber
+        self.metrics = metrics or Metrics()
+
+    @property
+    def decoded_audio_bytes(self) -> int:
+        """Decoded audio that requests in progress hold (charged while it is decoded)."""
+        return self.transcriber.admission.held_bytes
 
     async def prepare(self, upload: Upload, ticket: Ticket) -> Job:
         """Every check that can fail before inference: model, language, audio (charged to the
@@ -152,10 +165,15 @@ class TranscriptionService:
         render = StreamEvents(
             words="word" in granularities, segments="segment" in granularities, logprobs=job.options.logprobs
         )
+        waiting_for_delta = True
         try:
             async for result in self._results(job, streaming=True):
                 results.append(result)
                 for event in render.chunk(result):
+                    if waiting_for_delta and event["type"] == "transcript.text.delta":
+                        waiting_for_delta = False
+                        since = time.monotonic() - job.started
+                        self.metrics.first_delta.labels(job.model_id).observe(since)
                     yield event
         except AsrError as exc:
             logger.warning("stream failed: %s", exc.message)
@@ -170,7 +188,7 @@ class TranscriptionService:
     def _log(self, job: Job) -> None:
         wall_s = time.monotonic() - job.started
         audio_s = job.audio.duration_s
-        logger.info(
+        logger.debug(  # the access log has the request's line
             "transcribed %.1f s of audio (%s, %d chunks) with %s in %.2f s (%.1fx real time)",
             audio_s,
             job.audio.source_format,

@@ -56,6 +56,8 @@ async def create_transcription(request: Request, service: ServiceDep, _key: ApiK
     try:
         async with read_upload(request, int(service.settings.max_upload_mb * (1 << 20))) as upload:
             job = await service.prepare(upload, ticket)
+        # For the access log and metrics (not the job itself: the scope may outlive the request).
+        request.state.model, request.state.audio_s = job.model_id, job.audio.duration_s
         if job.params.stream:
             streaming = True  # the stream gives the ticket back when it ends
             return _TicketedEvents(ticket, _sse(service, job), ping=10)
