@@ -179,11 +179,13 @@ def is_tonal(samples: Samples, threshold: float = 0.95) -> bool:
     mean_power = power.mean(axis=0)
     if float(np.sort(mean_power)[-4:].sum()) / float(mean_power.sum()) > threshold:
         return True
-    return _steadiness(magnitude, power.sum(axis=1)) > _STEADY
+    # A few frames of one vowel are steady too: only a second or more says "held note".
+    return len(frames) >= _STEADY_MIN_FRAMES and _steadiness(magnitude, power.sum(axis=1)) > _STEADY
 
 
-# Above every eval chunk's 0.971, below a held chord's 0.99+ (see is_tonal).
+# Above every eval chunk's 0.971, below a held chord's 0.99+ (see is_tonal); over >= 1 s.
 _STEADY = 0.985
+_STEADY_MIN_FRAMES = SAMPLE_RATE // 512
 
 
 def _steadiness(magnitude: np.ndarray, energy: np.ndarray) -> float:

@@ -205,9 +205,9 @@ def freed_within(server: Server, seconds: float) -> float | None:
 
 
 def test_a_client_that_leaves_stops_its_work(tmp_path: Path) -> None:
-    # 60 s in 2 s windows, one lane, 0.4 s a window: ~12 s of work if nobody stopped it
+    # 60 s in 2 s chunks and windows, one lane, 0.4 s a window: ~12 s of work if nobody stopped it
     audio = wav_bytes(speechlike(60.0))
-    settings = {"window_s": 2, "max_batch_size": 1}
+    settings = {"window_s": 2, "vad__max_chunk_s": 2, "max_batch_size": 1}
     with fake_server(tmp_path, delay_s=0.4, **settings) as server:
         for fields in ({}, {"stream": "true"}):
             leave_after(server, audio, 1.5, **fields)
