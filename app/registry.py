@@ -16,7 +16,7 @@ import anyio
 import anyio.to_thread
 
 from app.config import EMBEDDED_MODEL, ModelSpec, Settings
-from app.engine import Engine, WhisperEngine
+from app.engine import Engine
 from app.errors import ModelNotFound
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,10 @@ def model_location(spec: ModelSpec, models_dir: Path) -> tuple[str, bool]:
 
 def whisper_factory(settings: Settings) -> EngineFactory:
     def build(model_id: str, spec: ModelSpec) -> Engine:
+        # Imported here: CTranslate2 and faster-whisper load with the first real model, not with the
+        # web stack (nor in the fast tests, whose engines are fakes).
+        from app.engine.whisper import WhisperEngine
+
         location, local = model_location(spec, settings.models_dir)
         return WhisperEngine(
             location,
