@@ -178,18 +178,10 @@ class WhisperEngine:
         """The windows' passes (see ``passes.decode_windows``), then their token log-probabilities
         where a request asked for them."""
         results = decode_windows(windows, self._passes, lambda w: sequential(self._model, w))
-        wanted = [
-            i
-            for i, (w, t) in enumerate(zip(windows, results, strict=True))
-            if w.options.logprobs and isinstance(t, Transcript) and t.segments
-        ]
-        for i in wanted:
-            transcript = results[i]
-            assert isinstance(transcript, Transcript)
-            tok = self._tokenizer(transcript.language)
-            results[i] = with_token_logprobs(
-                self._model, tok, *self._features(windows[i].samples), transcript
-            )
+        for i, (w, t) in enumerate(zip(windows, list(results), strict=True)):
+            if w.options.logprobs and isinstance(t, Transcript) and t.segments:
+                tok = self._tokenizer(t.language)
+                results[i] = with_token_logprobs(self._model, tok, *self._features(w.samples), t)
         return results
 
     def _passes(self, windows: list[Window]) -> list[Pass | None]:
