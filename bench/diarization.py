@@ -32,10 +32,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.diarization")
     parser.add_argument("--hour", action="store_true", help="also diarize a 1-hour recording")
     args = parser.parse_args()
+    plan = ((2, range(4)), (3, range(3)), (4, range(3)))
     sets = {
-        "joined 2-4 speakers (10)": [
-            conversation(seed, n) for n, seeds in ((2, range(4)), (3, range(3)), (4, range(3))) for seed in seeds
-        ],
+        "joined 2-4 speakers (10)": [conversation(seed, n) for n, seeds in plan for seed in seeds],
         "AMI excerpts (8)": [r for r in labelled() if r.id.startswith("pyannote-debug")],
         "two-party call": labelled(["pyannote-sample"]),
     }
@@ -55,12 +54,14 @@ def main() -> None:
     print(f"\nCPU: {cpu / audio_s * 60:.2f} s per minute of audio ({audio_s / 60:.1f} min)")
     if args.hour:
         parts = [conversation(seed, 2 + seed % 3).samples for seed in range(60)]
-        hour = np.tile(np.concatenate(parts), 1 + int(3600 * 16000 / sum(len(p) for p in parts)))[: 3600 * 16000]
+        joined = np.concatenate(parts)
+        hour = np.tile(joined, 1 + 3600 * 16000 // len(joined))[: 3600 * 16000]
         started, cpu0 = time.monotonic(), time.process_time()
         d = diarize(hour, SpeakerHints())
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(
-            f"1 h recording: {time.monotonic() - started:.0f} s wall, {time.process_time() - cpu0:.0f} s CPU, "
+            f"1 h recording: {time.monotonic() - started:.0f} s wall, "
+            f"{time.process_time() - cpu0:.0f} s CPU, "
             f"{d.num_speakers} speakers, {len(d.turns)} turns, process peak RSS {peak:.0f} MiB"
         )
 
