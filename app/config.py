@@ -113,7 +113,7 @@ class Settings(BaseModel):
     # "default" picks int8 on CPU and float16 on CUDA (int8_float16 if float16 is unsupported).
     compute_type: str = "default"
     device_index: int = Field(0, ge=0)
-    cpu_threads: int = Field(0, ge=0)  # 0: one per core (see engine.cpu_layout)
+    cpu_threads: int = Field(0, ge=0)  # 0: one per core (see app.engine.placement.cpu_layout)
     # Requests transcribed at once; more wait in line, up to max_queued_requests.
     max_concurrent_requests: int = Field(8, ge=1)
     max_queued_requests: int = Field(64, ge=0)

@@ -16,7 +16,7 @@ import anyio
 import anyio.to_thread
 
 from app.config import EMBEDDED_MODEL, ModelSpec, Settings
-from app.engine import Engine, WhisperEngine
+from app.engine import Engine
 from app.errors import ModelNotFound
 from app.metrics import Metrics
 
@@ -50,6 +50,10 @@ def whisper_factory(settings: Settings, metrics: Metrics) -> EngineFactory:
     """Builds engines, counting each load (and its duration) and each batch they run."""
 
     def build(model_id: str, spec: ModelSpec) -> Engine:
+        # Imported here: CTranslate2 and faster-whisper load with the first real model, not with the
+        # web stack (nor in the fast tests, whose engines are fakes).
+        from app.engine.whisper import WhisperEngine
+
         location, local = model_location(spec, settings.models_dir)
         with metrics.loading(model_id):
             return WhisperEngine(

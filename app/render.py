@@ -12,7 +12,8 @@ from typing import Any
 from app.config import SubtitleSettings
 from app.diarization.attribution import air_label, by_speaker, openai_label, word_speakers
 from app.diarization.turns import Diarization
-from app.engine import Segment, TokenLogprob, Word, token_confidence
+from app.engine import Segment, TokenLogprob, Word
+from app.engine.quality import token_confidence
 from app.pipeline import ChunkResult
 from app.subtitles import subtitles
 

@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from app.audio import PcmFormat, decode_audio  # noqa: E402
 from app.config import load_settings  # noqa: E402
-from app.engine import Placement, available_cores, cpu_layout, select_placement  # noqa: E402
+from app.engine.placement import Placement, available_cores, cpu_layout, select_placement  # noqa: E402
 from app.registry import embedded_model_path  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.evalset import clips, wer  # noqa: E402

@@ -20,7 +20,7 @@ import webvtt
 
 from app.audio import PcmFormat, decode_audio
 from app.config import Settings, load_settings
-from app.engine import select_placement
+from app.engine.placement import select_placement
 from app.pipeline import Transcriber
 from app.registry import ModelRegistry
 from app.schemas import parse_params
