@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.config import SubtitleSettings
+from app.diarization.attribution import air_label, by_speaker, openai_label, word_speakers
+from app.diarization.turns import Diarization
 from app.engine import Segment, TokenLogprob, Word
 from app.engine.quality import token_confidence
 from app.pipeline import ChunkResult
@@ -21,6 +23,7 @@ CONTENT_TYPES = {
     "text": "text/plain; charset=utf-8",
     "srt": "application/x-subrip; charset=utf-8",
     "vtt": "text/vtt; charset=utf-8",
+    "diarized_json": "application/json",
 }
 
 
@@ -33,6 +36,13 @@ class Transcription:
     language: str  # BCP-47, e.g. "en-US"
     logprobs: bool = False  # the request's include has "logprobs"
     words: bool = False  # its timestamp_granularities has "word"
+    speakers: Diarization | None = None  # when diarization was asked for
+
+    def speaker_segments(self) -> list[tuple[Segment, int | None]]:
+        """Segments (cut where the speaker changes when diarized) and their speakers."""
+        if self.speakers is None:
+            return [(s, None) for s in self.segments]
+        return by_speaker(self.segments, self.speakers)
 
     @property
     def segments(self) -> list[Segment]:
@@ -58,6 +68,8 @@ def render_body(t: Transcription, response_format: str, subtitle_layout: Subtitl
         return t.text + "\n" if t.text else ""
     if response_format == "verbose_json":
         return json.dumps(verbose_json(t), ensure_ascii=False)
+    if response_format == "diarized_json":
+        return json.dumps(diarized_json(t), ensure_ascii=False)
     if response_format in {"srt", "vtt"}:
         return subtitles(t.segments, subtitle_layout, vtt=response_format == "vtt")
     confidence = t.confidence
@@ -104,14 +116,26 @@ def word_json(w: Word, segment_id: int) -> dict[str, Any]:
     }
 
 
+def speaker_fields(speaker: int | None) -> dict[str, Any]:
+    """``speaker`` as diarized_json names it (A, B, ...), ``speaker_id`` as AI Refinery does."""
+    return {"speaker": None if speaker is None else openai_label(speaker), "speaker_id": air_label(speaker)}
+
+
 def verbose_json(t: Transcription) -> dict[str, Any]:
     """One body valid for both the AI Refinery ``TranscriptionVerbose`` and OpenAI's."""
     segments: list[dict[str, Any]] = []
     words: list[dict[str, Any]] = []
-    for i, s in enumerate(t.segments):
+    for i, (s, speaker) in enumerate(t.speaker_segments()):
         segments.append(segment_json(i, s))
+        if t.speakers is not None:
+            segments[-1].update(speaker_fields(speaker))
         if t.words:
             words.extend(word_json(w, i) for w in s.words)
+            if t.speakers is not None:
+                for w, who in zip(
+                    words[len(words) - len(s.words) :], word_speakers(s.words, t.speakers), strict=True
+                ):
+                    w.update(speaker_fields(who))
     confidence = t.confidence
     body: dict[str, Any] = {
         "task": "transcribe",
@@ -125,7 +149,35 @@ def verbose_json(t: Transcription) -> dict[str, Any]:
     }
     if t.words:
         body["words"] = words
+    if t.speakers is not None:
+        body["speakers"] = list(dict.fromkeys(s["speaker_id"] for s in segments))
     return body
+
+
+def diarized_segment(i: int, s: Segment, speaker: int | None) -> dict[str, Any]:
+    """OpenAI's ``transcript.text.segment`` (a diarized_json segment, and a stream event)."""
+    return {
+        "type": "transcript.text.segment",
+        "id": f"seg_{i}",
+        "start": s.start_s,
+        "end": s.end_s,
+        "text": s.text.strip(),
+        "speaker": openai_label(speaker or 0),
+    }
+
+
+def diarized_json(t: Transcription) -> dict[str, Any]:
+    """OpenAI's ``TranscriptionDiarized``: the text and its speaker segments."""
+    segments = [diarized_segment(i, s, who) for i, (s, who) in enumerate(t.speaker_segments())]
+    return {
+        "task": "transcribe",
+        "duration": round(t.duration_s, 3),
+        "text": t.text,
+        "segments": segments,
+        "usage": {"type": "duration", "seconds": round(t.duration_s, 3)},
+        "success": True,
+        "error": None,
+    }
 
 
 # --- streaming -------------------------------------------------------------------------------
@@ -220,6 +272,31 @@ class StreamEvents:
         if self._segments:
             events.extend({"type": "transcript.segment", "segment": segment_json(i, s)} for i, s in numbered)
         return events
+
+
+def delta_speaker(speakers: Diarization, result: ChunkResult) -> dict[str, Any]:
+    """The speaker fields of a chunk's delta: whoever speaks most over its words."""
+    start = result.words[0].start_s if result.words else result.chunk.speech_start_s
+    end = result.words[-1].end_s if result.words else result.chunk.start_s + result.chunk.duration_s
+    return speaker_fields(speakers.speaker_at(start, end))
+
+
+def speaker_events(t: Transcription, *, words: bool, segments: bool, diarized: bool) -> list[dict[str, Any]]:
+    """A diarized stream's events once its speakers are settled (before done): OpenAI's
+    ``transcript.text.segment`` for diarized_json, else the word / segment events asked for."""
+    events: list[dict[str, Any]] = []
+    for i, (s, speaker) in enumerate(t.speaker_segments()):
+        if diarized:
+            events.append(diarized_segment(i, s, speaker))
+            continue
+        if words and t.speakers is not None:
+            for w, who in zip(s.words, word_speakers(s.words, t.speakers), strict=True):
+                events.append({"type": "transcript.word", **word_json(w, i), **speaker_fields(who)})
+        if segments:
+            events.append(
+                {"type": "transcript.segment", "segment": {**segment_json(i, s), **speaker_fields(speaker)}}
+            )
+    return events
 
 
 def error_event(message: str, code: str) -> dict[str, Any]:

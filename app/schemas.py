@@ -12,11 +12,12 @@ import json
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from app.errors import InvalidRequest
 
-ResponseFormat = Literal["json", "text", "verbose_json", "srt", "vtt"]
+ResponseFormat = Literal["json", "text", "verbose_json", "srt", "vtt", "diarized_json"]
+MAX_SPEAKERS = 20
 _NONE_STRINGS = {"", "none", "null"}
 # Whisper reads at most 223 prompt tokens (~900 characters of English); longer is refused, not cut.
 MAX_PROMPT_CHARS = 1000
@@ -56,6 +57,22 @@ class TranscriptionParams(BaseModel):
     # Headerless PCM layout (the upload's content type may also say ``audio/pcm;rate=8000``).
     sample_rate: int | None = Field(None, ge=1000, le=384000)
     channels: int | None = Field(None, ge=1, le=32)
+    # Speakers: diarize (also implied by diarized_json or any count hint).
+    diarize: bool = False
+    num_speakers: int | None = Field(None, ge=1, le=MAX_SPEAKERS)
+    min_speakers: int | None = Field(None, ge=1, le=MAX_SPEAKERS)
+    max_speakers: int | None = Field(None, ge=1, le=MAX_SPEAKERS)
+
+    @property
+    def wants_speakers(self) -> bool:
+        hints = (self.num_speakers, self.min_speakers, self.max_speakers)
+        return self.diarize or self.response_format == "diarized_json" or any(h is not None for h in hints)
+
+    @model_validator(mode="after")
+    def _speaker_bounds(self) -> TranscriptionParams:
+        if self.min_speakers and self.max_speakers and self.min_speakers > self.max_speakers:
+            raise ValueError("min_speakers: must not be more than max_speakers")
+        return self
 
     @field_validator("chunking_strategy", mode="before")
     @classmethod
@@ -81,7 +98,17 @@ class TranscriptionParams(BaseModel):
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
-    @field_validator("timeout", "language", "prompt", "hotwords", "temperature", mode="before")
+    @field_validator(
+        "timeout",
+        "language",
+        "prompt",
+        "hotwords",
+        "temperature",
+        "num_speakers",
+        "min_speakers",
+        "max_speakers",
+        mode="before",
+    )
     @classmethod
     def _none_strings(cls, value: object) -> object:
         # The async AI Refinery client sends timeout="None" when unset.
@@ -168,6 +195,8 @@ def parse_params(fields: dict[str, Any]) -> TranscriptionParams:
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(p) for p in error["loc"])
+        if not where:  # a check across fields names them in its message
+            raise InvalidRequest(_message(error)) from None
         raise InvalidRequest(f"{where}: {_message(error)}", field=where.split(".")[0]) from None
 
 

@@ -3,6 +3,7 @@ then run the chunks and hand results to the renderer (one body, or a stream of e
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -11,16 +12,25 @@ from typing import Any
 
 import anyio.to_thread
 
+from app import diarization
 from app.admission import Ticket
 from app.audio import Audio, PcmFormat, decode_audio
 from app.config import Settings
+from app.diarization import Diarization, SpeakerHints
 from app.engine import DEFAULT_TEMPERATURES, DecodeOptions
-from app.errors import AsrError, InvalidRequest
+from app.errors import AsrError, InvalidRequest, RequestTimeout
 from app.languages import to_bcp47, to_whisper
 from app.metrics import Metrics
 from app.pipeline import ChunkResult, Transcriber
 from app.registry import ModelRegistry
-from app.render import StreamEvents, Transcription, done_event, error_event
+from app.render import (
+    StreamEvents,
+    Transcription,
+    delta_speaker,
+    done_event,
+    error_event,
+    speaker_events,
+)
 from app.schemas import TranscriptionParams
 from app.upload import Upload
 from app.vad import Chunk, ChunkingOptions, chunk_frames, detect_speech, is_tonal
@@ -38,6 +48,7 @@ class Job:
     chunks: list[Chunk]
     options: DecodeOptions
     started: float  # time.monotonic()
+    speakers: SpeakerHints | None = None  # diarize, with these hints
 
     @property
     def deadline(self) -> float | None:
@@ -91,10 +102,14 @@ class TranscriptionService:
             hotwords=params.hotwords,
             # Subtitle cues are cut and timed at word boundaries.
             word_timestamps="word" in params.timestamp_granularities
+            or params.wants_speakers  # words are attributed to speakers one by one
             or (params.response_format in {"srt", "vtt"} and self.settings.subtitles.line_chars > 0),
             logprobs="logprobs" in params.include,
         )
-        return Job(params, model_id, audio, chunks, options, started)
+        speakers = None
+        if params.wants_speakers:
+            speakers = SpeakerHints(params.num_speakers, params.min_speakers or 1, params.max_speakers or 8)
+        return Job(params, model_id, audio, chunks, options, started, speakers)
 
     def _decode_and_chunk(self, upload: Upload, pcm: PcmFormat, ticket: Ticket) -> tuple[Audio, list[Chunk]]:
         audio = decode_audio(
@@ -143,37 +158,74 @@ class TranscriptionService:
                 yield result
         self._log(job)
 
-    def _assemble(self, job: Job, results: list[ChunkResult]) -> Transcription:
+    def _diarize(self, job: Job) -> asyncio.Future[Diarization] | None:
+        """Start the job's diarization beside its transcription (None when not asked for)."""
+        return None if job.speakers is None else diarization.start(job.audio.pcm, job.speakers)
+
+    async def _settle(self, job: Job, pending: asyncio.Future[Diarization] | None) -> Diarization | None:
+        if pending is None:
+            return None
+        left = None if job.deadline is None else max(0.0, job.deadline - time.monotonic())
+        try:
+            return await asyncio.wait_for(asyncio.shield(pending), left)
+        except TimeoutError:
+            raise RequestTimeout("the request did not finish within its timeout") from None
+
+    def _assemble(
+        self, job: Job, results: list[ChunkResult], speakers: Diarization | None = None
+    ) -> Transcription:
         detected = next((r.language for r in results if r.segments), job.options.language or "en")
         return Transcription(
             tuple(results),
             job.audio.duration_s,
             to_bcp47(detected, job.params.language),
             logprobs=job.options.logprobs,
-            words=job.options.word_timestamps,
+            # Diarizing turns word timings on; the words are listed only when asked for.
+            words=job.options.word_timestamps
+            if job.speakers is None
+            else "word" in job.params.timestamp_granularities,
+            speakers=speakers,
         )
 
     async def transcribe(self, job: Job) -> Transcription:
-        results = [r async for r in self._results(job, streaming=False)]
-        return self._assemble(job, results)
+        pending = self._diarize(job)
+        try:
+            results = [r async for r in self._results(job, streaming=False)]
+            return self._assemble(job, results, await self._settle(job, pending))
+        finally:
+            if pending is not None:
+                pending.cancel()
 
     async def events(self, job: Job) -> AsyncIterator[dict[str, Any]]:
         """Stream events: a delta per chunk with text (and its word/segment events when asked
         for), then done; an error event if it fails."""
         results: list[ChunkResult] = []
         granularities = job.params.timestamp_granularities
+        words, segments = "word" in granularities, "segment" in granularities
+        diarizing = job.speakers is not None
+        # A diarized stream's word and segment events wait for the speakers; its deltas do not.
         render = StreamEvents(
-            words="word" in granularities, segments="segment" in granularities, logprobs=job.options.logprobs
+            words=words and not diarizing, segments=segments and not diarizing, logprobs=job.options.logprobs
         )
+        pending = self._diarize(job)
+        speakers: Diarization | None = None
         waiting_for_delta = True
         try:
             async for result in self._results(job, streaming=True):
                 results.append(result)
                 for event in render.chunk(result):
+                    if pending is not None and pending.done() and event["type"] == "transcript.text.delta":
+                        event.update(delta_speaker(pending.result(), result))
                     if waiting_for_delta and event["type"] == "transcript.text.delta":
                         waiting_for_delta = False
                         since = time.monotonic() - job.started
                         self.metrics.first_delta.labels(job.model_id).observe(since)
+                    yield event
+            speakers = await self._settle(job, pending)
+            if speakers is not None:
+                settled = self._assemble(job, results, speakers)
+                diarized = job.params.response_format == "diarized_json"
+                for event in speaker_events(settled, words=words, segments=segments, diarized=diarized):
                     yield event
         except AsrError as exc:
             logger.warning("stream failed: %s", exc.message)
@@ -183,7 +235,10 @@ class TranscriptionService:
             logger.exception("stream failed")
             yield error_event("the transcription failed on the server", "internal_error")
             return
-        yield done_event(self._assemble(job, results))
+        finally:
+            if pending is not None:
+                pending.cancel()
+        yield done_event(self._assemble(job, results, speakers))
 
     def _log(self, job: Job) -> None:
         wall_s = time.monotonic() - job.started

@@ -1,0 +1,84 @@
+"""Speaker turns -> who said each word and segment; segments cut where the speaker changes.
+
+Labels: OpenAI's ``diarized_json`` names speakers ``A``, ``B``, ... in order of first appearance;
+the AI Refinery schema allows only ``Guest-1``..``Guest-3`` and ``Unknown``, so its label is the
+same speaker's number while there is one and ``Unknown`` past the third.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import string
+
+from app.diarization.turns import Diarization
+from app.engine import Segment, Word
+
+AIR_GUESTS = 3
+
+
+def openai_label(speaker: int) -> str:
+    """A, B, ..., Z, AA, AB, ..."""
+    letters = string.ascii_uppercase
+    return letters[speaker] if speaker < 26 else openai_label(speaker // 26 - 1) + letters[speaker % 26]
+
+
+def air_label(speaker: int | None) -> str:
+    return f"Guest-{speaker + 1}" if speaker is not None and speaker < AIR_GUESTS else "Unknown"
+
+
+def word_speakers(words: tuple[Word, ...], diarization: Diarization) -> list[int | None]:
+    """Each word's speaker; a lone word between two runs of another speaker joins them (a turn
+    change is never one 0.3 s word: it is a boundary that fell a word off)."""
+    speakers = [diarization.speaker_at(w.start_s, w.end_s) for w in words]
+    for i in range(1, len(speakers) - 1):
+        if speakers[i - 1] == speakers[i + 1] != speakers[i]:
+            speakers[i] = speakers[i - 1]
+    return speakers
+
+
+def _split_counts(total: int, lengths: list[int]) -> list[int]:
+    """``total`` items shared out over parts in proportion to ``lengths`` (all handed out)."""
+    weight = sum(lengths) or 1
+    bounds = [round(total * c / weight) for c in itertools.accumulate(lengths)]
+    return [b - a for a, b in zip([0, *bounds[:-1]], bounds, strict=True)]
+
+
+def split_segment(segment: Segment, diarization: Diarization) -> list[tuple[Segment, int | None]]:
+    """The segment cut into runs of one speaker's words (itself, whole, when one speaker says it)."""
+    if not segment.words:
+        return [(segment, diarization.speaker_at(segment.start_s, segment.end_s))]
+    speakers = word_speakers(segment.words, diarization)
+    runs = [(k, len(list(g))) for k, g in itertools.groupby(speakers)]
+    if len(runs) == 1:
+        return [(segment, runs[0][0])]
+    lengths, position = [], 0
+    for _, n in runs:
+        lengths.append(sum(len(w.word) for w in segment.words[position : position + n]))
+        position += n
+    # Token logprobs follow the text exactly; token ids (the same tokens) where they line up.
+    lp_counts = _split_counts(len(segment.logprobs), lengths)
+    if len(segment.logprobs) == len(segment.tokens):
+        tok_counts = lp_counts
+    else:
+        tok_counts = _split_counts(len(segment.tokens), lengths)
+    out: list[tuple[Segment, int | None]] = []
+    w0 = lp0 = t0 = 0
+    for (speaker, n), n_lp, n_tok in zip(runs, lp_counts, tok_counts, strict=True):
+        words = segment.words[w0 : w0 + n]
+        piece = dataclasses.replace(
+            segment,
+            start_s=words[0].start_s,
+            end_s=words[-1].end_s,
+            text="".join(w.word for w in words),
+            tokens=segment.tokens[t0 : t0 + n_tok],
+            words=words,
+            logprobs=segment.logprobs[lp0 : lp0 + n_lp],
+        )
+        out.append((piece, speaker))
+        w0, lp0, t0 = w0 + n, lp0 + n_lp, t0 + n_tok
+    return out
+
+
+def by_speaker(segments: list[Segment], diarization: Diarization) -> list[tuple[Segment, int | None]]:
+    return [piece for s in segments for piece in split_segment(s, diarization)]

