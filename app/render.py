@@ -32,6 +32,7 @@ class Transcription:
     language: str  # BCP-47, e.g. "en-US"
     logprobs: bool = False  # the request's include has "logprobs"
     words: bool = False  # its timestamp_granularities has "word"
+    task: str = "transcribe"  # or "translate": English text, ``language`` is what was spoken
 
     @property
     def segments(self) -> list[Segment]:
@@ -113,8 +114,9 @@ def verbose_json(t: Transcription) -> dict[str, Any]:
             words.extend(word_json(w, i) for w in s.words)
     confidence = t.confidence
     body: dict[str, Any] = {
-        "task": "transcribe",
-        "language": t.language,
+        "task": t.task,
+        # A translation's language is its text's, English (as OpenAI's); the speech's is beside it.
+        "language": t.language if t.task == "transcribe" else "en-US",
         "duration": round(t.duration_s, 3),
         "text": t.text,
         "segments": segments,
@@ -124,6 +126,8 @@ def verbose_json(t: Transcription) -> dict[str, Any]:
     }
     if t.words:
         body["words"] = words
+    if t.task == "translate":
+        body["source_language"] = t.language
     return body
 
 

@@ -14,11 +14,12 @@ import anyio.to_thread
 from app.audio import Audio, PcmFormat, decode_audio
 from app.config import Settings
 from app.engine import DEFAULT_TEMPERATURES, DecodeOptions
-from app.errors import AsrError, InvalidRequest
+from app.errors import AsrError
 from app.languages import to_bcp47, to_whisper
 from app.pipeline import ChunkResult, Transcriber
 from app.registry import ModelRegistry
 from app.render import StreamEvents, Transcription, done_event, error_event
+from app.routing import Task, plan_route
 from app.schemas import TranscriptionParams
 from app.upload import Upload
 from app.vad import Chunk, ChunkingOptions, chunk_frames, detect_speech, is_tonal
@@ -48,29 +49,32 @@ class TranscriptionService:
         self.registry = registry
         self.transcriber = transcriber
 
-    async def prepare(self, upload: Upload) -> Job:
-        """Every check that can fail before inference: model, language, capacity, audio, VAD."""
+    async def prepare(self, upload: Upload, task: Task = "transcribe") -> Job:
+        """Every check that can fail before inference: model, language, capacity, audio, VAD; then
+        the model that decodes it (see app/routing.py)."""
         started = time.monotonic()
         params = upload.params
         model_id = self.registry.resolve(params.model)
         language = to_whisper(params.language)
         self.transcriber.check_capacity()
         engine = await self.registry.get(model_id)
-        if engine.english_only:
-            if language not in (None, "en"):
-                raise InvalidRequest(
-                    f"language: model {model_id!r} is English-only and cannot transcribe "
-                    f"{params.language!r}; it supports: en (en-US, en-GB, ...)",
-                    field="language",
-                )
-            language = "en"  # nothing to detect: the upload's windows need not wait for the first
+        route = plan_route(self.settings, model_id, engine.english_only, language, task, params.language)
         pcm = PcmFormat(
             params.sample_rate or self.settings.pcm_sample_rate,
             params.channels or self.settings.pcm_channels,
         )
         audio, chunks = await anyio.to_thread.run_sync(self._decode_and_chunk, upload, pcm)
+        if route.detect_on is not None:
+            detector = await self.registry.get(route.detect_on)
+            opening = audio.samples[chunks[0].start :] if chunks else audio.samples[:0]
+            detected = "en"  # no speech: nothing to detect, nothing to decode
+            if len(opening):
+                detected, _ = await anyio.to_thread.run_sync(detector.detect_language, opening)
+            route = route.after_detection(detected)
+        await self.registry.get(route.model_id)  # loaded (and its errors raised) before answering
         options = DecodeOptions(
-            language=language,
+            language=route.language,
+            task=task,
             beam_size=self.settings.beam_size,
             prompt=params.prompt,
             temperature=DEFAULT_TEMPERATURES if params.temperature is None else (params.temperature,),
@@ -80,7 +84,7 @@ class TranscriptionService:
             or (params.response_format in {"srt", "vtt"} and self.settings.subtitles.line_chars > 0),
             logprobs="logprobs" in params.include,
         )
-        return Job(params, model_id, audio, chunks, options, started)
+        return Job(params, route.model_id, audio, chunks, options, started)
 
     def _decode_and_chunk(self, upload: Upload, pcm: PcmFormat) -> tuple[Audio, list[Chunk]]:
         audio = decode_audio(
@@ -134,6 +138,7 @@ class TranscriptionService:
             tuple(results),
             job.audio.duration_s,
             to_bcp47(detected, job.params.language),
+            task=job.options.task,
             logprobs=job.options.logprobs,
             words=job.options.word_timestamps,
         )

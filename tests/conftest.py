@@ -17,7 +17,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from app.config import Settings
+from app.config import ModelSpec, Settings
 from app.main import create_app
 from tests.fakes import FakeEngine
 
@@ -37,8 +37,13 @@ def make_client(fake_engine: FakeEngine) -> Iterator[MakeClient]:
     """Build a TestClient over the app with the fake engine; keyword args become settings."""
     clients: list[TestClient] = []
 
-    def make(engine: FakeEngine | None = None, **settings: Any) -> TestClient:
-        app = create_app(Settings(**settings), engines={"tiny.en": engine or fake_engine})
+    def make(
+        engine: FakeEngine | None = None, others: dict[str, FakeEngine] | None = None, **settings: Any
+    ) -> TestClient:
+        """``others``: more loaded engines by model id. Unless ``models`` is given, tiny.en is the only
+        model (English-only, no multilingual partner)."""
+        settings.setdefault("models", {"tiny.en": ModelSpec(aliases=("Azure/AI-Transcription", "whisper-1"))})
+        app = create_app(Settings(**settings), engines={"tiny.en": engine or fake_engine, **(others or {})})
         client = TestClient(app, raise_server_exceptions=False)
         client.__enter__()
         clients.append(client)
