@@ -490,7 +490,7 @@ class WhisperEngine:
     def _first_pass(self, windows: list[_Window], prefixes: list[list[int]]) -> list[_Pass | None]:
         """Temperature-0 beam search over the windows as one batch; None where it fails.
 
-        Whisper decodes the text only (``<|notimestamps|>``): tiny.en is more accurate so (on
+        English-only models decode the text only (``<|notimestamps|>``): tiny.en is more accurate so (on
         ../shared/eval, 8.81% -> 7.99% WER on the short clips, 7.24% -> 6.56% on the long files),
         decodes fewer tokens, and never stops early to leave a sentence for a next window. The word
         alignment then times each sentence (a segment).
@@ -503,8 +503,12 @@ class WhisperEngine:
         tokenizers = [
             self._tokenizer(lang, w.options.task) for w, (lang, _) in zip(windows, languages, strict=True)
         ]
+        # Multilingual models decode with timestamp tokens, as faster-whisper does: text-only was no
+        # better there (on the FLEURS clips better in German and Portuguese, worse in Spanish and French).
+        text_only = self.english_only
         prompts = [
-            [*p, *tok.sot_sequence, tok.no_timestamps] for p, tok in zip(prefixes, tokenizers, strict=True)
+            [*p, *tok.sot_sequence, *([tok.no_timestamps] if text_only else [])]
+            for p, tok in zip(prefixes, tokenizers, strict=True)
         ]
 
         generated = model.model.generate(

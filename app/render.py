@@ -59,7 +59,8 @@ def render_body(t: Transcription, response_format: str, subtitle_layout: Subtitl
     if response_format == "verbose_json":
         return json.dumps(verbose_json(t), ensure_ascii=False)
     if response_format in {"srt", "vtt"}:
-        return subtitles(t.segments, subtitle_layout, vtt=response_format == "vtt")
+        language = t.language.split("-")[0] if t.task == "transcribe" else "en"
+        return subtitles(t.segments, subtitle_layout, vtt=response_format == "vtt", language=language)
     confidence = t.confidence
     body: dict[str, Any] = {
         "text": t.text,

@@ -56,6 +56,11 @@ class Chunk:
 # made very quietly still has speech.
 ENERGY_FLOOR_DBFS = -50.0
 FLOOR_BELOW_PEAK_DB = 35.0
+# webrtcvad misses speech recorded very quietly (FLEURS has sentences peaking at -50 dBFS: it heard
+# 2% of one as speech); it gets the audio raised so the loud frames reach this level (at most by
+# MAX_GAIN_DB, never lowered). Whisper itself needs no gain: its features are relative to the peak.
+VAD_LEVEL_DBFS = -26.0
+MAX_GAIN_DB = 40.0
 
 
 def detect_speech(samples: Samples, aggressiveness: int) -> list[bool]:
@@ -65,10 +70,12 @@ def detect_speech(samples: Samples, aggressiveness: int) -> list[bool]:
     padded = np.clip(np.pad(samples, (0, pad)), -1.0, 1.0)
     if not len(padded):
         return []
-    pcm = (padded * 32767).astype("<i2").tobytes()
-    step = FRAME_SAMPLES * 2
     level = 20 * np.log10(np.sqrt(np.mean(padded.reshape(-1, FRAME_SAMPLES) ** 2, axis=1)) + 1e-10)
-    floor = min(ENERGY_FLOOR_DBFS, float(np.percentile(level, 99)) - FLOOR_BELOW_PEAK_DB)
+    loudest = float(np.percentile(level, 99))
+    floor = min(ENERGY_FLOOR_DBFS, loudest - FLOOR_BELOW_PEAK_DB)
+    gain = 10 ** (min(max(VAD_LEVEL_DBFS - loudest, 0.0), MAX_GAIN_DB) / 20)
+    pcm = (np.clip(padded * gain, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+    step = FRAME_SAMPLES * 2
     speech = [vad.is_speech(pcm[i : i + step], SAMPLE_RATE) for i in range(0, len(pcm), step)]
     return [s and bool(loud) for s, loud in zip(speech, level > floor, strict=True)]
 
