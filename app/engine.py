@@ -524,10 +524,12 @@ class WhisperEngine:
         frame_s = model.feature_extractor.time_per_frame
         out: list[_Pass | None] = []
         pieces: list[list[dict[str, Any]]] = []
+        finished: list[bool] = []  # the pass closed its text with a timestamp: nothing was left out
         for window, tok, result, n_frames, (language, probability) in zip(
             windows, tokenizers, generated, frames, languages, strict=True
         ):
             tokens = result.sequences_ids[0]
+            finished.append(bool(tokens) and tokens[-1] >= tok.timestamp_begin)
             avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
             compression = get_compression_ratio(tok.decode(tokens).strip())
             no_speech = result.no_speech_prob
@@ -552,6 +554,10 @@ class WhisperEngine:
                 continue
             text_end = round(pieces[i][-1]["end"] / frame_s) if pieces[i] else n_frames
             resume = text_end if 0 < text_end < n_frames - _UNFINISHED_FRAMES else 0
+            if finished[i] or windows[i].options.task == "translate":
+                # Whisper said its text is complete (as faster-whisper reads it: it moves on to the
+                # next window); a translation's English words, aligned to other speech, say little.
+                resume = 0
             segments = _segments(tokenizers[i], pieces[i], windows[i].options.word_timestamps)
             out[i] = _Pass(dataclasses.replace(p.transcript, segments=segments), resume * HOP_SAMPLES)
         return out
