@@ -19,17 +19,18 @@ from app.memory import tune_malloc
 if TYPE_CHECKING:
     from app.config import Settings
     from app.engine import Engine
+    from app.metrics import Metrics
 
 logger = logging.getLogger("app")
 
 
-def _load_default_model(settings: Settings) -> Engine:
+def _load_default_model(settings: Settings, metrics: Metrics) -> Engine:
     from app.registry import whisper_factory
 
     model_id = settings.default_model
     if model_id not in settings.models:
         raise ValueError(f"default_model {model_id!r} is not one of the configured models")
-    return whisper_factory(settings)(model_id, settings.models[model_id])
+    return whisper_factory(settings, metrics)(model_id, settings.models[model_id])
 
 
 def cli(argv: list[str] | None = None) -> None:
@@ -44,14 +45,15 @@ def cli(argv: list[str] | None = None) -> None:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
     from app.config import load_settings
+    from app.logs import configure_logging
+    from app.metrics import Metrics
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = load_settings(args.config, **overrides)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format)
+    metrics = Metrics()  # made first so that the default model's load is counted
     with ThreadPoolExecutor(1, thread_name_prefix="asr-load") as pool:
-        loading = pool.submit(_load_default_model, settings)
+        loading = pool.submit(_load_default_model, settings, metrics)
         from app.main import serve
 
         try:
@@ -59,7 +61,7 @@ def cli(argv: list[str] | None = None) -> None:
         except Exception as exc:
             logger.error("cannot load the default model %r: %s", settings.default_model, exc)
             raise SystemExit(1) from exc
-    serve(settings, {settings.default_model: engine})
+    serve(settings, {settings.default_model: engine}, metrics)
 
 
 if __name__ == "__main__":

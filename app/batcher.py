@@ -60,7 +60,7 @@ class Batcher(Generic[Item, Result]):
     threads the runtime starts inherit its priority); its exception is re-raised by the
     constructor. ``on_idle`` runs once nothing has been submitted for ``idle_s`` and no batch is
     running: not between the windows of a request in progress, whose lanes leave the queue empty
-    for a moment after each batch.
+    for a moment after each batch. ``on_batch`` is told the size of each batch (for metrics).
     """
 
     def __init__(
@@ -69,6 +69,7 @@ class Batcher(Generic[Item, Result]):
         *,
         setup: Callable[[], None] = lambda: None,
         on_idle: Callable[[], None] = lambda: None,
+        on_batch: Callable[[int], None] = lambda size: None,
         max_size: int = 8,
         wait_s: float = 0.01,
         idle_s: float = 1.0,
@@ -77,6 +78,7 @@ class Batcher(Generic[Item, Result]):
     ) -> None:
         self._run_batch = run_batch
         self._on_idle = on_idle
+        self._on_batch = on_batch
         self._idle_s = idle_s
         self._max_size = max_size
         self._wait_s = wait_s
@@ -146,6 +148,7 @@ class Batcher(Generic[Item, Result]):
             finally:
                 with self._state:
                     self._running -= 1
+            del batch  # its items (views of whole uploads) are not kept while waiting for the next
 
     def _next_batch(self) -> list[_Pending[Item, Result]] | None:
         """The next batch, counted as running; None once closed (the close mark stays queued, so
@@ -190,6 +193,7 @@ class Batcher(Generic[Item, Result]):
         if not live:
             return
         logger.debug("running a batch of %d", len(live))
+        self._on_batch(len(live))
         try:
             results = self._run_batch([p.item for p in live])
         except BaseException as exc:  # a failed batch fails its items, never the thread

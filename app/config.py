@@ -66,6 +66,27 @@ class SubtitleSettings(BaseModel):
     max_cue_s: float = Field(7.0, gt=0.5, le=60.0)
 
 
+class RealtimeSettings(BaseModel):
+    """Live transcription sessions over ``/v1/realtime`` (see app/realtime/)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Sessions open at once; one more is refused (error event, close code 1013).
+    max_sessions: int = Field(16, ge=1)
+    # A session is closed after this long (error event, close code 1008).
+    max_session_s: float = Field(3600.0, gt=0)
+    # Largest client message (an append of 1 MiB of base64 is ~22 s of 24 kHz PCM16).
+    max_message_kb: int = Field(1024, ge=1, le=16 * 1024)
+    # While someone speaks, the utterance so far is decoded about this often for deltas (0: no
+    # deltas before the utterance ends); each session has at most one such decode running.
+    partial_interval_ms: int = Field(300, ge=0, le=10000)
+    # Partial decodes running at once over all sessions; the model's other workers are left to
+    # final decodes (on a 2-core CPU the model has 2 workers).
+    max_partial_decodes: int = Field(1, ge=1)
+    # Committed audio still waiting for its final decode; past it the session is closed (1013).
+    max_backlog_s: float = Field(120.0, gt=0)
+
+
 class Settings(BaseModel):
     """Every server setting; ``config.yaml`` documents each one."""
 
@@ -74,6 +95,13 @@ class Settings(BaseModel):
     host: str = "0.0.0.0"
     port: int = Field(8000, ge=1, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # text: one "key=value ..." line per request; json: every log line is a JSON object.
+    log_format: Literal["text", "json"] = "text"
+    # On SIGTERM: readiness fails at once, new requests get 503, requests in progress (streams
+    # too) get this long to finish, then the process exits 0.
+    drain_timeout_s: float = Field(30.0, ge=0, le=3600)
+    # Whether GET /metrics needs an API key (when api_keys is set); probes never do.
+    metrics_require_api_key: bool = False
     # Bearer keys accepted; empty means no authentication.
     api_keys: tuple[str, ...] = ()
     organization_id: str = "local"
@@ -122,6 +150,7 @@ class Settings(BaseModel):
 
     vad: VadSettings = Field(default_factory=lambda: VadSettings())
     subtitles: SubtitleSettings = Field(default_factory=lambda: SubtitleSettings())
+    realtime: RealtimeSettings = Field(default_factory=lambda: RealtimeSettings())
 
     @field_validator("api_keys", mode="before")
     @classmethod

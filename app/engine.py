@@ -13,7 +13,7 @@ import math
 import os
 import sys
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -293,6 +293,7 @@ class WhisperEngine:
         max_batch_size: int = 8,
         batch_wait_s: float = 0.2,
         local_files_only: bool = True,
+        on_batch: Callable[[int], None] = lambda size: None,
     ) -> None:
         self.placement = select_placement(device, compute_type)
         cores = cpu_threads or available_cores()
@@ -323,6 +324,7 @@ class WhisperEngine:
             self._decode_batch,
             setup=load,
             on_idle=release_free_memory,
+            on_batch=on_batch,
             max_size=1 if cpu else max_batch_size,
             wait_s=batch_wait_s,
             threads=self.layout.workers,

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+# Seconds a client (or load balancer) is told to wait before retrying a 503.
+RETRY_AFTER_S = 1
+
 
 class AsrError(Exception):
     """Base of every error a request can end with; subclasses fix the status and code."""
@@ -49,8 +52,21 @@ class UnsupportedAudio(AsrError):
 
 
 class ServerBusy(AsrError):
+    """A refusal to take more work now; another replica (or a retry after ``RETRY_AFTER_S``) may.
+
+    ``reason`` labels the refusal in the metrics.
+    """
+
     status_code = 503
     code = "server_busy"
+    reason = "capacity"
+
+
+class Draining(ServerBusy):
+    """The server is shutting down: it finishes what it has and takes nothing new."""
+
+    code = "draining"
+    reason = "draining"
 
 
 class RequestTimeout(AsrError):

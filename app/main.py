@@ -12,32 +12,47 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.access import AccessMiddleware
 from app.config import Settings, load_settings
+from app.drain import Drain, DrainingServer
 from app.engine import Engine
-from app.errors import AsrError, error_body
+from app.errors import RETRY_AFTER_S, AsrError, ServerBusy, error_body
+from app.metrics import Metrics
 from app.pipeline import Transcriber
+from app.realtime.session import LiveCapacity
 from app.registry import ModelRegistry, whisper_factory
-from app.routes import system, transcriptions
+from app.routes import page, realtime, system, transcriptions
 from app.service import TranscriptionService
 from app.upload import BodySizeLimit
 
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, engines: Mapping[str, Engine] | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    engines: Mapping[str, Engine] | None = None,
+    metrics: Metrics | None = None,
+) -> FastAPI:
     """Build the app; ``engines`` (model id -> engine) are already loaded: the default model loaded
-    during start-up, or a fake engine in tests."""
+    during start-up, or a fake engine in tests. ``metrics`` is the app's own registry (new unless
+    the command made it first, to count the default model's load)."""
     settings = settings or load_settings()
-    registry = ModelRegistry(settings, whisper_factory(settings), engines)
-    service = TranscriptionService(
-        settings,
-        registry,
-        Transcriber(
-            settings.max_concurrent_requests,
-            settings.max_queued_requests,
-            max_lanes=settings.max_batch_size,
-            lane_windows=settings.lane_windows,
-        ),
+    metrics = metrics or Metrics()
+    registry = ModelRegistry(settings, whisper_factory(settings, metrics), engines)
+    transcriber = Transcriber(
+        settings.max_concurrent_requests,
+        settings.max_queued_requests,
+        max_lanes=settings.max_batch_size,
+        lane_windows=settings.lane_windows,
+    )
+    service = TranscriptionService(settings, registry, transcriber, metrics)
+    drain = Drain(settings.drain_timeout_s)
+    metrics.watch(
+        in_progress=lambda: transcriber.active_requests,
+        waiting=lambda: transcriber.waiting_requests,
+        http_in_flight=lambda: drain.in_flight,
+        decoded_audio_bytes=lambda: service.decoded_audio_bytes,
+        draining=lambda: drain.draining,
     )
 
     @asynccontextmanager
@@ -51,9 +66,16 @@ def create_app(settings: Settings | None = None, engines: Mapping[str, Engine] |
 
     app = FastAPI(title="asr-server", version="0.1.0", lifespan=lifespan)
     app.state.service = service
+    app.state.metrics = metrics
+    app.state.drain = drain
     app.include_router(transcriptions.router)
     app.include_router(system.router)
+    app.state.realtime = LiveCapacity(settings.realtime.max_sessions, settings.realtime.max_partial_decodes)
+    app.include_router(realtime.router)
+    app.include_router(page.router)
+    app.mount("/static", page.static_files, name="static")
     app.add_middleware(BodySizeLimit, max_bytes=int(settings.max_upload_mb * (1 << 20)))
+    app.add_middleware(AccessMiddleware, drain=drain, metrics=metrics)  # outermost: sees every answer
     _add_error_handlers(app)
     return app
 
@@ -61,11 +83,16 @@ def create_app(settings: Settings | None = None, engines: Mapping[str, Engine] |
 def _add_error_handlers(app: FastAPI) -> None:
     """Every error leaves as the seed's envelope with a real status code; no tracebacks."""
 
-    async def asr_error(_: Request, exc: Exception) -> JSONResponse:
+    async def asr_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, AsrError)
-        if exc.status_code >= 500:
+        headers = {}
+        if isinstance(exc, ServerBusy):
+            request.app.state.metrics.refusals.labels(exc.reason).inc()
+            headers["Retry-After"] = str(RETRY_AFTER_S)
+        elif exc.status_code >= 500:
             logger.error("request failed: %s", exc.message)
-        return JSONResponse(error_body(exc.message, exc.code, exc.field), status_code=exc.status_code)
+        body = error_body(exc.message, exc.code, exc.field)
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     async def http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
@@ -90,12 +117,19 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-def serve(settings: Settings, engines: Mapping[str, Engine] | None = None) -> None:
-    """Run the server until it is stopped (the ``asr-server`` command: ``app.__main__``)."""
-    uvicorn.run(
-        create_app(settings, engines),
+def serve(
+    settings: Settings, engines: Mapping[str, Engine] | None = None, metrics: Metrics | None = None
+) -> None:
+    """Run the server until it is stopped and drained (the ``asr-server`` command: ``app.__main__``,
+    which sets up logging: uvicorn's loggers go to the root logger)."""
+    app = create_app(settings, engines, metrics)
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=None,
+        access_log=False,  # app.access logs each request, with its id
         timeout_graceful_shutdown=10,
     )
+    DrainingServer(config, app.state.drain).run()

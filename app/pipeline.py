@@ -60,16 +60,26 @@ class Transcriber:
         self._slots = asyncio.Semaphore(max_concurrent)
         self._capacity = max_concurrent + max_queued
         self._active = 0
+        self._decoding = 0
         self._max_lanes = max_lanes
         self._lane_windows = lane_windows
 
     @property
     def active_requests(self) -> int:
+        """Requests admitted and not finished: decoding or waiting for a slot."""
         return self._active
+
+    @property
+    def waiting_requests(self) -> int:
+        return self._active - self._decoding
+
+    @property
+    def has_capacity(self) -> bool:
+        return self._active < self._capacity
 
     def check_capacity(self) -> None:
         """Refuse a new request (503) while the line is full; called before any response starts."""
-        if self._active >= self._capacity:
+        if not self.has_capacity:
             raise ServerBusy(f"the server is busy ({self._active} requests in progress); retry later")
 
     @contextmanager
@@ -108,6 +118,7 @@ class Transcriber:
                 await self._slots.acquire()
         except TimeoutError:
             raise RequestTimeout("the request did not finish within its timeout") from None
+        self._decoding += 1
         loop = asyncio.get_running_loop()
         decoded: list[asyncio.Future[Transcript]] = [loop.create_future() for _ in windows]
 
@@ -174,6 +185,7 @@ class Transcriber:
             for future in decoded:
                 if future.done() and not future.cancelled():
                     future.exception()  # retrieved: no "never retrieved" warnings
+            self._decoding -= 1
             self._slots.release()
 
 

@@ -18,6 +18,7 @@ import anyio.to_thread
 from app.config import EMBEDDED_MODEL, EMBEDDED_MULTILINGUAL, ModelSpec, Settings
 from app.engine import Engine, WhisperEngine
 from app.errors import ModelNotFound
+from app.metrics import Metrics
 from app.packaged_model import assembled_model
 
 logger = logging.getLogger(__name__)
@@ -48,19 +49,23 @@ def model_location(spec: ModelSpec, models_dir: Path, cache_dir: Path | None = N
     raise FileNotFoundError(f"model folder not found: {path}")
 
 
-def whisper_factory(settings: Settings) -> EngineFactory:
+def whisper_factory(settings: Settings, metrics: Metrics) -> EngineFactory:
+    """Builds engines, counting each load (and its duration) and each batch they run."""
+
     def build(model_id: str, spec: ModelSpec) -> Engine:
         location, local = model_location(spec, settings.models_dir, settings.model_cache_dir)
-        return WhisperEngine(
-            location,
-            device=settings.device,
-            compute_type=settings.compute_type,
-            device_index=settings.device_index,
-            cpu_threads=settings.cpu_threads,
-            max_batch_size=settings.max_batch_size,
-            batch_wait_s=settings.batch_wait_ms / 1000,
-            local_files_only=local,
-        )
+        with metrics.loading(model_id):
+            return WhisperEngine(
+                location,
+                device=settings.device,
+                compute_type=settings.compute_type,
+                device_index=settings.device_index,
+                cpu_threads=settings.cpu_threads,
+                max_batch_size=settings.max_batch_size,
+                batch_wait_s=settings.batch_wait_ms / 1000,
+                local_files_only=local,
+                on_batch=metrics.batch_observer(model_id),
+            )
 
     return build
 

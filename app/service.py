@@ -4,18 +4,21 @@ then run the chunks and hand results to the renderer (one body, or a stream of e
 from __future__ import annotations
 
 import logging
+import threading
 import time
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
 
-from app.audio import Audio, PcmFormat, decode_audio
+from app.audio import Audio, PcmFormat, Samples, decode_audio
 from app.config import Settings
 from app.engine import DEFAULT_TEMPERATURES, DecodeOptions
 from app.errors import AsrError
 from app.languages import to_bcp47, to_whisper
+from app.metrics import Metrics
 from app.pipeline import ChunkResult, Transcriber
 from app.registry import ModelRegistry
 from app.render import StreamEvents, Transcription, done_event, error_event
@@ -44,10 +47,33 @@ class Job:
 
 
 class TranscriptionService:
-    def __init__(self, settings: Settings, registry: ModelRegistry, transcriber: Transcriber) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: ModelRegistry,
+        transcriber: Transcriber,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.settings = settings
         self.registry = registry
         self.transcriber = transcriber
+        self.metrics = metrics or Metrics()
+        self._decoded_bytes = 0
+        self._decoded_lock = threading.Lock()
+
+    @property
+    def decoded_audio_bytes(self) -> int:
+        """Decoded samples that jobs still hold (freed when the last reference goes)."""
+        return self._decoded_bytes
+
+    def _hold(self, samples: Samples) -> None:
+        def release(n: int) -> None:
+            with self._decoded_lock:
+                self._decoded_bytes -= n
+
+        with self._decoded_lock:
+            self._decoded_bytes += samples.nbytes
+        weakref.finalize(samples, release, samples.nbytes)
 
     async def prepare(self, upload: Upload, task: Task = "transcribe") -> Job:
         """Every check that can fail before inference: model, language, capacity, audio, VAD; then
@@ -64,6 +90,7 @@ class TranscriptionService:
             params.channels or self.settings.pcm_channels,
         )
         audio, chunks = await anyio.to_thread.run_sync(self._decode_and_chunk, upload, pcm)
+        self._hold(audio.samples)
         if route.detect_on is not None:
             detector = await self.registry.get(route.detect_on)
             opening = audio.samples[chunks[0].start :] if chunks else audio.samples[:0]
@@ -155,10 +182,15 @@ class TranscriptionService:
         render = StreamEvents(
             words="word" in granularities, segments="segment" in granularities, logprobs=job.options.logprobs
         )
+        waiting_for_delta = True
         try:
             async for result in self._results(job, streaming=True):
                 results.append(result)
                 for event in render.chunk(result):
+                    if waiting_for_delta and event["type"] == "transcript.text.delta":
+                        waiting_for_delta = False
+                        since = time.monotonic() - job.started
+                        self.metrics.first_delta.labels(job.model_id).observe(since)
                     yield event
         except AsrError as exc:
             logger.warning("stream failed: %s", exc.message)
@@ -173,7 +205,7 @@ class TranscriptionService:
     def _log(self, job: Job) -> None:
         wall_s = time.monotonic() - job.started
         audio_s = job.audio.duration_s
-        logger.info(
+        logger.debug(  # the access log has the request's line
             "transcribed %.1f s of audio (%s, %d chunks) with %s in %.2f s (%.1fx real time)",
             audio_s,
             job.audio.source_format,

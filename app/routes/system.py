@@ -1,26 +1,64 @@
-"""Health, model listing and the API-key check the AI Refinery async client calls first."""
+"""Health and readiness probes, metrics, model listing and the API-key check the AI Refinery
+async client calls first."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 
 from app.config import EMBEDDED_MODEL, EMBEDDED_MULTILINGUAL, Settings
+from app.errors import RETRY_AFTER_S, error_body
 from app.languages import WHISPER_LANGUAGES
+from app.metrics import CONTENT_TYPE_LATEST
 from app.registry import ModelRegistry
-from app.routes.deps import ApiKeyDep, RegistryDep, ServiceDep, SettingsDep
+from app.routes.deps import ApiKeyDep, RegistryDep, ServiceDep, SettingsDep, require_api_key
 
 router = APIRouter()
+PROBE = ["GET", "HEAD"]
 
 
-@router.get("/health", tags=["system"])
-async def health(service: ServiceDep) -> dict[str, Any]:
+@router.api_route("/health", methods=PROBE, tags=["system"])
+async def health(request: Request, service: ServiceDep) -> dict[str, Any]:
+    """For existing users and Docker's HEALTHCHECK: 200 while the process answers."""
     return {
-        "status": "ok",
+        "status": "draining" if request.app.state.drain.draining else "ok",
         "models_loaded": service.registry.loaded(),
         "active_requests": service.transcriber.active_requests,
     }
+
+
+@router.api_route("/health/live", methods=PROBE, tags=["system"])
+async def live() -> dict[str, Any]:
+    """Liveness: the process answers (a restart would not help a busy or draining server)."""
+    return {"status": "ok"}
+
+
+@router.api_route("/health/ready", methods=PROBE, tags=["system"])
+async def ready(request: Request, service: ServiceDep) -> Response:
+    """Readiness: send this replica traffic only when its models are loaded, it is not draining
+    and it has room for another request."""
+    loaded = service.registry.loaded()
+    missing = [m for m in service.registry.startup_models() if m not in loaded]
+    if request.app.state.drain.draining:
+        reason, message = "draining", "the server is shutting down"
+    elif missing:
+        reason, message = "loading", f"models not loaded yet: {', '.join(missing)}"
+    elif not service.transcriber.has_capacity:
+        reason, message = "busy", "no capacity left for another request"
+    else:
+        return JSONResponse({"status": "ready", "models_loaded": loaded})
+    body = {**error_body(message, "not_ready"), "status": reason}
+    return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+@router.get("/metrics", tags=["system"])
+async def metrics(request: Request, settings: SettingsDep) -> Response:
+    """Prometheus text format; needs an API key only with ``metrics_require_api_key``."""
+    if settings.metrics_require_api_key:
+        require_api_key(request)
+    return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.post("/authentication/validate", tags=["system"])

@@ -79,6 +79,8 @@ async def create_translation(request: Request, service: ServiceDep, _key: ApiKey
 async def _answer(request: Request, service: TranscriptionService, task: Task) -> Response:
     upload = await read_upload(request, int(service.settings.max_upload_mb * (1 << 20)))
     job = await service.prepare(upload, task)
+    # For the access log and metrics (not the job itself: the scope may outlive the request).
+    request.state.model, request.state.audio_s = job.model_id, job.audio.duration_s
     if job.params.stream:
         return EventSourceResponse(_sse(service, job), ping=10)
     transcription = await service.transcribe(job)

@@ -1,0 +1,233 @@
+"""The wire: client events in (validated), server events out.
+
+The subset of OpenAI's Realtime API that transcription sessions use, as openai-python's
+``types/realtime`` spells it (``session.update`` with a ``type: "transcription"`` session), plus the
+older beta ``transcription_session.update`` (``input_audio_format``, ``input_audio_transcription``).
+A bad client event raises ``InvalidRequest`` naming the field; the session answers it with an
+``error`` event and carries on.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from app.errors import AsrError, InvalidRequest
+
+LOGPROBS_INCLUDE = "item.input_audio_transcription.logprobs"
+BETA_PCM16_RATE = 24000  # the beta API's "pcm16" is 24 kHz mono
+
+
+class _Lenient(BaseModel):
+    """Fields we do not use (noise_reduction, eagerness, ...) are accepted and ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class TurnDetection(_Lenient):
+    # semantic_vad is served by the same VAD (its eagerness is ignored).
+    type: Literal["server_vad", "semantic_vad"] = "server_vad"
+    threshold: float | None = Field(None, ge=0.0, le=1.0)
+    prefix_padding_ms: int | None = Field(None, ge=0, le=5000)
+    silence_duration_ms: int | None = Field(None, ge=0, le=5000)
+
+
+class AudioFormat(_Lenient):
+    type: Literal["audio/pcm"] = "audio/pcm"
+    rate: Literal[16000, 24000] = 24000
+
+
+class TranscriptionSettings(_Lenient):
+    model: str | None = Field(None, max_length=200)
+    language: str | None = Field(None, max_length=35)
+    prompt: str | None = Field(None, max_length=4000)
+
+
+class AudioInput(_Lenient):
+    format: AudioFormat | None = None
+    transcription: TranscriptionSettings | None = None
+    turn_detection: TurnDetection | None = None  # an explicit null: commits are manual
+
+
+class AudioSettings(_Lenient):
+    input: AudioInput | None = None
+
+
+class TranscriptionSession(_Lenient):
+    """``session`` of a GA ``session.update``."""
+
+    type: Literal["transcription"]
+    audio: AudioSettings | None = None
+    include: list[str] | None = Field(None, max_length=8)
+
+
+class BetaTranscriptionSession(_Lenient):
+    """``session`` of the beta ``transcription_session.update``."""
+
+    input_audio_format: Literal["pcm16"] | None = None
+    input_audio_transcription: TranscriptionSettings | None = None
+    turn_detection: TurnDetection | None = None
+    include: list[str] | None = Field(None, max_length=8)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    """A session's settings after every update so far."""
+
+    rate: int = 24000
+    model: str = "whisper-1"  # as the client named it (resolved by the session)
+    language: str | None = None  # as the client gave it
+    prompt: str | None = None
+    turn_detection: TurnDetection | None = dataclasses.field(default_factory=TurnDetection)
+    logprobs: bool = False
+
+    def updated(self, session: TranscriptionSession | BetaTranscriptionSession) -> SessionConfig:
+        """This config with the fields the update names (and only those) replaced."""
+        changes: dict[str, Any] = {}
+        if isinstance(session, TranscriptionSession):
+            audio_input = session.audio.input if session.audio else None
+            transcription = audio_input.transcription if audio_input else None
+            if audio_input and audio_input.format:
+                changes["rate"] = audio_input.format.rate
+            if audio_input and "turn_detection" in audio_input.model_fields_set:
+                changes["turn_detection"] = audio_input.turn_detection
+        else:
+            transcription = session.input_audio_transcription
+            if session.input_audio_format:
+                changes["rate"] = BETA_PCM16_RATE
+            if "turn_detection" in session.model_fields_set:
+                changes["turn_detection"] = session.turn_detection
+        if transcription is not None:
+            for name in transcription.model_fields_set & {"model", "language", "prompt"}:
+                changes[name] = getattr(transcription, name)
+        if session.include is not None:
+            unknown = set(session.include) - {LOGPROBS_INCLUDE}
+            if unknown:
+                raise InvalidRequest(
+                    f"include: unsupported value(s) {sorted(unknown)}; supported: {LOGPROBS_INCLUDE}",
+                    field="session.include",
+                )
+            changes["logprobs"] = LOGPROBS_INCLUDE in session.include
+        if changes.get("model", "") is None:
+            changes.pop("model")
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientEvent:
+    """One parsed client event: its type, its ``event_id`` (echoed in errors) and its payload."""
+
+    type: str
+    event_id: str | None
+    session: TranscriptionSession | BetaTranscriptionSession | None = None
+    audio: bytes = b""
+
+
+CLIENT_EVENTS = (
+    "session.update",
+    "transcription_session.update",
+    "input_audio_buffer.append",
+    "input_audio_buffer.commit",
+    "input_audio_buffer.clear",
+)
+
+
+def parse_client_event(text: str) -> ClientEvent:
+    """A client message -> ``ClientEvent``; anything malformed raises ``InvalidRequest``."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise InvalidRequest("the message is not valid JSON") from None
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        raise InvalidRequest("a client event is a JSON object with a string 'type'", field="type")
+    kind, event_id = data["type"], data.get("event_id")
+    event_id = event_id if isinstance(event_id, str) else None
+    if kind not in CLIENT_EVENTS:
+        raise InvalidRequest(
+            f"unsupported event type {kind!r} in a transcription session; "
+            f"supported: {', '.join(CLIENT_EVENTS)}",
+            field="type",
+        )
+    if kind.endswith("session.update"):
+        model = TranscriptionSession if kind == "session.update" else BetaTranscriptionSession
+        try:
+            session = model.model_validate(data.get("session"))
+        except ValidationError as exc:
+            raise InvalidRequest(f"session: {_describe(exc)}", field="session") from None
+        return ClientEvent(kind, event_id, session=session)
+    if kind == "input_audio_buffer.append":
+        audio = data.get("audio")
+        try:
+            pcm = base64.b64decode(audio, validate=True) if isinstance(audio, str) else None
+        except (binascii.Error, ValueError):
+            pcm = None
+        if pcm is None or len(pcm) % 2:
+            raise InvalidRequest("audio: expected base64 of 16-bit little-endian PCM", field="audio")
+        return ClientEvent(kind, event_id, audio=pcm)
+    return ClientEvent(kind, event_id)
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "value"
+    return f"{where}: {first['msg']}"
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:20]}"
+
+
+def server_event(kind: str, **fields: Any) -> dict[str, Any]:
+    return {"type": kind, "event_id": new_id("event"), **fields}
+
+
+def error_event(
+    message: str, code: str, *, param: str | None = None, event_id: str | None = None
+) -> dict[str, Any]:
+    """The ``error`` server event (openai-python's ``RealtimeError``)."""
+    kind = "server_error" if code in {"internal_error", "engine_error"} else "invalid_request_error"
+    return server_event(
+        "error", error={"type": kind, "code": code, "message": message, "param": param, "event_id": event_id}
+    )
+
+
+def error_for(exc: AsrError, event_id: str | None) -> dict[str, Any]:
+    """The ``error`` event answering a client event that failed with ``exc``."""
+    return error_event(exc.message, exc.code, param=exc.field, event_id=event_id)
+
+
+def session_json(session_id: str, config: SessionConfig, *, beta: bool = False) -> dict[str, Any]:
+    """The session object of ``session.created`` / ``session.updated`` (or the beta shape)."""
+    transcription = {"model": config.model, "language": config.language, "prompt": config.prompt or ""}
+    detection = None if config.turn_detection is None else config.turn_detection.model_dump()
+    include = [LOGPROBS_INCLUDE] if config.logprobs else []
+    if beta:
+        return {
+            "id": session_id,
+            "object": "realtime.transcription_session",
+            "input_audio_format": "pcm16",
+            "input_audio_transcription": transcription,
+            "turn_detection": detection,
+            "include": include,
+        }
+    return {
+        "type": "transcription",
+        "id": session_id,
+        "object": "realtime.transcription_session",
+        "audio": {
+            "input": {
+                "format": {"type": "audio/pcm", "rate": config.rate},
+                "transcription": transcription,
+                "turn_detection": detection,
+                "noise_reduction": None,
+            }
+        },
+        "include": include,
+    }

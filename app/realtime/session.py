@@ -1,0 +1,353 @@
+"""One live transcription session: client events in, server events out through ``outbox``.
+
+Audio is resampled to 16 kHz as it arrives. With ``server_vad`` the segmenter finds utterances;
+while one is open, its audio so far is decoded (greedy, at most one decode at a time per session)
+for append-only deltas, and once it closes it is committed and decoded like the HTTP path decodes a
+chunk (beam search, temperature fallback, the previous utterances' text as prompt). Final decodes run
+in order on one task, so ``completed`` events come in the order the utterances were spoken. With
+``turn_detection: null`` the client commits the buffer itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import soxr
+
+from app.audio import SAMPLE_RATE, Samples
+from app.config import Settings
+from app.engine import DEFAULT_TEMPERATURES, DecodeOptions, Transcript
+from app.errors import AsrError, InvalidRequest, ServerBusy
+from app.languages import to_whisper
+from app.realtime.partials import Partials
+from app.realtime.protocol import (
+    BetaTranscriptionSession,
+    ClientEvent,
+    SessionConfig,
+    TranscriptionSession,
+    new_id,
+    server_event,
+    session_json,
+)
+from app.realtime.segmenter import LiveSegmenter, SpeechStarted, SpeechStopped, chunking_options
+from app.registry import ModelRegistry
+from app.render import logprobs_json
+from app.vad import is_tonal
+
+logger = logging.getLogger(__name__)
+
+_CONTEXT_WORDS = 100  # previous text given to Whisper as its prompt, as in app.pipeline
+
+
+@dataclass(slots=True)
+class LiveCapacity:
+    """What all sessions share: the session count, and the partial decodes running at once (the
+    rest of the model's workers stay free for final decodes, so completed events keep up)."""
+
+    max_sessions: int
+    max_partials: int
+    sessions: int = 0
+    partials: int = 0
+
+
+@dataclass(eq=False, slots=True)
+class _Utterance:
+    item_id: str
+    partials: Partials = dataclasses.field(default_factory=Partials)
+    decoded_samples: int = 0  # audio length of the last partial decode submitted
+    decoding: bool = False  # a partial decode is running
+    pending: Future[Transcript] | None = None  # that decode, dropped if still queued at the commit
+    closed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Final:
+    utterance: _Utterance
+    audio: Samples
+
+
+class RealtimeSession:
+    """The state machine of one connection (the route owns the socket and the limits)."""
+
+    def __init__(self, settings: Settings, registry: ModelRegistry, capacity: LiveCapacity) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.capacity = capacity
+        self.id = new_id("sess")
+        self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.config = SessionConfig(model=settings.default_model)
+        self._model_id = registry.resolve(self.config.model)
+        self._language: str | None = None
+        self._finals: asyncio.Queue[_Final] = asyncio.Queue()
+        self._backlog_s = 0.0
+        self._resampler: Any = None
+        self._segmenter: LiveSegmenter | None = None
+        self._manual: list[Samples] = []  # the buffer when commits are manual
+        self._open: _Utterance | None = None  # the utterance being spoken
+        self._previous_item: str | None = None
+        self._context = ""  # the text of the utterances so far (the next prompt)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._configured = False
+
+    async def start(self) -> None:
+        await self._apply(self.config)
+        self._emit("session.created", session=session_json(self.id, self.config))
+
+    def _emit(self, kind: str, **fields: Any) -> None:
+        self.outbox.put_nowait(server_event(kind, **fields))
+
+    async def handle(self, event: ClientEvent) -> None:
+        """Act on one client event; a bad one raises ``AsrError`` (answered with an ``error`` event)."""
+        if event.session is not None:
+            await self._update(event.session)
+        elif event.type == "input_audio_buffer.append":
+            self._append(event.audio)
+        elif event.type == "input_audio_buffer.commit":
+            self._commit_now()
+        elif event.type == "input_audio_buffer.clear":
+            self._clear()
+            self._emit("input_audio_buffer.cleared")
+
+    # --- configuration ------------------------------------------------------------------------
+
+    async def _update(self, session: TranscriptionSession | BetaTranscriptionSession) -> None:
+        config = self.config.updated(session)
+        await self._apply(config)
+        beta = isinstance(session, BetaTranscriptionSession)
+        kind = "transcription_session.updated" if beta else "session.updated"
+        self._emit(kind, session=session_json(self.id, config, beta=beta))
+
+    async def _apply(self, config: SessionConfig) -> None:
+        """Check a config (model, language) and switch to it; the open utterance is dropped when the
+        audio format or turn detection changes."""
+        model_id = self.registry.resolve(config.model)
+        language = to_whisper(config.language)
+        engine = await self.registry.get(model_id)
+        if engine.english_only:
+            if language not in (None, "en"):
+                raise InvalidRequest(
+                    f"language: model {config.model!r} is English-only and cannot transcribe "
+                    f"{config.language!r}; it supports: en",
+                    field="session.audio.input.transcription.language",
+                )
+            language = "en"
+        if (
+            not self._configured
+            or config.rate != self.config.rate
+            or config.turn_detection != self.config.turn_detection
+        ):
+            self._clear()
+            rate = config.rate
+            self._resampler = (
+                None if rate == SAMPLE_RATE else soxr.ResampleStream(rate, SAMPLE_RATE, 1, "float32")
+            )
+            self._segmenter = (
+                None
+                if config.turn_detection is None
+                else LiveSegmenter(chunking_options(self.settings.vad, config.turn_detection))
+            )
+        self.config, self._model_id, self._language = config, model_id, language
+        self._configured = True
+
+    # --- audio --------------------------------------------------------------------------------
+
+    def _append(self, pcm: bytes) -> None:
+        samples = np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0
+        if self._resampler is not None:
+            samples = self._resampler.resample_chunk(samples)
+        if self._segmenter is None:
+            self._manual.append(samples)
+            if sum(map(len, self._manual)) >= self.settings.vad.max_chunk_s * SAMPLE_RATE:
+                self._commit_now()  # a Whisper window is full: commit it as if the client had
+            return
+        for change in self._segmenter.feed(samples):
+            if isinstance(change, SpeechStarted):
+                # The first partial decode waits for an interval of speech: less gives no words.
+                self._open = _Utterance(new_id("item"), decoded_samples=len(self._segmenter.audio()))
+                self._emit(
+                    "input_audio_buffer.speech_started",
+                    audio_start_ms=change.start_ms,
+                    item_id=self._open.item_id,
+                )
+            else:
+                self._speech_stopped(change)
+        self._maybe_decode_partial()
+
+    def _speech_stopped(self, stopped: SpeechStopped) -> None:
+        utterance = self._open or _Utterance(new_id("item"))
+        self._emit(
+            "input_audio_buffer.speech_stopped", audio_end_ms=stopped.end_ms, item_id=utterance.item_id
+        )
+        self._commit(utterance, stopped.audio)
+
+    def _commit_now(self) -> None:
+        stopped = self._segmenter.flush() if self._segmenter is not None else None
+        if stopped is not None:
+            self._commit(self._open or _Utterance(new_id("item")), stopped.audio)
+            return
+        audio = np.concatenate(self._manual) if self._manual else np.zeros(0, np.float32)
+        if len(audio) < SAMPLE_RATE // 10:
+            raise InvalidRequest(
+                "buffer too small: expected at least 100 ms of audio to commit", field="input_audio_buffer"
+            )
+        self._manual = []
+        self._commit(_Utterance(new_id("item")), audio)
+
+    def _clear(self) -> None:
+        if self._open is not None:
+            self._open.closed = True
+        self._open = None
+        self._manual = []
+        if self._segmenter is not None:
+            self._segmenter.flush()
+
+    def _commit(self, utterance: _Utterance, audio: Samples) -> None:
+        utterance.closed = True
+        if utterance.pending is not None:
+            utterance.pending.cancel()
+        self._open = None
+        self._emit(
+            "input_audio_buffer.committed", item_id=utterance.item_id, previous_item_id=self._previous_item
+        )
+        self._previous_item = utterance.item_id
+        self._backlog_s += len(audio) / SAMPLE_RATE
+        if self._backlog_s > self.settings.realtime.max_backlog_s:
+            raise SessionOverloaded(
+                f"the server is falling behind this session ({self._backlog_s:.0f} s of audio waiting); "
+                "reconnect later"
+            )
+        self._finals.put_nowait(_Final(utterance, audio))
+
+    # --- decoding -----------------------------------------------------------------------------
+
+    def _options(self, *, final: bool) -> DecodeOptions:
+        context = " ".join(self._context.split()[-_CONTEXT_WORDS:])
+        prompt = " ".join(p for p in (self.config.prompt, context) if p) or None
+        if not final:  # partials are previews: greedy and fast
+            return DecodeOptions(language=self._language, beam_size=1, prompt=prompt, temperature=(0.0,))
+        return DecodeOptions(
+            language=self._language,
+            beam_size=self.settings.beam_size,
+            prompt=prompt,
+            temperature=DEFAULT_TEMPERATURES,
+            logprobs=self.config.logprobs,
+        )
+
+    async def _decode(
+        self, audio: Samples, options: DecodeOptions, utterance: _Utterance | None = None
+    ) -> Transcript:
+        async with self.registry.lease(self._model_id) as engine:
+            future = engine.submit(audio, options)
+            if utterance is not None:
+                utterance.pending = future
+            return await asyncio.wrap_future(future)
+
+    def _maybe_decode_partial(self) -> None:
+        utterance, interval = self._open, self.settings.realtime.partial_interval_ms
+        if utterance is None or utterance.decoding or not interval or self._segmenter is None:
+            return
+        if self._backlog_s > 0 or self.capacity.partials >= self.capacity.max_partials:
+            return  # final decodes go first: completed comes sooner
+        audio = self._segmenter.audio()
+        if len(audio) - utterance.decoded_samples < interval * SAMPLE_RATE // 1000:
+            return
+        utterance.decoding, utterance.decoded_samples = True, len(audio)
+        self.capacity.partials += 1
+        task = asyncio.create_task(self._partial(utterance, audio))
+        self._tasks.add(task)
+        task.add_done_callback(self._partial_done)
+
+    def _partial_done(self, task: asyncio.Task[None]) -> None:
+        """Runs however the task ended, even cancelled before it started."""
+        self._tasks.discard(task)
+        self.capacity.partials -= 1
+
+    async def _partial(self, utterance: _Utterance, audio: Samples) -> None:
+        try:
+            transcript = await self._decode(audio, self._options(final=False), utterance)
+        except asyncio.CancelledError:
+            return  # dropped at the commit: the final decode has the whole utterance
+        except Exception:
+            logger.exception("partial decode failed")  # the final decode reports failures
+            return
+        finally:
+            utterance.decoding = False
+        if not utterance.closed:
+            delta = utterance.partials.update(transcript.text)
+            if delta:
+                self._delta(utterance, delta)
+
+    def _delta(self, utterance: _Utterance, delta: str) -> None:
+        self._emit(
+            "conversation.item.input_audio_transcription.delta",
+            item_id=utterance.item_id,
+            content_index=0,
+            delta=delta,
+            logprobs=None,
+        )
+
+    async def run_finals(self) -> None:
+        """Decode committed utterances in order, forever (the route cancels it)."""
+        while True:
+            job = await self._finals.get()
+            try:
+                await self._final(job)
+            finally:
+                self._backlog_s -= len(job.audio) / SAMPLE_RATE
+
+    async def _final(self, job: _Final) -> None:
+        utterance, started = job.utterance, time.monotonic()
+        try:
+            if is_tonal(job.audio):
+                transcript = Transcript((), self._language or "en", 1.0)
+            else:
+                transcript = await self._decode(job.audio, self._options(final=True))
+        except AsrError as exc:
+            self._failed(utterance, exc.message, exc.code)
+            return
+        except Exception:
+            logger.exception("final decode failed")
+            self._failed(utterance, "the transcription failed on the server", "internal_error")
+            return
+        delta = utterance.partials.finish(transcript.text)
+        if delta:
+            self._delta(utterance, delta)
+        text = utterance.partials.text
+        self._context = f"{self._context} {text}".strip()
+        logprobs = [lp for s in transcript.segments for lp in s.logprobs]
+        self._emit(
+            "conversation.item.input_audio_transcription.completed",
+            item_id=utterance.item_id,
+            content_index=0,
+            transcript=text,
+            logprobs=logprobs_json(logprobs) if self.config.logprobs else None,
+            usage={"type": "duration", "seconds": round(len(job.audio) / SAMPLE_RATE, 3)},
+        )
+        logger.debug("utterance %s decoded in %.2f s", utterance.item_id, time.monotonic() - started)
+
+    def _failed(self, utterance: _Utterance, message: str, code: str) -> None:
+        self._emit(
+            "conversation.item.input_audio_transcription.failed",
+            item_id=utterance.item_id,
+            content_index=0,
+            error={"type": "transcription_error", "code": code, "message": message, "param": None},
+        )
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+class SessionOverloaded(ServerBusy):
+    """The session's committed audio waits longer than ``max_backlog_s``: it is closed (1013)."""

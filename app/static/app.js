@@ -1,0 +1,268 @@
+// The asr-server page: file upload with a streamed transcript (SSE over fetch), and the microphone
+// streamed to /v1/realtime (OpenAI's realtime transcription events). No build step, no libraries.
+const $ = (id) => document.getElementById(id);
+const state = { file: null, text: "", socket: null, audio: null };
+
+function status(message, isError = false) {
+  $("status").textContent = message;
+  $("status").classList.toggle("error", isError);
+}
+
+function authHeaders() {
+  const key = $("api-key").value.trim();
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+async function errorText(response) {
+  try {
+    const body = await response.json();
+    return body.error?.message || body.error || response.statusText;
+  } catch {
+    return response.statusText;
+  }
+}
+
+async function loadModels() {
+  const response = await fetch("/v1/models", { headers: authHeaders() });
+  if (!response.ok) {
+    status(response.status === 401 ? "This server needs an API key" : await errorText(response), true);
+    return;
+  }
+  const select = $("model");
+  const previous = select.value;
+  select.replaceChildren();
+  for (const card of (await response.json()).data) {
+    const option = new Option(card.id, card.id, card.default, card.default);
+    select.append(option);
+  }
+  if (previous) select.value = previous;
+  status("Ready");
+}
+
+// --- file ---------------------------------------------------------------------------------------
+
+function chooseFile(file) {
+  if (!file) return;
+  state.file = file;
+  $("file-name").textContent = `${file.name} (${(file.size / 1048576).toFixed(1)} MB)`;
+  $("transcribe").disabled = false;
+}
+
+function form(format, stream) {
+  const data = new FormData();
+  data.append("file", state.file, state.file.name);
+  data.append("model", $("model").value || "whisper-1");
+  if ($("language").value) data.append("language", $("language").value);
+  data.append("response_format", format);
+  if (stream) data.append("stream", "true");
+  return data;
+}
+
+async function transcribe() {
+  const format = $("format").value;
+  const stream = format === "json";
+  const output = $("file-output");
+  output.textContent = "";
+  state.text = "";
+  setDownloads(false);
+  $("transcribe").disabled = true;
+  status("Transcribing…");
+  try {
+    const response = await fetch("/v1/audio/transcriptions", {
+      method: "POST", headers: authHeaders(), body: form(format, stream),
+    });
+    if (!response.ok) throw new Error(await errorText(response));
+    if (stream) {
+      await readEvents(response, output);
+    } else {
+      const body = await response.text();
+      output.textContent = format === "verbose_json" ? JSON.stringify(JSON.parse(body), null, 2) : body;
+      state.text = format === "verbose_json" ? JSON.parse(body).text : body;
+    }
+    setDownloads(true);
+    status("Done");
+  } catch (error) {
+    status(error.message, true);
+  } finally {
+    $("transcribe").disabled = false;
+  }
+}
+
+async function readEvents(response, output) {
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += value;
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0 || (end = buffer.indexOf("\r\n\r\n")) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2).replace(/^\r?\n/, "");
+      for (const line of block.split(/\r?\n/)) {
+        if (!line.startsWith("data:")) continue;
+        const data = line.slice(5).trim();
+        if (data === "[DONE]") return;
+        const event = JSON.parse(data);
+        if (event.type === "transcript.text.delta") {
+          state.text += event.delta;
+          output.textContent = state.text;
+        } else if (event.type === "transcript.text.done") {
+          state.text = event.text;
+          output.textContent = state.text;
+        } else if (event.type === "error" || event.error) {
+          throw new Error(event.error?.message || "the transcription failed");
+        }
+      }
+    }
+  }
+}
+
+function setDownloads(enabled) {
+  for (const button of document.querySelectorAll("[data-download]")) button.disabled = !enabled;
+}
+
+async function download(kind) {
+  let blob;
+  if (kind === "txt") {
+    blob = new Blob([state.text + "\n"], { type: "text/plain" });
+  } else {
+    status(`Making ${kind}…`);
+    const response = await fetch("/v1/audio/transcriptions", {
+      method: "POST", headers: authHeaders(), body: form(kind, false),
+    });
+    if (!response.ok) return status(await errorText(response), true);
+    blob = await response.blob();
+    status("Done");
+  }
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = `${state.file.name.replace(/\.[^.]*$/, "")}.${kind}`;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+}
+
+// --- microphone -> /v1/realtime ---------------------------------------------------------------------
+
+function toBase64(buffer) {
+  const bytes = new Uint8Array(buffer);
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(binary);
+}
+
+async function startMic() {
+  // Made within the click, so that the browser lets it run (autoplay rules).
+  const context = new AudioContext({ sampleRate: 24000 });
+  state.audio = { media: null, context };
+  const media = await navigator.mediaDevices.getUserMedia({
+    audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false },
+  });
+  state.audio.media = media;
+  await context.audioWorklet.addModule("/static/pcm-worklet.js");
+  await context.resume();
+  const capture = new AudioWorkletNode(context, "pcm-capture");
+  context.createMediaStreamSource(media).connect(capture);
+  const mute = context.createGain();  // the graph must reach the speakers to be pulled; silently
+  mute.gain.value = 0;
+  capture.connect(mute).connect(context.destination);
+
+  const key = $("api-key").value.trim();
+  const protocols = key ? ["realtime", `openai-insecure-api-key.${key}`] : ["realtime"];
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const socket = new WebSocket(`${scheme}://${location.host}/v1/realtime?intent=transcription`, protocols);
+  state.socket = socket;
+  socket.onopen = () => {
+    const transcription = { model: $("model").value || "whisper-1" };
+    if ($("language").value) transcription.language = $("language").value;
+    socket.send(JSON.stringify({
+      type: "session.update",
+      session: {
+        type: "transcription",
+        audio: { input: {
+          format: { type: "audio/pcm", rate: context.sampleRate },
+          transcription,
+          turn_detection: { type: "server_vad", silence_duration_ms: 500 },
+        } },
+      },
+    }));
+    status("Listening…");
+  };
+  socket.onmessage = (message) => onRealtimeEvent(JSON.parse(message.data));
+  socket.onclose = (event) => {
+    if (state.socket === socket) stopMic(event.code === 1000 ? "Stopped" : `Closed: ${event.reason || event.code}`);
+  };
+  capture.port.onmessage = (message) => {
+    const samples = new Int16Array(message.data);
+    let peak = 0;
+    for (const s of samples) peak = Math.max(peak, Math.abs(s));
+    $("level").firstElementChild.style.width = `${Math.min(100, (peak / 32768) * 300)}%`;
+    if (socket.readyState === WebSocket.OPEN) {
+      socket.send(JSON.stringify({ type: "input_audio_buffer.append", audio: toBase64(message.data) }));
+    }
+  };
+  $("mic").textContent = "Stop microphone";
+  $("mic").setAttribute("aria-pressed", "true");
+}
+
+function onRealtimeEvent(event) {
+  const partial = $("partial");
+  switch (event.type) {
+    case "input_audio_buffer.speech_started":
+      status("Hearing speech…");
+      break;
+    case "conversation.item.input_audio_transcription.delta":
+      partial.textContent += event.delta;
+      break;
+    case "conversation.item.input_audio_transcription.completed":
+      if (event.transcript) $("finals").textContent += `${event.transcript}\n`;
+      partial.textContent = "";
+      status("Listening…");
+      break;
+    case "conversation.item.input_audio_transcription.failed":
+    case "error":
+      status(event.error?.message || "error", true);
+      break;
+  }
+}
+
+function stopMic(message = "Stopped") {
+  const { socket, audio } = state;
+  state.socket = null;
+  state.audio = null;
+  if (socket && socket.readyState <= WebSocket.OPEN) socket.close(1000);
+  if (audio) {
+    audio.media?.getTracks().forEach((track) => track.stop());
+    audio.context.close();
+  }
+  $("mic").textContent = "Start microphone";
+  $("mic").setAttribute("aria-pressed", "false");
+  $("level").firstElementChild.style.width = "0";
+  status(message, message.startsWith("Closed"));
+}
+
+// --- wiring ---------------------------------------------------------------------------------------
+
+$("api-key").value = localStorage.getItem("asr-api-key") || "";
+$("api-key").addEventListener("change", () => {
+  localStorage.setItem("asr-api-key", $("api-key").value.trim());
+  loadModels();
+});
+$("file").addEventListener("change", () => chooseFile($("file").files[0]));
+const drop = $("drop");
+drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (event) => {
+  event.preventDefault();
+  drop.classList.remove("over");
+  chooseFile(event.dataTransfer.files[0]);
+});
+$("transcribe").addEventListener("click", transcribe);
+for (const button of document.querySelectorAll("[data-download]")) {
+  button.addEventListener("click", () => download(button.dataset.download));
+}
+$("mic").addEventListener("click", () => {
+  if (state.socket) stopMic();
+  else startMic().catch((error) => { stopMic(); status(`Microphone: ${error.message}`, true); });
+});
+loadModels();

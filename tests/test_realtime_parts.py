@@ -1,0 +1,119 @@
+"""The pieces of a live session: append-only deltas from partial decodes, and the live segmenter."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from app.realtime.partials import Partials
+from app.realtime.segmenter import LiveSegmenter, SpeechStarted, SpeechStopped
+from app.vad import ChunkingOptions
+from tests.audiogen import silence, speechlike
+
+OPTS = ChunkingOptions(
+    prefix_padding_ms=300,
+    silence_duration_ms=500,
+    aggressiveness=2,
+    suffix_padding_ms=300,
+    min_speech_ms=250,
+    max_chunk_s=28.0,
+)
+
+
+def test_a_word_is_sent_once_two_decodes_agree_and_never_the_newest_last_word() -> None:
+    p = Partials()
+    assert p.update("And so") == ""  # nothing to agree with yet
+    assert p.update("And so my fellow.") == "And so"  # "my fellow." is past the agreement / at the cut
+    assert p.update("and so, my fellow Americans") == " my fellow"  # case and punctuation aside
+    assert p.update("And so my fellow Americans ask") == " Americans"
+    assert p.text == "And so my fellow Americans"
+
+
+def test_a_decode_that_contradicts_sent_text_adds_nothing_and_takes_nothing_back() -> None:
+    p = Partials()
+    p.update("the cat sat on")
+    assert p.update("the cat sat on the") == "the cat sat on"
+    assert p.update("a hat sat on the mat") == ""
+    assert p.update("a hat sat on the mat today") == ""
+    assert p.text == "the cat sat on"
+
+
+@pytest.mark.parametrize(
+    ("partials", "final", "completed"),
+    [
+        ([], "Ask not what your country can do.", "Ask not what your country can do."),
+        (
+            ["ask not what your", "ask not what your country"],
+            "Ask not, what your country can do.",
+            "ask not what your country can do.",
+        ),
+        # the partials misheard a word: it stays, and the final's words after it follow
+        (
+            ["ask knot what your", "ask knot what your country"],
+            "Ask not what your country can do.",
+            "ask knot what your country can do.",
+        ),
+        # the final shares nothing: the sent words stand for as many of its first words
+        (["one two three", "one two three four"], "Five six seven eight nine.", "one two three eight nine."),
+    ],
+)
+def test_completed_starts_with_what_was_sent(partials: list[str], final: str, completed: str) -> None:
+    p = Partials()
+    sent = "".join(p.update(h) for h in partials)
+    rest = p.finish(final)
+    assert sent + rest == p.text == completed
+
+
+def feed_in_pieces(segmenter: LiveSegmenter, audio: np.ndarray, sizes: list[int]) -> list[object]:
+    events: list[object] = []
+    i, k = 0, 0
+    while i < len(audio):
+        events += segmenter.feed(audio[i : i + sizes[k % len(sizes)]])
+        i += sizes[k % len(sizes)]
+        k += 1
+    return events
+
+
+def test_utterances_are_found_whatever_the_append_sizes() -> None:
+    audio = np.concatenate([silence(1.0), speechlike(2.0), silence(1.0), speechlike(1.5), silence(1.0)])
+    results = [
+        feed_in_pieces(LiveSegmenter(OPTS), audio, sizes) for sizes in ([len(audio)], [1600], [333, 4801, 77])
+    ]
+    assert all(_same(r, results[0]) for r in results)
+    events = results[0]
+    kinds = [type(e).__name__ for e in events]
+    assert kinds == ["SpeechStarted", "SpeechStopped", "SpeechStarted", "SpeechStopped"]
+    first, stop = events[0], events[1]
+    assert isinstance(first, SpeechStarted) and isinstance(stop, SpeechStopped)
+    assert 600 <= first.start_ms <= 800  # speech at 1.0 s, minus up to 300 ms of prefix
+    assert 2900 <= stop.end_ms <= 3100
+    assert 2.2 <= len(stop.audio) / 16000 <= 2.7  # prefix + speech + suffix
+
+
+def _same(a: list[object], b: list[object]) -> bool:
+    return [type(e) for e in a] == [type(e) for e in b] and all(
+        getattr(x, "start_ms", None) == getattr(y, "start_ms", None)
+        and getattr(x, "end_ms", None) == getattr(y, "end_ms", None)
+        for x, y in zip(a, b, strict=True)
+    )
+
+
+def test_a_click_starts_nothing_and_long_speech_is_cut_at_a_window() -> None:
+    segmenter = LiveSegmenter(OPTS)
+    assert segmenter.feed(np.concatenate([silence(0.5), speechlike(0.1), silence(1.0)])) == []
+    assert not segmenter.speaking
+    cut = LiveSegmenter(dataclasses.replace(OPTS, max_chunk_s=3.0))
+    events = cut.feed(np.concatenate([speechlike(7.0), silence(1.0)]))
+    stops = [e for e in events if isinstance(e, SpeechStopped)]
+    assert len(stops) >= 2 and all(len(s.audio) / 16000 <= 3.05 for s in stops)
+
+
+def test_flush_hands_over_the_open_utterance() -> None:
+    segmenter = LiveSegmenter(OPTS)
+    segmenter.feed(np.concatenate([silence(0.5), speechlike(1.0)]))
+    assert segmenter.speaking
+    stopped = segmenter.flush()
+    assert stopped is not None and len(stopped.audio) / 16000 >= 1.0
+    assert segmenter.flush() is None and not segmenter.speaking
