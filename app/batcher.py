@@ -2,8 +2,8 @@
 
 Decoding several windows at once is how a model keeps its hardware busy: on a GPU one thread runs
 whatever is waiting, up to ``max_size``, as one batch; on CPU each of the model's workers has a
-thread of its own that takes one window at a time (see ``app.engine``). Callers on any thread (or
-the event loop) ``submit`` an item and get a ``concurrent.futures.Future``.
+thread of its own that takes one window at a time (see ``app.engine.whisper``). Callers on any
+thread (or the event loop) ``submit`` an item and get a ``concurrent.futures.Future``.
 
 Callers that submit a series of items, one after another (a lane of windows that each need the
 previous one's text), announce themselves with ``lane()``. Each batch then waits (up to ``wait_s``)

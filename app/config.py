@@ -123,7 +123,7 @@ class Settings(BaseModel):
     # "default" picks int8 on CPU and float16 on CUDA (int8_float16 if float16 is unsupported).
     compute_type: str = "default"
     device_index: int = Field(0, ge=0)
-    cpu_threads: int = Field(0, ge=0)  # 0: one per core (see engine.cpu_layout)
+    cpu_threads: int = Field(0, ge=0)  # 0: one per core (see app.engine.placement.cpu_layout)
     # Requests transcribed at once; more wait in line, up to max_queued_requests.
     max_concurrent_requests: int = Field(8, ge=1)
     max_queued_requests: int = Field(64, ge=0)
@@ -144,6 +144,18 @@ class Settings(BaseModel):
 
     max_upload_mb: float = Field(100.0, gt=0)
     max_audio_s: float = Field(4 * 3600.0, gt=0)
+    # Samples a decode may produce at the source rate x channels (default: 4 h of 48 kHz stereo).
+    max_decoded_samples: int = Field(4 * 3600 * 48000 * 2, gt=0)
+    # Decoded audio (16 kHz mono, 115 MB an hour) all requests in progress may hold together.
+    audio_budget_mb: float = Field(1024.0, gt=0)
+
+    # Connections: a request's headers must arrive within header_timeout_s; its body may pause at
+    # most body_idle_timeout_s and must be complete within body_timeout_s (else 408, closed).
+    header_timeout_s: float = Field(10.0, gt=0)
+    body_idle_timeout_s: float = Field(30.0, gt=0)
+    body_timeout_s: float = Field(900.0, gt=0)
+    # Open connections at most (kept below the file-descriptor limit); more are answered 503 and closed.
+    max_connections: int = Field(2048, ge=1)
     # Raw PCM defaults for headerless uploads; requests may override them.
     pcm_sample_rate: int = Field(16000, ge=1000, le=384000)
     pcm_channels: int = Field(1, ge=1, le=32)

@@ -23,6 +23,11 @@ class AsrError(Exception):
         self.message = message
         self.field = field
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer carries besides the body."""
+        return {}
+
 
 class InvalidRequest(AsrError):
     status_code = 400
@@ -33,10 +38,25 @@ class Unauthorized(AsrError):
     status_code = 401
     code = "unauthorized"
 
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
 
 class ModelNotFound(AsrError):
     status_code = 404
     code = "model_not_found"
+
+
+class UploadTimeout(AsrError):
+    """The body stalled; the connection is closed, since the rest of it may never come."""
+
+    status_code = 408
+    code = "upload_timeout"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Connection": "close"}
 
 
 class UploadTooLarge(AsrError):
@@ -61,6 +81,16 @@ class ServerBusy(AsrError):
     code = "server_busy"
     reason = "capacity"
 
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(RETRY_AFTER_S)}
+
+
+class AudioBudgetSpent(ServerBusy):
+    """Requests in progress hold as much decoded audio as the server allows (``audio_budget_mb``)."""
+
+    reason = "audio_budget"
+
 
 class Draining(ServerBusy):
     """The server is shutting down: it finishes what it has and takes nothing new."""
@@ -72,6 +102,13 @@ class Draining(ServerBusy):
 class RequestTimeout(AsrError):
     status_code = 504
     code = "timeout"
+
+
+class ClientGone(AsrError):
+    """The client disconnected: nobody reads the answer (nginx's 499), logged in one line."""
+
+    status_code = 499
+    code = "client_closed_request"
 
 
 class EngineError(AsrError):
@@ -91,3 +128,8 @@ def error_body(message: str, code: str, field: str | None = None) -> dict[str, A
     if field is not None:
         body["param"] = field
     return body
+
+
+def shown(value: str, limit: int = 64) -> str:
+    """A client's value quoted in a message, cut so that no answer echoes a huge field back."""
+    return repr(value if len(value) <= limit else value[:limit] + "...")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.errors import InvalidRequest
+from app.errors import InvalidRequest, shown
 
 # A list literal of 100 codes reads worse than this block.
 WHISPER_LANGUAGES = frozenset(
@@ -33,7 +33,7 @@ def to_whisper(language: str | None) -> str | None:
         primary = "yue"
     primary = _ALIASES.get(primary, primary)
     if primary not in WHISPER_LANGUAGES:
-        raise InvalidRequest(f"language: {language!r} is not a language Whisper knows", field="language")
+        raise InvalidRequest(f"language: {shown(language)} is not a language Whisper knows", field="language")
     return primary
 
 

@@ -14,16 +14,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.access import AccessMiddleware
 from app.config import Settings, load_settings
+from app.connections import AcceptErrorFilter, Every, connection_cap, guarded_protocol, raise_fd_limit
 from app.drain import Drain, DrainingServer
 from app.engine import Engine
-from app.errors import RETRY_AFTER_S, AsrError, ServerBusy, error_body
+from app.errors import AsrError, ClientGone, ServerBusy, error_body
 from app.metrics import Metrics
 from app.pipeline import Transcriber
 from app.realtime.session import LiveCapacity
 from app.registry import ModelRegistry, whisper_factory
 from app.routes import page, realtime, system, transcriptions
 from app.service import TranscriptionService
-from app.upload import BodySizeLimit
+from app.upload import BodyGuard
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ def create_app(
     transcriber = Transcriber(
         settings.max_concurrent_requests,
         settings.max_queued_requests,
+        audio_budget_bytes=int(settings.audio_budget_mb * (1 << 20)),
         max_lanes=settings.max_batch_size,
         lane_windows=settings.lane_windows,
     )
@@ -74,7 +76,12 @@ def create_app(
     app.include_router(realtime.router)
     app.include_router(page.router)
     app.mount("/static", page.static_files, name="static")
-    app.add_middleware(BodySizeLimit, max_bytes=int(settings.max_upload_mb * (1 << 20)))
+    app.add_middleware(
+        BodyGuard,
+        max_bytes=int(settings.max_upload_mb * (1 << 20)),
+        idle_timeout_s=settings.body_idle_timeout_s,
+        total_timeout_s=settings.body_timeout_s,
+    )
     app.add_middleware(AccessMiddleware, drain=drain, metrics=metrics)  # outermost: sees every answer
     _add_error_handlers(app)
     return app
@@ -83,16 +90,20 @@ def create_app(
 def _add_error_handlers(app: FastAPI) -> None:
     """Every error leaves as the seed's envelope with a real status code; no tracebacks."""
 
+    busy_log = Every(10.0)  # a burst of refusals is one line, not one per request
+
     async def asr_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, AsrError)
-        headers = {}
-        if isinstance(exc, ServerBusy):
+        if isinstance(exc, ClientGone):
+            logger.info("%s", exc.message)  # one line, no traceback
+        elif isinstance(exc, ServerBusy):
             request.app.state.metrics.refusals.labels(exc.reason).inc()
-            headers["Retry-After"] = str(RETRY_AFTER_S)
+            if busy_log.due():
+                logger.warning("refusing requests: %s", exc.message)
         elif exc.status_code >= 500:
             logger.error("request failed: %s", exc.message)
         body = error_body(exc.message, exc.code, exc.field)
-        return JSONResponse(body, status_code=exc.status_code, headers=headers)
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     async def http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
@@ -122,6 +133,8 @@ def serve(
 ) -> None:
     """Run the server until it is stopped and drained (the ``asr-server`` command: ``app.__main__``,
     which sets up logging: uvicorn's loggers go to the root logger)."""
+    cap = connection_cap(settings.max_connections, raise_fd_limit())
+    logging.getLogger("asyncio").addFilter(AcceptErrorFilter())
     app = create_app(settings, engines, metrics)
     config = uvicorn.Config(
         app,
@@ -131,5 +144,6 @@ def serve(
         log_config=None,
         access_log=False,  # app.access logs each request, with its id
         timeout_graceful_shutdown=10,
+        http=guarded_protocol(cap, settings.header_timeout_s),
     )
     DrainingServer(config, app.state.drain).run()

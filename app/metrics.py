@@ -57,7 +57,8 @@ class Metrics:
         )
         self.refusals = Counter(
             "asr_refusals",
-            "Requests refused with 503, by reason (capacity: the line is full; draining: shutting down).",
+            "Requests refused with 503, by reason (capacity: the line is full; audio_budget: decoded "
+            "audio in flight at audio_budget_mb; draining: shutting down).",
             ["reason"],
             registry=r,
         )

@@ -15,17 +15,17 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from concurrent.futures import Future
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 
+from app.admission import Admission
 from app.audio import SAMPLE_RATE, Audio, Samples
 from app.engine import DecodeOptions, Engine, Segment, Transcript, Word
-from app.errors import RequestTimeout, ServerBusy
+from app.errors import RequestTimeout
 from app.vad import Chunk
 
 logger = logging.getLogger(__name__)
@@ -52,44 +52,35 @@ class ChunkResult:
 
 
 class Transcriber:
-    """Admits requests (or refuses them with 503 when the line is full) and runs their windows."""
+    """Holds the line (``admission``: requests in progress, decoded audio held) and runs windows."""
 
     def __init__(
-        self, max_concurrent: int, max_queued: int, *, max_lanes: int = 8, lane_windows: int = 3
+        self,
+        max_concurrent: int,
+        max_queued: int,
+        *,
+        audio_budget_bytes: int = 1 << 30,
+        max_lanes: int = 8,
+        lane_windows: int = 3,
     ) -> None:
         self._slots = asyncio.Semaphore(max_concurrent)
-        self._capacity = max_concurrent + max_queued
-        self._active = 0
+        self.admission = Admission(max_concurrent + max_queued, audio_budget_bytes)
         self._decoding = 0
         self._max_lanes = max_lanes
         self._lane_windows = lane_windows
 
     @property
     def active_requests(self) -> int:
-        """Requests admitted and not finished: decoding or waiting for a slot."""
-        return self._active
+        """Requests admitted and not finished: reading, decoding or waiting for a slot."""
+        return self.admission.active
 
     @property
     def waiting_requests(self) -> int:
-        return self._active - self._decoding
+        return self.admission.active - self._decoding
 
     @property
     def has_capacity(self) -> bool:
-        return self._active < self._capacity
-
-    def check_capacity(self) -> None:
-        """Refuse a new request (503) while the line is full; called before any response starts."""
-        if not self.has_capacity:
-            raise ServerBusy(f"the server is busy ({self._active} requests in progress); retry later")
-
-    @contextmanager
-    def admit(self) -> Iterator[None]:
-        """Count a request as in progress (decoding or waiting for a slot) while it runs."""
-        self._active += 1
-        try:
-            yield
-        finally:
-            self._active -= 1
+        return self.admission.active < self.admission.capacity
 
     async def run(
         self,
@@ -123,7 +114,7 @@ class Transcriber:
         decoded: list[asyncio.Future[Transcript]] = [loop.create_future() for _ in windows]
 
         def samples(w: int) -> Samples:
-            return audio.samples[windows[w][0].start : windows[w][-1].end]
+            return audio.window(windows[w][0].start, windows[w][-1].end)
 
         async def lane(indices: range) -> None:
             lane_options, previous = options, ""
@@ -133,15 +124,19 @@ class Transcriber:
                 if options.language is None and first.segments:
                     lane_options = dataclasses.replace(options, language=first.language)
             encoded: Future[Any] | None = None
+            current = samples(indices.start)  # float32 made once per window, as it is needed
             try:
                 with engine.lane():
                     for w in indices:
                         prompt = _join_prompt(options.prompt, previous if condition_on_previous_text else "")
                         future = engine.submit(
-                            samples(w), dataclasses.replace(lane_options, prompt=prompt), encoded
+                            current, dataclasses.replace(lane_options, prompt=prompt), encoded
                         )
                         # The next window's encoder pass needs no prompt: it runs while this one decodes.
-                        encoded = engine.encode_ahead(samples(w + 1)) if w + 1 < indices.stop else None
+                        encoded = None
+                        if w + 1 < indices.stop:
+                            current = samples(w + 1)
+                            encoded = engine.encode_ahead(current)
                         transcript = await asyncio.wrap_future(future)
                         decoded[w].set_result(transcript)
                         previous = transcript.text or previous
@@ -155,14 +150,14 @@ class Transcriber:
         async def guarded(indices: range) -> None:
             try:
                 await lane(indices)
-            except BaseException as exc:  # hand the failure to whoever waits for these windows
+            except Exception as exc:  # hand the failure to whoever waits for these windows
                 for w in indices:
                     if not decoded[w].done():
-                        decoded[w].set_exception(
-                            exc if isinstance(exc, Exception) else RuntimeError("cancelled")
-                        )
-                if not isinstance(exc, Exception):
-                    raise
+                        decoded[w].set_exception(exc)
+            except BaseException:  # the request is over (its client left): nobody waits any more
+                for w in indices:
+                    decoded[w].cancel()
+                raise
 
         tasks = [
             asyncio.create_task(guarded(indices))

@@ -16,8 +16,8 @@ import anyio
 import anyio.to_thread
 
 from app.config import EMBEDDED_MODEL, EMBEDDED_MULTILINGUAL, ModelSpec, Settings
-from app.engine import Engine, WhisperEngine
-from app.errors import ModelNotFound
+from app.engine import Engine
+from app.errors import ModelNotFound, shown
 from app.metrics import Metrics
 from app.packaged_model import assembled_model
 
@@ -53,6 +53,10 @@ def whisper_factory(settings: Settings, metrics: Metrics) -> EngineFactory:
     """Builds engines, counting each load (and its duration) and each batch they run."""
 
     def build(model_id: str, spec: ModelSpec) -> Engine:
+        # Imported here: CTranslate2 and faster-whisper load with the first real model, not with the
+        # web stack (nor in the fast tests, whose engines are fakes).
+        from app.engine.whisper import WhisperEngine
+
         location, local = model_location(spec, settings.models_dir, settings.model_cache_dir)
         with metrics.loading(model_id):
             return WhisperEngine(
@@ -108,7 +112,9 @@ class ModelRegistry:
             return self._names[name]
         except KeyError:
             known = ", ".join(sorted(self._names))
-            raise ModelNotFound(f"model {name!r} does not exist; available: {known}", field="model") from None
+            raise ModelNotFound(
+                f"model {shown(name)} does not exist; available: {known}", field="model"
+            ) from None
 
     def loaded(self) -> list[str]:
         return sorted(self._engines)

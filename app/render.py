@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.config import SubtitleSettings
-from app.engine import Segment, TokenLogprob, Word, token_confidence
+from app.engine import Segment, TokenLogprob, Word
+from app.engine.quality import token_confidence
 from app.pipeline import ChunkResult
 from app.subtitles import subtitles
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -18,12 +18,17 @@ from app.errors import InvalidRequest
 
 ResponseFormat = Literal["json", "text", "verbose_json", "srt", "vtt"]
 _NONE_STRINGS = {"", "none", "null"}
+# Whisper reads at most 223 prompt tokens (~900 characters of English); longer is refused, not cut.
+MAX_PROMPT_CHARS = 1000
+# JSON in form fields: nesting and size past anything a client sends (a parser never recurses deep).
+MAX_JSON_DEPTH = 16
+MAX_JSON_CHARS = 16 << 10
 
 
 class ServerVad(BaseModel):
     """``chunking_strategy`` of type ``server_vad``; omitted values take the server defaults."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
     type: Literal["server_vad"]
     prefix_padding_ms: int | None = Field(None, ge=0, le=5000)
@@ -35,19 +40,19 @@ class ServerVad(BaseModel):
 class TranscriptionParams(BaseModel):
     """Every form field of POST /v1/audio/transcriptions except ``file``."""
 
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, allow_inf_nan=False)
 
-    model: str = Field(min_length=1)
+    model: str = Field(min_length=1, max_length=256)
     chunking_strategy: ServerVad | None = None  # None: "auto", the server's VAD defaults
-    language: str | None = None  # None or "auto": detect (English-only models: English)
+    language: str | None = Field(None, max_length=40)  # None or "auto": detect (English-only: English)
     response_format: ResponseFormat = "json"
     stream: bool = False
     timeout: float | None = Field(None, gt=0)
-    include: list[str] = Field(default_factory=list)
-    timestamp_granularities: list[Literal["word", "segment"]] = Field(default_factory=list)
-    prompt: str | None = None
+    include: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=16)
+    timestamp_granularities: list[Literal["word", "segment"]] = Field(default_factory=list, max_length=4)
+    prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS)
     temperature: float | None = Field(None, ge=0.0, le=1.0)
-    hotwords: str | None = None
+    hotwords: str | None = Field(None, max_length=MAX_PROMPT_CHARS)
     # Headerless PCM layout (the upload's content type may also say ``audio/pcm;rate=8000``).
     sample_rate: int | None = Field(None, ge=1000, le=384000)
     channels: int | None = Field(None, ge=1, le=32)
@@ -86,10 +91,39 @@ class TranscriptionParams(BaseModel):
 
 
 def _json(text: str, what: str) -> Any:
+    """Parse JSON from a form field; too deep, too long or unparseable raises ValueError (a 400)."""
+    if len(text) > MAX_JSON_CHARS:
+        raise ValueError(f"{what} is longer than {MAX_JSON_CHARS} characters")
+    if _json_depth(text) > MAX_JSON_DEPTH:
+        raise ValueError(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON for {what}: {exc.msg}") from None
+    except ValueError:  # an integer past Python's digit limit
+        raise ValueError(f"{what} holds a number too long to read") from None
+
+
+def _json_depth(text: str) -> int:
+    """The deepest nesting of brackets outside strings (before parsing, so it cannot recurse)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def fold_form_fields(items: Iterable[tuple[str, str]]) -> dict[str, Any]:
@@ -120,15 +154,17 @@ def parse_params(fields: dict[str, Any]) -> TranscriptionParams:
         extra = None if extra.strip().lower() in _NONE_STRINGS else extra
         if extra is not None:
             try:
-                extra = json.loads(extra)
-            except json.JSONDecodeError as exc:
-                raise InvalidRequest(f"extra_body: not valid JSON ({exc.msg})", field="extra_body") from None
+                extra = _json(extra, "extra_body")
+            except ValueError as exc:
+                raise InvalidRequest(f"extra_body: {exc}", field="extra_body") from None
     if extra is not None:
         if not isinstance(extra, dict):
             raise InvalidRequest("extra_body: must be a JSON object", field="extra_body")
         fields.update(extra)
     try:
         return TranscriptionParams.model_validate(fields)
+    except RecursionError:  # a structure too deep for the validator, however it came
+        raise InvalidRequest("a field is nested too deeply", field=None) from None
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(p) for p in error["loc"])

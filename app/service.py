@@ -4,16 +4,15 @@ then run the chunks and hand results to the renderer (one body, or a stream of e
 from __future__ import annotations
 
 import logging
-import threading
 import time
-import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
 
-from app.audio import Audio, PcmFormat, Samples, decode_audio
+from app.admission import Ticket
+from app.audio import SAMPLE_RATE, Audio, PcmFormat, decode_audio
 from app.config import Settings
 from app.engine import DEFAULT_TEMPERATURES, DecodeOptions
 from app.errors import AsrError
@@ -28,6 +27,9 @@ from app.upload import Upload
 from app.vad import Chunk, ChunkingOptions, chunk_frames, detect_speech, is_tonal
 
 logger = logging.getLogger(__name__)
+
+# Language detection reads the first 30 s of speech (one Whisper window).
+N_SAMPLES = 30 * SAMPLE_RATE
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,44 +60,32 @@ class TranscriptionService:
         self.registry = registry
         self.transcriber = transcriber
         self.metrics = metrics or Metrics()
-        self._decoded_bytes = 0
-        self._decoded_lock = threading.Lock()
 
     @property
     def decoded_audio_bytes(self) -> int:
-        """Decoded samples that jobs still hold (freed when the last reference goes)."""
-        return self._decoded_bytes
+        """Decoded audio that requests in progress hold (charged while it is decoded)."""
+        return self.transcriber.admission.held_bytes
 
-    def _hold(self, samples: Samples) -> None:
-        def release(n: int) -> None:
-            with self._decoded_lock:
-                self._decoded_bytes -= n
-
-        with self._decoded_lock:
-            self._decoded_bytes += samples.nbytes
-        weakref.finalize(samples, release, samples.nbytes)
-
-    async def prepare(self, upload: Upload, task: Task = "transcribe") -> Job:
-        """Every check that can fail before inference: model, language, capacity, audio, VAD; then
-        the model that decodes it (see app/routing.py)."""
+    async def prepare(self, upload: Upload, ticket: Ticket, task: Task = "transcribe") -> Job:
+        """Every check that can fail before inference: model, language, audio (charged to the
+        request's ``ticket``), VAD; then the model that decodes it (see app/routing.py)."""
         started = time.monotonic()
         params = upload.params
         model_id = self.registry.resolve(params.model)
         language = to_whisper(params.language)
-        self.transcriber.check_capacity()
         engine = await self.registry.get(model_id)
         route = plan_route(self.settings, model_id, engine.english_only, language, task, params.language)
         pcm = PcmFormat(
             params.sample_rate or self.settings.pcm_sample_rate,
             params.channels or self.settings.pcm_channels,
         )
-        audio, chunks = await anyio.to_thread.run_sync(self._decode_and_chunk, upload, pcm)
-        self._hold(audio.samples)
+        audio, chunks = await anyio.to_thread.run_sync(self._decode_and_chunk, upload, pcm, ticket)
         if route.detect_on is not None:
             detector = await self.registry.get(route.detect_on)
-            opening = audio.samples[chunks[0].start :] if chunks else audio.samples[:0]
             detected = "en"  # no speech: nothing to detect, nothing to decode
-            if len(opening):
+            if chunks:
+                start = chunks[0].start
+                opening = audio.window(start, min(start + N_SAMPLES, len(audio.pcm)))
                 detected, _ = await anyio.to_thread.run_sync(detector.detect_language, opening)
             route = route.after_detection(detected)
         await self.registry.get(route.model_id)  # loaded (and its errors raised) before answering
@@ -113,17 +103,19 @@ class TranscriptionService:
         )
         return Job(params, route.model_id, audio, chunks, options, started)
 
-    def _decode_and_chunk(self, upload: Upload, pcm: PcmFormat) -> tuple[Audio, list[Chunk]]:
+    def _decode_and_chunk(self, upload: Upload, pcm: PcmFormat, ticket: Ticket) -> tuple[Audio, list[Chunk]]:
         audio = decode_audio(
-            upload.data,
+            upload.file,
             content_type=upload.content_type,
             pcm=pcm,
             max_duration_s=self.settings.max_audio_s,
+            max_source_samples=self.settings.max_decoded_samples,
+            charge=ticket.charge,
         )
         opts = self.chunking_options(upload.params)
-        flags = detect_speech(audio.samples, opts.aggressiveness)
-        chunks = chunk_frames(flags, len(audio.samples), opts)
-        return audio, [c for c in chunks if not is_tonal(audio.samples[c.start : c.end])]
+        flags = detect_speech(audio.pcm, opts.aggressiveness)
+        chunks = chunk_frames(flags, len(audio.pcm), opts)
+        return audio, [c for c in chunks if not is_tonal(audio.window(c.start, c.end))]
 
     def chunking_options(self, params: TranscriptionParams) -> ChunkingOptions:
         """The request's server_vad values over the server defaults."""
@@ -144,19 +136,18 @@ class TranscriptionService:
     async def _results(self, job: Job, *, streaming: bool) -> AsyncIterator[ChunkResult]:
         # The lease keeps the model loaded while it runs (and reloads it if it was unloaded as idle
         # since prepare() looked at it).
-        with self.transcriber.admit():
-            async with self.registry.lease(job.model_id) as engine:
-                async for result in self.transcriber.run(
-                    engine,
-                    job.audio,
-                    job.chunks,
-                    job.options,
-                    condition_on_previous_text=self.settings.condition_on_previous_text,
-                    window_s=self.settings.window_s,
-                    streaming=streaming,
-                    deadline=job.deadline,
-                ):
-                    yield result
+        async with self.registry.lease(job.model_id) as engine:
+            async for result in self.transcriber.run(
+                engine,
+                job.audio,
+                job.chunks,
+                job.options,
+                condition_on_previous_text=self.settings.condition_on_previous_text,
+                window_s=self.settings.window_s,
+                streaming=streaming,
+                deadline=job.deadline,
+            ):
+                yield result
         self._log(job)
 
     def _assemble(self, job: Job, results: list[ChunkResult]) -> Transcription:

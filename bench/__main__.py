@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from app.audio import PcmFormat, decode_audio  # noqa: E402
 from app.config import load_settings  # noqa: E402
-from app.engine import Placement, available_cores, cpu_layout, select_placement  # noqa: E402
+from app.engine.placement import Placement, available_cores, cpu_layout, select_placement  # noqa: E402
 from app.registry import embedded_model_path  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.evalset import clips, wer  # noqa: E402
@@ -56,7 +56,7 @@ def load_items(with_long_file: bool) -> list[Item]:
     items = []
     for clip in clips("long"):
         audio = decode_audio(clip.path.read_bytes(), content_type=None, pcm=PcmFormat(), max_duration_s=1e6)
-        items.append(Item(clip.id, _wav(audio.samples), audio.samples, clip.text))
+        items.append(Item(clip.id, _wav(audio.to_float()), audio.to_float(), clip.text))
     if with_long_file:  # >= 10 minutes: the long files twice, with a second of silence between
         gap = np.zeros(16000, np.float32)
         parts = [p for it in items * 2 for p in (it.samples, gap)]
@@ -70,7 +70,7 @@ def probe_item() -> Item:
     """The cold-start probe: the shortest short clip (a first transcription, not a long one)."""
     clip = min(clips("short"), key=lambda c: c.path.stat().st_size)
     audio = decode_audio(clip.path.read_bytes(), content_type=None, pcm=PcmFormat(), max_duration_s=1e6)
-    return Item(clip.id, _wav(audio.samples), audio.samples, clip.text)
+    return Item(clip.id, _wav(audio.to_float()), audio.to_float(), clip.text)
 
 
 def _wav(samples: np.ndarray) -> bytes:

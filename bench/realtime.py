@@ -66,7 +66,7 @@ def loud_span(samples: np.ndarray) -> tuple[float, float]:
 def load(clip: Clip) -> np.ndarray:
     return decode_audio(
         clip.path.read_bytes(), content_type=None, pcm=PcmFormat(), max_duration_s=1e6
-    ).samples
+    ).to_float()
 
 
 async def session(url: str, chosen: list[Clip], audio: dict[str, np.ndarray]) -> list[Sent]:

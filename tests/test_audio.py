@@ -21,8 +21,8 @@ def test_wav_subtypes_decode_to_16k_mono(subtype: str) -> None:
     audio = decode(wav_bytes(tone(1.0), subtype=subtype))
     assert audio.source_format == "wav"
     assert abs(audio.duration_s - 1.0) < 0.01
-    assert audio.samples.dtype == np.float32
-    assert 0.25 < float(np.abs(audio.samples).max()) < 0.35
+    assert audio.to_float().dtype == np.float32
+    assert 0.25 < float(np.abs(audio.to_float()).max()) < 0.35
 
 
 def test_stereo_44k1_is_downmixed_and_resampled() -> None:
@@ -30,16 +30,16 @@ def test_stereo_44k1_is_downmixed_and_resampled() -> None:
     resampled = np.interp(np.arange(int(2.0 * 44100)) / 44100, np.arange(len(signal)) / 16000, signal)
     audio = decode(wav_bytes(resampled.astype(np.float32), rate=44100, channels=2))
     assert audio.source_sample_rate == 44100 and audio.source_channels == 2
-    assert abs(len(audio.samples) - 2 * SAMPLE_RATE) <= 2
-    spectrum = np.abs(np.fft.rfft(audio.samples))
-    assert abs(np.argmax(spectrum) * SAMPLE_RATE / len(audio.samples) - 440) < 2
+    assert abs(len(audio.to_float()) - 2 * SAMPLE_RATE) <= 2
+    spectrum = np.abs(np.fft.rfft(audio.to_float()))
+    assert abs(np.argmax(spectrum) * SAMPLE_RATE / len(audio.to_float()) - 440) < 2
 
 
 def test_headerless_pcm_is_read_as_s16le_even_when_labelled_wav() -> None:
     samples = speechlike(1.0)
     audio = decode(pcm_bytes(samples), content_type="audio/wav")
     assert audio.source_format == "pcm"
-    assert np.allclose(audio.samples, samples, atol=1e-3)
+    assert np.allclose(audio.to_float(), samples, atol=1e-3)
 
 
 def test_pcm_content_type_sets_rate() -> None:
@@ -52,9 +52,9 @@ def test_pcm_content_type_sets_rate() -> None:
 def test_l16_byte_order_is_detected() -> None:
     samples = speechlike(1.0)
     audio = decode(pcm_bytes(samples, big_endian=True), content_type="audio/L16;rate=16000")
-    assert np.allclose(audio.samples, samples, atol=1e-3)
+    assert np.allclose(audio.to_float(), samples, atol=1e-3)
     audio = decode(pcm_bytes(samples), content_type="audio/L16;rate=16000")
-    assert np.allclose(audio.samples, samples, atol=1e-3)
+    assert np.allclose(audio.to_float(), samples, atol=1e-3)
 
 
 def test_parse_pcm_content_type() -> None:

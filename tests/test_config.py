@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from app.config import load_settings
-from app.engine import CpuLayout, cpu_layout, select_placement
+from app.engine.placement import CpuLayout, cpu_layout, select_placement
 
 
 def test_precedence_defaults_file_env_args(tmp_path: Path) -> None:

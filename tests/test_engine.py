@@ -6,13 +6,16 @@ import itertools
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from app.audio import PcmFormat, decode_audio
 from app.config import Settings
-from app.engine import DecodeOptions, WhisperEngine, _segment_tokens, _split_at_pauses
+from app.engine import DecodeOptions
+from app.engine.segmentation import segment_tokens, split_at_pauses
+from app.engine.whisper import WhisperEngine
 from app.pipeline import pack_windows
 from app.registry import embedded_model_path
 from app.vad import ChunkingOptions, chunk_frames, detect_speech
@@ -36,12 +39,12 @@ def engine() -> WhisperEngine:
 def long_file(id_part: str) -> np.ndarray:
     clip = next(c for c in clips("long") if id_part in c.id)
     audio = decode_audio(clip.path.read_bytes(), content_type=None, pcm=PcmFormat(), max_duration_s=600)
-    return audio.samples
+    return audio.to_float()
 
 
 def test_batched_windows_decode_as_faster_whisper_decodes_each_alone(engine: WhisperEngine) -> None:
     samples = [
-        decode_audio(c.path.read_bytes(), content_type=None, pcm=PcmFormat(), max_duration_s=60).samples
+        decode_audio(c.path.read_bytes(), content_type=None, pcm=PcmFormat(), max_duration_s=60).to_float()
         for c in clips("short")[:3]
     ]
     options = DecodeOptions(language="en", word_timestamps=True)
@@ -64,7 +67,7 @@ def test_a_window_encoded_ahead_decodes_as_one_encoded_in_its_batch(engine: Whis
     clip = clips("short")[1]
     samples = decode_audio(
         clip.path.read_bytes(), content_type=None, pcm=PcmFormat(), max_duration_s=60
-    ).samples
+    ).to_float()
     options = DecodeOptions(language="en", word_timestamps=True)
     ahead = engine.encode_ahead(samples)
     assert (ahead is None) == (engine.layout.workers == 1)  # CPU workers encode ahead; a GPU does not
@@ -94,7 +97,7 @@ def test_a_window_decodes_the_same_whatever_shares_its_batch(engine: WhisperEngi
     long_prompt = DecodeOptions(language="en", prompt=previous)
     short_prompt = DecodeOptions(language="en", prompt=" ".join(previous.split()[-2:]))
     candidates = [
-        decode_audio(c.path.read_bytes(), content_type=None, pcm=PcmFormat(), max_duration_s=60).samples
+        decode_audio(c.path.read_bytes(), content_type=None, pcm=PcmFormat(), max_duration_s=60).to_float()
         for c in clips("short")[2:8]
     ]
     shown = (
@@ -150,7 +153,7 @@ def test_a_new_speaker_after_a_pause_is_not_skipped(engine: WhisperEngine) -> No
 def test_the_server_does_not_load_pyav_until_something_uses_it() -> None:
     """faster-whisper imports PyAV for file decoding the server never does (soundfile decodes)."""
     code = (
-        "import sys, app.main\n"
+        "import sys, app.main, app.engine.whisper\n"
         "print(sorted(m for m in sys.modules if m == 'av' or m.startswith('av.')))\n"
         "import faster_whisper.audio\n"
         "print(faster_whisper.audio.av.AudioFrame.__name__)\n"
@@ -162,11 +165,36 @@ def test_the_server_does_not_load_pyav_until_something_uses_it() -> None:
     assert out[1] == "AudioFrame"  # and first use loads the real one
 
 
+def test_only_the_whisper_decoder_loads_the_model_libraries() -> None:
+    """The web stack, the renderers and the fast tests name a ``Segment`` without loading CTranslate2
+    or faster-whisper (a second of start-up, and memory); the decoder module loads both."""
+    light = [
+        "app.main",
+        "app.service",
+        "app.pipeline",
+        "app.render",
+        "app.registry",
+        "tests.fakes",
+        *(
+            f"app.engine.{m}"
+            for m in ("contract", "placement", "passes", "alignment", "segmentation", "quality")
+        ),
+    ]
+    heavy = "sorted(m for m in ('ctranslate2', 'faster_whisper') if m in sys.modules)"
+    code = f"import sys, {', '.join(light)}\nprint({heavy})\nimport app.engine.whisper\nprint({heavy})\n"
+    root = Path(__file__).resolve().parents[1]  # where ``tests`` imports from
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True, cwd=root
+    ).stdout.split("\n")
+    assert out[0] == "[]"
+    assert out[1] == "['ctranslate2', 'faster_whisper']"  # the check sees them where they load
+
+
 def test_segments_are_sentences_not_cut_after_titles_or_initials(engine: WhisperEngine) -> None:
     tok = engine._tokenizer("en")
 
     def cut(text: str) -> list[str]:
-        segments = [tok.decode(s) for s in _segment_tokens(tok, [*tok.encode(text), tok.eot])]
+        segments = [tok.decode(s) for s in segment_tokens(tok, [*tok.encode(text), tok.eot])]
         assert "".join(segments) == text
         return segments
 
@@ -205,7 +233,7 @@ def test_a_long_unpunctuated_sentence_is_cut_where_the_speaker_paused(engine: Wh
     def parts(p: dict[str, object]) -> list[tuple[str, float, float]]:
         return [
             (tok.decode(q["tokens"]), round(q["start"], 2), round(q["end"], 2))
-            for q in _split_at_pauses(tok, p)
+            for q in split_at_pauses(tok, p)
         ]
 
     assert parts(piece(sleeping + but_she, {"sleeping": 2.0})) == [
@@ -216,4 +244,4 @@ def test_a_long_unpunctuated_sentence_is_cut_where_the_speaker_paused(engine: Wh
     assert parts(piece(sleeping + capital, {})) == [(sleeping, 0.0, 6.3), (capital, 6.3, 10.35)]
     short = piece(sleeping + but_she, {"sleeping": 2.0, "awake": 0.1})
     short["end"] = 9.9
-    assert _split_at_pauses(tok, short) == [short]
+    assert split_at_pauses(tok, short) == [short]

@@ -81,7 +81,7 @@ def test_decoded_audio_is_counted_while_held(make_client: MakeClient) -> None:
     service = client.app.state.service  # type: ignore[attr-defined]
     assert transcribe(client).status_code == 200  # type: ignore[attr-defined]
     assert service.decoded_audio_bytes == 0  # the request is over: its samples are freed
-    samples_bytes = round(AUDIO_S * 16000) * 4
+    samples_bytes = round(AUDIO_S * 16000) * 2  # 16 kHz mono 16-bit
     holder = []
 
     class Hold(logging.Handler):
@@ -117,7 +117,7 @@ def test_probes_answer_get_and_head(client: TestClient) -> None:
 
 def test_not_ready_without_capacity_and_503s_counted_by_reason(make_client: MakeClient) -> None:
     client = make_client(max_concurrent_requests=1, max_queued_requests=0)
-    with client.app.state.service.transcriber.admit():  # type: ignore[attr-defined]
+    with client.app.state.service.transcriber.admission.enter():  # type: ignore[attr-defined]
         ready = client.get("/health/ready")
         busy = transcribe(client)
     assert ready.status_code == 503 and ready.json()["status"] == "busy"

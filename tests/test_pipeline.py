@@ -49,7 +49,7 @@ def run(audio: Audio, chunks: list[Chunk], engine: FakeEngine) -> list[ChunkResu
 def test_words_land_in_their_chunk_at_upload_time() -> None:
     # speech (tone) at 1-2 s, 4-5.5 s and 8-9 s; chunks cover them with padding.
     samples = np.concatenate([silence(1), tone(1), silence(2), tone(1.5), silence(2.5), tone(1), silence(1)])
-    audio = Audio(samples, SAMPLE_RATE, 1, "wav")
+    audio = Audio.from_float(samples)
     chunks = [seconds(0.5, 2.5), seconds(3.5, 6.0), seconds(7.5, 9.5)]
     engine = FakeEngine()
     results = run(audio, chunks, engine)
@@ -79,7 +79,7 @@ def test_lanes_cover_every_window_once_in_order(n: int, max_lanes: int, lane_win
 def test_lanes_decode_side_by_side_and_results_keep_their_order() -> None:
     # six 8 s bursts of "speech", one window each (window_s 9): three lanes of two windows.
     samples = np.concatenate([np.concatenate([tone(8), silence(2)]) for _ in range(6)])
-    audio = Audio(samples, SAMPLE_RATE, 1, "wav")
+    audio = Audio.from_float(samples)
     chunks = [seconds(i * 10, i * 10 + 8) for i in range(6)]
     engine = FakeEngine(delay_s=0.3, encodes_ahead=True)
 

@@ -20,7 +20,7 @@ import webvtt
 
 from app.audio import PcmFormat, decode_audio
 from app.config import Settings, load_settings
-from app.engine import select_placement
+from app.engine.placement import select_placement
 from app.pipeline import Transcriber
 from app.registry import ModelRegistry
 from app.schemas import parse_params
@@ -257,7 +257,7 @@ def test_prefix_padding_changes_where_chunks_start() -> None:
     def chunks(prefix_ms: int) -> list[Chunk]:
         params = parse_params({"model": "whisper-1", "chunking_strategy": vad(prefix_padding_ms=prefix_ms)})
         opts = service.chunking_options(params)
-        return chunk_frames(detect_speech(audio.samples, opts.aggressiveness), len(audio.samples), opts)
+        return chunk_frames(detect_speech(audio.pcm, opts.aggressiveness), len(audio.pcm), opts)
 
     tight, padded = chunks(0), chunks(800)
     pad = int(0.8 * 16000)

@@ -32,10 +32,11 @@ def require_api_key(request: Request) -> str | None:
     if not keys:
         return None
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not any(hmac.compare_digest(token, k) for k in keys):
+    # Headers arrive as latin-1 text: compare bytes, so a non-ASCII key is just a wrong key.
+    given = token.strip().encode("utf-8")
+    if scheme.lower() != "bearer" or not any(hmac.compare_digest(given, k.encode("utf-8")) for k in keys):
         raise Unauthorized("a valid API key is required (Authorization: Bearer <key>)")
-    return token
+    return token.strip()
 
 
 ServiceDep = Annotated[TranscriptionService, Depends(get_service)]

@@ -3,13 +3,18 @@ POST /v1/audio/translations (speech in any language -> English text)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
 from sse_starlette import EventSourceResponse
+from starlette.types import Receive, Scope, Send
 
+from app.admission import Ticket
+from app.errors import ClientGone
 from app.render import CONTENT_TYPES, render_body
 from app.routes.deps import ApiKeyDep, ServiceDep
 from app.routing import Task
@@ -17,6 +22,7 @@ from app.service import Job, TranscriptionService
 from app.upload import read_upload
 
 router = APIRouter(tags=["audio"])
+T = TypeVar("T")
 
 _DOC = {
     "requestBody": {
@@ -77,19 +83,64 @@ async def create_translation(request: Request, service: ServiceDep, _key: ApiKey
 
 
 async def _answer(request: Request, service: TranscriptionService, task: Task) -> Response:
-    upload = await read_upload(request, int(service.settings.max_upload_mb * (1 << 20)))
-    job = await service.prepare(upload, task)
-    # For the access log and metrics (not the job itself: the scope may outlive the request).
-    request.state.model, request.state.audio_s = job.model_id, job.audio.duration_s
-    if job.params.stream:
-        return EventSourceResponse(_sse(service, job), ping=10)
-    transcription = await service.transcribe(job)
+    # In line from before the body is read: a full line answers 503 at once.
+    ticket = service.transcriber.admission.enter()
+    streaming = False
+    try:
+        async with read_upload(request, int(service.settings.max_upload_mb * (1 << 20))) as upload:
+            job = await service.prepare(upload, ticket, task)
+        # For the access log and metrics (not the job itself: the scope may outlive the request).
+        request.state.model, request.state.audio_s = job.model_id, job.audio.duration_s
+        if job.params.stream:
+            streaming = True  # the stream gives the ticket back when it ends
+            return _TicketedEvents(ticket, _sse(service, job), ping=10)
+        transcription = await _unless_client_leaves(request, service.transcribe(job))
+    finally:
+        if not streaming:
+            ticket.release()
     fmt = job.params.response_format
     if fmt == "text" and "sdk_version" in request.headers:
         # The AI Refinery SDK (it sends an sdk_version header) parses every answer as JSON.
         fmt = "json"
     body = render_body(transcription, fmt, service.settings.subtitles)
     return Response(body, media_type=CONTENT_TYPES[fmt])
+
+
+class _TicketedEvents(EventSourceResponse):
+    """An SSE response that gives its request's place in line back however the stream ends."""
+
+    def __init__(self, ticket: Ticket, content: AsyncIterator[dict[str, str]], ping: int) -> None:
+        super().__init__(content, ping=ping)
+        self.ticket = ticket
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.ticket.release()
+
+
+async def _unless_client_leaves(request: Request, work: Awaitable[T]) -> T:
+    """Run a batch request's work, cancelling it (windows not yet started) if the client hangs up."""
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        if not task.done():
+            task.cancel()
+    if not task.done() or task.cancelled():
+        with contextlib.suppress(BaseException):
+            await task
+        raise ClientGone("the client went away before its transcript was ready")
+    return task.result()
+
+
+async def _disconnected(request: Request) -> None:
+    """Return once the client has gone (the body is read: nothing else comes but the disconnect)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _sse(service: TranscriptionService, job: Job) -> AsyncIterator[dict[str, str]]:

@@ -1,0 +1,105 @@
+"""What the rest of the server speaks to a speech model: decoding options, transcripts, ``Engine``.
+
+Plain dataclasses and a protocol, importing nothing heavy, so that the pipeline, the renderers and
+the fast tests (with their fake engine) never load CTranslate2 or faster-whisper.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from app.audio import Samples
+
+# Whisper's fallback schedule: retry a window hotter when it decodes as repetitive or unlikely.
+DEFAULT_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeOptions:
+    """Per-request decoding parameters."""
+
+    language: str | None  # Whisper code ("en"); None detects it (multilingual models only)
+    # "translate": English text from speech in any language (multilingual models only).
+    task: Literal["transcribe", "translate"] = "transcribe"
+    beam_size: int = 5
+    prompt: str | None = None
+    temperature: tuple[float, ...] = DEFAULT_TEMPERATURES
+    hotwords: str | None = None
+    word_timestamps: bool = False
+    logprobs: bool = False  # fill Segment.logprobs (costs one alignment pass)
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    start_s: float
+    end_s: float
+    word: str
+    probability: float
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    token: str  # the token's text, e.g. " Hello"
+    logprob: float
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A decoded segment; times are relative to the audio given to ``transcribe``."""
+
+    start_s: float
+    end_s: float
+    text: str
+    tokens: tuple[int, ...]
+    avg_logprob: float
+    compression_ratio: float
+    no_speech_prob: float
+    temperature: float
+    words: tuple[Word, ...] = ()
+    logprobs: tuple[TokenLogprob, ...] = ()  # the text tokens', when DecodeOptions.logprobs
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """What one ``transcribe`` call produced."""
+
+    segments: tuple[Segment, ...]
+    language: str
+    language_probability: float
+
+    @property
+    def text(self) -> str:
+        return "".join(s.text for s in self.segments).strip()
+
+
+class Engine(Protocol):
+    """What the pipeline needs from a speech model (a fake one serves the fast tests)."""
+
+    @property
+    def english_only(self) -> bool: ...
+
+    def submit(
+        self, samples: Samples, options: DecodeOptions, encoded: Future[Any] | None = None
+    ) -> Future[Transcript]:
+        """Queue one window (at most 30 s) for decoding; safe to call from any thread. ``encoded``
+        is what ``encode_ahead`` returned for these samples."""
+        ...
+
+    def encode_ahead(self, samples: Samples) -> Future[Any] | None:
+        """Start the encoder pass of a window to be submitted later, once its prompt is known
+        (None where there is no idle hardware for it)."""
+        ...
+
+    def detect_language(self, samples: Samples) -> tuple[str, float]:
+        """The most likely language of (the first 30 s of) the samples and its probability
+        (English, certain, on English-only models); blocking."""
+        ...
+
+    def lane(self) -> AbstractContextManager[None]:
+        """Announce a caller that will submit windows one after another (see ``app.batcher``)."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,317 @@
+"""``WhisperEngine``: a CTranslate2 Whisper model behind the ``Engine`` contract; the only module
+that imports faster-whisper and CTranslate2.
+
+All model work for one model runs on its batcher's threads (see ``app.batcher``); callers submit
+windows of audio and get futures of plain dataclasses back. The engine makes the model calls;
+``passes`` decides which windows they run on, ``segmentation`` where text is cut, ``quality`` what
+is kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import logging
+import sys
+import types
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+import ctranslate2
+import numpy as np
+
+from app.audio import SAMPLE_RATE, Samples
+from app.batcher import Batcher, lower_thread_priority
+from app.engine.alignment import align_words, with_token_logprobs
+from app.engine.contract import DecodeOptions, Transcript
+from app.engine.passes import N_SAMPLES, Pass, Window, batches, decode_windows, resume_sample, sequential
+from app.engine.placement import CpuLayout, available_cores, cpu_layout, select_placement
+from app.engine.quality import is_silence, needs_fallback
+from app.engine.segmentation import Piece, segment_tokens, timed_segments
+from app.memory import release_free_memory
+
+
+class _Deferred(types.ModuleType):
+    """Stands in for a module in ``sys.modules`` until one of its attributes is first used."""
+
+    def __getattr__(self, attr: str) -> Any:
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), attr)
+
+
+def _defer_import(name: str) -> None:
+    """Make ``import name`` cheap: the module loads when something first uses it (if ever).
+
+    faster-whisper imports PyAV (FFmpeg's libraries: ~16 MiB of RSS and part of a second at start)
+    for its own file decoding, which the server never calls: uploads are decoded with soundfile.
+    """
+    if name not in sys.modules and importlib.util.find_spec(name) is not None:
+        sys.modules[name] = _Deferred(name)
+
+
+_defer_import("av")
+
+from faster_whisper import WhisperModel  # noqa: E402
+from faster_whisper.audio import pad_or_trim  # noqa: E402
+from faster_whisper.tokenizer import Tokenizer  # noqa: E402
+from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+
+class WhisperEngine:
+    """A CTranslate2 Whisper model whose inference threads decode windows in batches.
+
+    Each window's decoding passes (temperature 0, beam search, the window's own prompt) run with
+    whatever other windows are waiting (other parts of the same upload and other requests): as one
+    batch on a GPU; on CPU each worker decodes one window and takes the next waiting one as soon as
+    it is done. The rare window that fails Whisper's quality checks (repetitive, improbable) is
+    decoded again by faster-whisper's sequential loop, temperature fallback included, so batching
+    changes speed, not results.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        device: str = "auto",
+        compute_type: str = "default",
+        device_index: int = 0,
+        cpu_threads: int = 0,
+        max_batch_size: int = 8,
+        batch_wait_s: float = 0.2,
+        local_files_only: bool = True,
+        on_batch: Callable[[int], None] = lambda size: None,
+    ) -> None:
+        self.placement = select_placement(device, compute_type)
+        cores = cpu_threads or available_cores()
+        # On a GPU the device does the work: one batched call at a time. On CPU each worker decodes
+        # one window at a time, taking the next as soon as it is done (no batch waits for its
+        # slowest window), and a pool encodes lanes' next windows ahead.
+        cpu = self.placement.device == "cpu"
+        self.layout = cpu_layout(cores, max_batch_size) if cpu else CpuLayout(1, cores)
+        self._pool = (
+            ThreadPoolExecutor(self.layout.workers, "asr-model", initializer=lower_thread_priority)
+            if self.layout.workers > 1
+            else None
+        )
+        self._tokenizers: dict[tuple[str, str], Tokenizer] = {}
+
+        def load() -> None:
+            self._model = WhisperModel(
+                str(model_path),
+                device=self.placement.device,
+                device_index=device_index,
+                compute_type=self.placement.compute_type,
+                cpu_threads=self.layout.threads,
+                num_workers=self.layout.workers,
+                local_files_only=local_files_only,
+            )
+
+        self._batcher: Batcher[Window, Transcript] = Batcher(
+            self._decode_batch,
+            setup=load,
+            on_idle=release_free_memory,
+            on_batch=on_batch,
+            max_size=1 if cpu else max_batch_size,
+            wait_s=batch_wait_s,
+            threads=self.layout.workers,
+        )
+        self._suppress = get_suppressed_tokens(self._tokenizer("en"), [-1])
+        if self.placement.device == "cuda":
+            # CUDA sets up its kernels on first use (about a second): pay that here, not in the first
+            # request. On CPU the first decode measured no slower than later ones, so no warm-up.
+            self.transcribe(np.zeros(SAMPLE_RATE, np.float32), DecodeOptions(language=None, beam_size=1))
+        logger.info(
+            "loaded %s on %s (%s, %d x %d threads, batches of up to %d)",
+            model_path,
+            self.placement.device,
+            self.placement.compute_type,
+            self.layout.workers,
+            self.layout.threads,
+            max_batch_size,
+        )
+
+    @property
+    def english_only(self) -> bool:
+        return not self._model.model.is_multilingual
+
+    def submit(
+        self, samples: Samples, options: DecodeOptions, encoded: Future[Any] | None = None
+    ) -> Future[Transcript]:
+        return self._batcher.submit(Window(samples, options, encoded))
+
+    def encode_ahead(self, samples: Samples) -> Future[Any] | None:
+        """On CPU, a worker encodes the window while others decode: a window's encoder pass needs
+        no prompt, so an upload's next window is encoded while its current one is decoded."""
+        if self._pool is None or len(samples) > N_SAMPLES:
+            return None
+        return self._pool.submit(lambda: np.asarray(self._model.encode(self._features(samples)[0][None])))
+
+    def transcribe(self, samples: Samples, options: DecodeOptions) -> Transcript:
+        """Decode one window and wait for it (blocking)."""
+        return self.submit(samples, options).result()
+
+    def detect_language(self, samples: Samples) -> tuple[str, float]:
+        """Whisper's language detection on the window's encoder output, as faster-whisper runs it
+        (one encoder pass: on CPU about the cost of decoding a short sentence)."""
+        if self.english_only:
+            return "en", 1.0
+        encoded = self._model.encode(self._features(samples[:N_SAMPLES])[0][None])
+        (best, probability), *_ = self._model.model.detect_language(encoded)[0]
+        return str(best)[2:-2], float(probability)
+
+    def lane(self) -> AbstractContextManager[None]:
+        return self._batcher.lane()
+
+    def close(self) -> None:
+        self._batcher.close()
+        if self._pool is not None:
+            self._pool.shutdown()
+
+    # Everything below runs on the batcher's threads.
+
+    def _tokenizer(self, language: str, task: str = "transcribe") -> Tokenizer:
+        if (task, language) not in self._tokenizers:
+            self._tokenizers[task, language] = Tokenizer(
+                self._model.hf_tokenizer, self._model.model.is_multilingual, task=task, language=language
+            )
+        return self._tokenizers[task, language]
+
+    def _decode_batch(self, windows: Sequence[Window]) -> list[Transcript | BaseException]:
+        """The windows' passes (see ``passes.decode_windows``), then their token log-probabilities
+        where a request asked for them."""
+        results = decode_windows(windows, self._passes, lambda w: sequential(self._model, w))
+        for i, (w, t) in enumerate(zip(windows, list(results), strict=True)):
+            if w.options.logprobs and isinstance(t, Transcript) and t.segments:
+                tok = self._tokenizer(t.language, w.options.task)
+                results[i] = with_token_logprobs(self._model, tok, *self._features(w.samples), t)
+        return results
+
+    def _passes(self, windows: list[Window]) -> list[Pass | None]:
+        """One temperature-0 pass over each window, batched where windows can share a batch."""
+        passes: list[Pass | None] = [None] * len(windows)
+        prefixes = [self._prefix(w.options) for w in windows]
+        for indices in batches(windows, prefixes):
+            try:
+                decoded = self._first_pass([windows[i] for i in indices], [prefixes[i] for i in indices])
+            except Exception:  # e.g. out of memory for the batch: each window alone, sequentially
+                logger.exception("batched decoding of %d windows failed", len(indices))
+                continue
+            for i, done in zip(indices, decoded, strict=True):
+                passes[i] = done
+        return passes
+
+    def _prefix(self, options: DecodeOptions) -> list[int]:
+        """The prompt tokens before <|startoftranscript|>: hotwords and previous text (as in
+        faster-whisper's ``get_prompt``)."""
+        tok, half = self._tokenizer("en"), self._model.max_length // 2
+        hot = tok.encode(" " + options.hotwords.strip())[: half - 1] if options.hotwords else []
+        previous = tok.encode(" " + options.prompt.strip())[-(half - 1) :] if options.prompt else []
+        return [tok.sot_prev, *hot, *previous] if hot or previous else []
+
+    def _first_pass(self, windows: list[Window], prefixes: list[list[int]]) -> list[Pass | None]:
+        """Temperature-0 beam search over the windows as one batch; None where it fails.
+
+        English-only models decode the text only (``<|notimestamps|>``): tiny.en is more accurate so (on
+        ../shared/eval, 8.81% -> 7.99% WER on the short clips, 7.24% -> 6.56% on the long files),
+        decodes fewer tokens, and never stops early to leave a sentence for a next window. The word
+        alignment then times each sentence (a segment).
+        """
+        model = self._model
+        prepared = [self._features(w.samples) for w in windows]
+        features, frames = [f for f, _ in prepared], [n for _, n in prepared]
+        encoded = self._encode(features, [w.encoded for w in windows])
+        languages = self._languages(windows, encoded)
+        tokenizers = [
+            self._tokenizer(lang, w.options.task) for w, (lang, _) in zip(windows, languages, strict=True)
+        ]
+        # Multilingual models decode with timestamp tokens, as faster-whisper does: text-only was no
+        # better there (on the FLEURS clips better in German and Portuguese, worse in Spanish and French).
+        text_only = self.english_only
+        prompts = [
+            [*p, *tok.sot_sequence, *([tok.no_timestamps] if text_only else [])]
+            for p, tok in zip(prefixes, tokenizers, strict=True)
+        ]
+
+        generated = model.model.generate(
+            encoded,
+            prompts,
+            beam_size=windows[0].options.beam_size,
+            max_length=model.max_length,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=self._suppress,
+        )
+        frame_s = model.feature_extractor.time_per_frame
+        out: list[Pass | None] = []
+        pieces: list[list[Piece]] = []
+        finished: list[bool] = []  # the pass closed its text with a timestamp: nothing was left out
+        for window, tok, result, n_frames, (language, probability) in zip(
+            windows, tokenizers, generated, frames, languages, strict=True
+        ):
+            tokens = result.sequences_ids[0]
+            finished.append(bool(tokens) and tokens[-1] >= tok.timestamp_begin)
+            avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+            compression = get_compression_ratio(tok.decode(tokens).strip())
+            no_speech = result.no_speech_prob
+            pieces.append([])
+            if is_silence(no_speech, avg_logprob, window.doubted):
+                out.append(Pass(Transcript((), language, probability)))  # silence
+                continue
+            if needs_fallback(compression, avg_logprob):
+                logger.debug("fallback: compression %.2f, avg logprob %.2f", compression, avg_logprob)
+                out.append(None)  # needs temperature fallback
+                continue
+            pieces[-1] = [
+                {"seek": 0, "start": 0.0, "end": n_frames * frame_s, "tokens": sentence}
+                for sentence in segment_tokens(tok, tokens)
+            ]
+            for piece in pieces[-1]:
+                piece["stats"] = (avg_logprob, compression, no_speech)
+            out.append(Pass(Transcript((), language, probability)))
+        align_words(model, features, frames, encoded, tokenizers, pieces)
+        for i, (p, n_frames) in enumerate(zip(out, frames, strict=True)):
+            if p is None:
+                continue
+            text_end = round(pieces[i][-1]["end"] / frame_s) if pieces[i] else n_frames
+            found = timed_segments(tokenizers[i], pieces[i], windows[i].options.word_timestamps)
+            # Whisper said its text is complete (as faster-whisper reads it: it moves on to the next
+            # window); a translation's English words, aligned to other speech, say little.
+            done = finished[i] or windows[i].options.task == "translate"
+            resume = 0 if done else resume_sample(text_end, n_frames)
+            out[i] = Pass(dataclasses.replace(p.transcript, segments=found), resume)
+        return out
+
+    def _features(self, samples: Samples) -> tuple[np.ndarray, int]:
+        """A window's log-mel features padded to 30 s, and how many frames are audio."""
+        features = self._model.feature_extractor(samples)
+        frames = features.shape[-1] - 1
+        return pad_or_trim(features[:, :frames]), frames
+
+    def _encode(
+        self, features: list[np.ndarray], ahead: Sequence[Future[np.ndarray] | None] = ()
+    ) -> ctranslate2.StorageView:
+        """The encoder's output for a batch of windows' padded features (``ahead``: the windows'
+        ``encode_ahead`` futures, None where there is none: on CPU, where a batch is one window)."""
+        if len(features) == 1 and ahead and ahead[0] is not None:
+            return ctranslate2.StorageView.from_array(ahead[0].result())
+        return self._model.encode(np.stack(features))
+
+    def _languages(self, windows: list[Window], encoded: ctranslate2.StorageView) -> list[tuple[str, float]]:
+        """Each window's language: the requested one, or the most likely on multilingual models."""
+        if not self._model.model.is_multilingual:
+            return [("en", 1.0)] * len(windows)
+        detected: list[tuple[str, float]] = []
+        if any(w.options.language is None for w in windows):
+            detected = [
+                (str(r[0][0])[2:-2], float(r[0][1])) for r in self._model.model.detect_language(encoded)
+            ]
+        return [
+            (w.options.language, 1.0) if w.options.language else detected[i] for i, w in enumerate(windows)
+        ]
