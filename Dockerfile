@@ -1,7 +1,9 @@
-# CPU image with the embedded tiny.en model; extra models are mounted at /app/models.
+# CPU image with the embedded models (tiny.en; the multilingual base, assembled into /app/cache on
+# first use); extra models are mounted at /app/models.
 FROM python:3.12-slim
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    ASR_MODEL_CACHE_DIR=/app/cache
 RUN apt-get update && apt-get install -y --no-install-recommends curl libsndfile1 \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
@@ -9,7 +11,7 @@ COPY pyproject.toml README.md ./
 COPY app ./app
 RUN pip install .
 COPY config.yaml ./
-RUN mkdir -p models && useradd --system --uid 1000 asr && chown -R asr /app
+RUN mkdir -p models cache && useradd --system --uid 1000 asr && chown -R asr /app
 USER asr
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \

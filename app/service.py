@@ -14,11 +14,11 @@ import anyio.to_thread
 
 from app import diarization
 from app.admission import Ticket
-from app.audio import Audio, PcmFormat, decode_audio
+from app.audio import SAMPLE_RATE, Audio, PcmFormat, decode_audio
 from app.config import Settings
 from app.diarization import Diarization, SpeakerHints
 from app.engine import DEFAULT_TEMPERATURES, DecodeOptions
-from app.errors import AsrError, InvalidRequest, RequestTimeout
+from app.errors import AsrError, RequestTimeout
 from app.languages import to_bcp47, to_whisper
 from app.metrics import Metrics
 from app.pipeline import ChunkResult, Transcriber
@@ -31,11 +31,15 @@ from app.render import (
     error_event,
     speaker_events,
 )
+from app.routing import Task, plan_route
 from app.schemas import TranscriptionParams
 from app.upload import Upload
 from app.vad import Chunk, ChunkingOptions, chunk_frames, detect_speech, is_tonal
 
 logger = logging.getLogger(__name__)
+
+# Language detection reads the first 30 s of speech (one Whisper window).
+N_SAMPLES = 30 * SAMPLE_RATE
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,29 +77,32 @@ class TranscriptionService:
         """Decoded audio that requests in progress hold (charged while it is decoded)."""
         return self.transcriber.admission.held_bytes
 
-    async def prepare(self, upload: Upload, ticket: Ticket) -> Job:
+    async def prepare(self, upload: Upload, ticket: Ticket, task: Task = "transcribe") -> Job:
         """Every check that can fail before inference: model, language, audio (charged to the
-        request's ``ticket``), VAD."""
+        request's ``ticket``), VAD; then the model that decodes it (see app/routing.py)."""
         started = time.monotonic()
         params = upload.params
         model_id = self.registry.resolve(params.model)
         language = to_whisper(params.language)
         engine = await self.registry.get(model_id)
-        if engine.english_only:
-            if language not in (None, "en"):
-                raise InvalidRequest(
-                    f"language: model {model_id!r} is English-only and cannot transcribe "
-                    f"{params.language!r}; it supports: en (en-US, en-GB, ...)",
-                    field="language",
-                )
-            language = "en"  # nothing to detect: the upload's windows need not wait for the first
+        route = plan_route(self.settings, model_id, engine.english_only, language, task, params.language)
         pcm = PcmFormat(
             params.sample_rate or self.settings.pcm_sample_rate,
             params.channels or self.settings.pcm_channels,
         )
         audio, chunks = await anyio.to_thread.run_sync(self._decode_and_chunk, upload, pcm, ticket)
+        if route.detect_on is not None:
+            detector = await self.registry.get(route.detect_on)
+            detected = "en"  # no speech: nothing to detect, nothing to decode
+            if chunks:
+                start = chunks[0].start
+                opening = audio.window(start, min(start + N_SAMPLES, len(audio.pcm)))
+                detected, _ = await anyio.to_thread.run_sync(detector.detect_language, opening)
+            route = route.after_detection(detected)
+        await self.registry.get(route.model_id)  # loaded (and its errors raised) before answering
         options = DecodeOptions(
-            language=language,
+            language=route.language,
+            task=task,
             beam_size=self.settings.beam_size,
             prompt=params.prompt,
             temperature=DEFAULT_TEMPERATURES if params.temperature is None else (params.temperature,),
@@ -109,7 +116,7 @@ class TranscriptionService:
         speakers = None
         if params.wants_speakers:
             speakers = SpeakerHints(params.num_speakers, params.min_speakers or 1, params.max_speakers or 8)
-        return Job(params, model_id, audio, chunks, options, started, speakers)
+        return Job(params, route.model_id, audio, chunks, options, started, speakers)
 
     def _decode_and_chunk(self, upload: Upload, pcm: PcmFormat, ticket: Ticket) -> tuple[Audio, list[Chunk]]:
         audio = decode_audio(
@@ -179,6 +186,7 @@ class TranscriptionService:
             tuple(results),
             job.audio.duration_s,
             to_bcp47(detected, job.params.language),
+            task=job.options.task,
             logprobs=job.options.logprobs,
             # Diarizing turns word timings on; the words are listed only when asked for.
             words=job.options.word_timestamps

@@ -14,13 +14,26 @@ from app.engine import Segment, Word
 
 # What a break after a word is worth: breaks after a sentence, a clause or at a pause read best,
 # and a line or cue should not end on an article, a possessive, a preposition or a conjunction
-# (English only).
+# (listed for the languages below; in others only punctuation and pauses guide the breaks).
 _SENTENCE_END, _CLAUSE_END, _PAUSE, _WEAK_END = 0.4, 0.25, 0.3, -0.3
 _PAUSE_S = 0.3
-_ARTICLES_AND_POSSESSIVES = "a an the my your his her its our their"
-_WEAK_WORDS = frozenset(
-    f"{_ARTICLES_AND_POSSESSIVES} of to in on at by for from with into and or but as".split()
-)
+_WEAK_WORDS = {
+    language: frozenset(words.split())
+    for language, words in {
+        "en": "a an the my your his her its our their of to in on at by for from with into and or but as",
+        "de": "der die das den dem des ein eine einen einem einer eines mein meine dein deine sein seine "
+        "ihr ihre unser unsere von vom zu zum zur in im an am auf bei mit für aus nach über unter und "
+        "oder aber als",
+        "fr": "le la les un une des du de au aux mon ma mes ton ta tes son sa ses notre nos votre vos "
+        "leur leurs à en dans sur par pour avec sans et ou mais que",
+        "es": "el la los las un una unos unas mi mis tu tus su sus nuestro nuestra de del a al en con "
+        "por para sin sobre y o pero que",
+        "pt": "o a os as um uma uns umas meu minha seu sua seus suas de do da dos das em no na nos nas "
+        "ao à com por para sem e ou mas que",
+        "it": "il lo la i gli le un uno una mio mia suo sua di del della a al in nel con per su e o ma che",
+        "nl": "de het een mijn zijn haar van naar in op aan met voor en of maar dat",
+    }.items()
+}
 
 Fits = Callable[[int, int], bool]  # (i, j): may words[i:j] make one piece?
 
@@ -32,9 +45,11 @@ class Cue:
     lines: tuple[str, ...]
 
 
-def cues(segments: Sequence[Segment], layout: SubtitleSettings) -> list[Cue]:
+def cues(segments: Sequence[Segment], layout: SubtitleSettings, language: str = "en") -> list[Cue]:
     """Each segment with text as one cue, or as several when it exceeds the layout (line_chars 0
-    keeps one single-line cue per segment, as OpenAI's API gives them)."""
+    keeps one single-line cue per segment, as OpenAI's API gives them). ``language``: the text's
+    (a Whisper code) for the words a line should not end on."""
+    weak = _WEAK_WORDS.get(language, frozenset())
     found: list[Cue] = []
     for s in segments:
         text = s.text.strip()
@@ -44,16 +59,18 @@ def cues(segments: Sequence[Segment], layout: SubtitleSettings) -> list[Cue]:
         if not layout.line_chars:
             found.append(Cue(s.start_s, s.end_s, (text,)))
         elif not words:  # no word times: the segment's time, its text wrapped
-            found.append(Cue(s.start_s, s.end_s, _wrap(_untimed(text), layout)))
+            found.append(Cue(s.start_s, s.end_s, _wrap(_untimed(text), layout, weak)))
         else:
-            for piece in _cut(words, _cue_fits(words, layout), layout.line_chars * layout.max_lines):
-                found.append(Cue(piece[0].start_s, piece[-1].end_s, _wrap(piece, layout)))
+            for piece in _cut(words, _cue_fits(words, layout), layout.line_chars * layout.max_lines, weak):
+                found.append(Cue(piece[0].start_s, piece[-1].end_s, _wrap(piece, layout, weak)))
     return found
 
 
-def subtitles(segments: Sequence[Segment], layout: SubtitleSettings, *, vtt: bool) -> str:
+def subtitles(
+    segments: Sequence[Segment], layout: SubtitleSettings, *, vtt: bool, language: str = "en"
+) -> str:
     lines = ["WEBVTT", ""] if vtt else []
-    for i, cue in enumerate(cues(segments, layout), start=1):
+    for i, cue in enumerate(cues(segments, layout, language), start=1):
         if not vtt:
             lines.append(str(i))
         lines.append(f"{_clock(cue.start_s, vtt)} --> {_clock(cue.end_s, vtt)}")
@@ -72,14 +89,16 @@ def _cue_fits(words: Sequence[Word], layout: SubtitleSettings) -> Fits:
     return fits
 
 
-def _wrap(words: Sequence[Word], layout: SubtitleSettings) -> tuple[str, ...]:
+def _wrap(words: Sequence[Word], layout: SubtitleSettings, weak: frozenset[str]) -> tuple[str, ...]:
     """A cue's text as even lines of at most ``line_chars`` (a longer word gets a line of its own)."""
     width = layout.line_chars
-    lines = _cut(words, lambda i, j: len(_text(words[i:j])) <= width, width)
+    lines = _cut(words, lambda i, j: len(_text(words[i:j])) <= width, width, weak)
     return tuple(_text(line) for line in lines)
 
 
-def _cut(words: Sequence[Word], fits: Fits, chars_per_piece: int) -> list[Sequence[Word]]:
+def _cut(
+    words: Sequence[Word], fits: Fits, chars_per_piece: int, weak: frozenset[str]
+) -> list[Sequence[Word]]:
     """The fewest pieces ``words[i:j]`` that ``fits(i, j)`` (one word always does), as even in
     length as can be, with breaks after punctuation or at pauses where that costs no extra piece:
     a shortest path over the word boundaries (segments have tens of words: O(n^2) is nothing)."""
@@ -103,7 +122,7 @@ def _cut(words: Sequence[Word], fits: Fits, chars_per_piece: int) -> list[Sequen
         word = words[j - 1].word.strip()
         last = word[-1:]
         bonus = _SENTENCE_END if last in ".?!" else _CLAUSE_END if last in ",;:" else 0.0
-        bonus += _WEAK_END if word.lower() in _WEAK_WORDS else 0.0
+        bonus += _WEAK_END if word.lower() in weak else 0.0
         return bonus + (_PAUSE if words[j].start_s - words[j - 1].end_s >= _PAUSE_S else 0.0)
 
     best = [0.0] + [math.inf] * n
@@ -126,13 +145,14 @@ def _cut(words: Sequence[Word], fits: Fits, chars_per_piece: int) -> list[Sequen
 
 def _lines_needed(words: Sequence[Word], width: int) -> int:
     """Lines of at most ``width`` characters the words fill, wrapped greedily (which needs fewest)."""
-    lines, used = 1, -1
+    lines, used = 1, 0
     for w in words:
         size = len(w.word.strip())
-        if used >= 0 and used + 1 + size > width:
+        gap = 1 if used and w.word[:1].isspace() else 0  # scripts without spaces have no separator
+        if used and used + gap + size > width:
             lines, used = lines + 1, size
         else:
-            used += 1 + size
+            used += gap + size
     return lines
 
 

@@ -6,6 +6,7 @@ is tested exactly without audio. ``detect_speech`` only runs webrtcvad over the 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,32 +58,47 @@ class Chunk:
 # made very quietly still has speech.
 ENERGY_FLOOR_DBFS = -50.0
 FLOOR_BELOW_PEAK_DB = 35.0
+# webrtcvad misses speech recorded very quietly (FLEURS has sentences peaking at -50 dBFS: it heard
+# 2% of one as speech); it gets the audio raised so the loud frames reach this level (at most by
+# MAX_GAIN_DB, never lowered). Whisper itself needs no gain: its features are relative to the peak.
+VAD_LEVEL_DBFS = -26.0
+MAX_GAIN_DB = 40.0
 
 
 def detect_speech(pcm: Pcm16 | Samples, aggressiveness: int) -> list[bool]:
     """One speech flag per 30 ms frame (a trailing partial frame is zero-padded) of 16-bit (or
-    float) samples. Runs a block at a time, so a long upload needs no copies of its whole audio."""
-    vad = webrtcvad.Vad(aggressiveness)
+    float) samples. Runs a block at a time, so a long upload needs no copies of its whole audio:
+    one pass for the frames' levels (the energy floor and the gain), one for webrtcvad."""
     n_frames = -(-len(pcm) // FRAME_SAMPLES)
-    speech = np.zeros(n_frames, bool)
-    level = np.empty(n_frames)
-    step = _VAD_BLOCK_FRAMES * FRAME_SAMPLES
-    for first in range(0, n_frames, _VAD_BLOCK_FRAMES):
-        part = pcm[first * FRAME_SAMPLES : first * FRAME_SAMPLES + step]
-        ints = part if part.dtype == np.int16 else to_int16(part.astype(np.float32, copy=False))
-        block = np.pad(ints, (0, (-len(ints)) % FRAME_SAMPLES)).astype("<i2", copy=False)
-        frames = block.reshape(-1, FRAME_SAMPLES)
-        rms = np.sqrt(np.mean((frames / 32768.0) ** 2, axis=1))
-        level[first : first + len(frames)] = 20 * np.log10(rms + 1e-10)
-        raw = block.tobytes()
-        for i in range(len(frames)):
-            speech[first + i] = vad.is_speech(
-                raw[i * 2 * FRAME_SAMPLES : (i + 1) * 2 * FRAME_SAMPLES], SAMPLE_RATE
-            )
     if not n_frames:
         return []
-    floor = min(ENERGY_FLOOR_DBFS, float(np.percentile(level, 99)) - FLOOR_BELOW_PEAK_DB)
+    level = np.empty(n_frames)
+    for first, frames in _blocks(pcm):
+        rms = np.sqrt(np.mean((frames / 32768.0) ** 2, axis=1))
+        level[first : first + len(frames)] = 20 * np.log10(rms + 1e-10)
+    loudest = float(np.percentile(level, 99))
+    floor = min(ENERGY_FLOOR_DBFS, loudest - FLOOR_BELOW_PEAK_DB)
+    gain = 10 ** (min(max(VAD_LEVEL_DBFS - loudest, 0.0), MAX_GAIN_DB) / 20)
+    vad = webrtcvad.Vad(aggressiveness)
+    speech = np.zeros(n_frames, bool)
+    for first, frames in _blocks(pcm):
+        if gain != 1.0:
+            frames = np.clip(frames * gain, -32768, 32767).astype(np.int16)
+        raw = frames.astype("<i2", copy=False).tobytes()
+        step = 2 * FRAME_SAMPLES
+        for i in range(len(frames)):
+            speech[first + i] = vad.is_speech(raw[i * step : (i + 1) * step], SAMPLE_RATE)
     return (speech & (level > floor)).tolist()  # type: ignore[no-any-return]
+
+
+def _blocks(pcm: Pcm16 | Samples) -> Iterator[tuple[int, Pcm16]]:
+    """(first frame, int16 frames of shape (n, FRAME_SAMPLES)) a block at a time, zero-padded."""
+    step = _VAD_BLOCK_FRAMES * FRAME_SAMPLES
+    for first in range(0, -(-len(pcm) // FRAME_SAMPLES), _VAD_BLOCK_FRAMES):
+        part = pcm[first * FRAME_SAMPLES : first * FRAME_SAMPLES + step]
+        ints = part if part.dtype == np.int16 else to_int16(part.astype(np.float32, copy=False))
+        padded: Pcm16 = np.pad(ints, (0, (-len(ints)) % FRAME_SAMPLES))
+        yield first, padded.reshape(-1, FRAME_SAMPLES)
 
 
 def chunk_frames(flags: list[bool], total_samples: int, opts: ChunkingOptions) -> list[Chunk]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from app.config import Settings
+from app.config import ModelSpec, Settings
 from app.main import create_app
 from tests.fakes import FakeEngine
 
@@ -37,8 +38,13 @@ def make_client(fake_engine: FakeEngine) -> Iterator[MakeClient]:
     """Build a TestClient over the app with the fake engine; keyword args become settings."""
     clients: list[TestClient] = []
 
-    def make(engine: FakeEngine | None = None, **settings: Any) -> TestClient:
-        app = create_app(Settings(**settings), engines={"tiny.en": engine or fake_engine})
+    def make(
+        engine: FakeEngine | None = None, others: dict[str, FakeEngine] | None = None, **settings: Any
+    ) -> TestClient:
+        """``others``: more loaded engines by model id. Unless ``models`` is given, tiny.en is the only
+        model (English-only, no multilingual partner)."""
+        settings.setdefault("models", {"tiny.en": ModelSpec(aliases=("Azure/AI-Transcription", "whisper-1"))})
+        app = create_app(Settings(**settings), engines={"tiny.en": engine or fake_engine, **(others or {})})
         client = TestClient(app, raise_server_exceptions=False)
         client.__enter__()
         clients.append(client)
@@ -65,6 +71,7 @@ class LiveServer:
     base_url: str
     api_key: str  # any key works: the seed-era SDK sends an empty one (its login fails offline)
     log_path: Path
+    model_cache_dir: Path | None = None  # where it assembles the multilingual model
 
 
 def sse_events(body: str) -> list[Any]:
@@ -83,10 +90,14 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     port = free_port()
     key = "any-key"
     log_path = tmp_path_factory.mktemp("server") / "server.log"
+    model_cache_dir = tmp_path_factory.mktemp("model-cache")
     env = {
         **os.environ,
         "ASR_API_KEYS": "",
         "ASR_LOG_LEVEL": "info",
+        "ASR_MODEL_CACHE_DIR": str(model_cache_dir),
+        # Beside the configured models: tiny.en with no multilingual partner (it cannot translate).
+        "ASR_MODELS": json.dumps({"tiny.en-alone": {"path": "embedded"}}),
     }
     with log_path.open("w") as log:
         proc = subprocess.Popen(
@@ -110,10 +121,11 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             if time.monotonic() > deadline:
                 raise RuntimeError(f"server did not become healthy:\n{log_path.read_text()}")
             time.sleep(0.5)
-        yield LiveServer(base_url, key, log_path)
+        yield LiveServer(base_url, key, log_path, model_cache_dir)
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+        shutil.rmtree(model_cache_dir, ignore_errors=True)  # 145 MB; pytest keeps old temporary folders

@@ -23,7 +23,15 @@ class FakeEngine:
     chunks; ``delay_s`` makes a call slow, and ``calls`` counts them.
     """
 
-    def __init__(self, delay_s: float = 0.0, english_only: bool = True, encodes_ahead: bool = False) -> None:
+    def __init__(
+        self,
+        delay_s: float = 0.0,
+        english_only: bool = True,
+        encodes_ahead: bool = False,
+        hears: str = "en",
+    ) -> None:
+        self.hears = hears  # the language detect_language reports (and a decode without one)
+        self.detections = 0
         self.delay_s = delay_s
         self.encodes_ahead = encodes_ahead
         # per submit: its prompt, and whether it came with its own samples encoded ahead
@@ -55,6 +63,11 @@ class FakeEngine:
         future.set_result(_where(samples))
         return future
 
+    def detect_language(self, samples: Samples) -> tuple[str, float]:
+        with self._lock:
+            self.detections += 1
+        return ("en", 1.0) if self._english_only else (self.hears, 0.9)
+
     def lane(self) -> contextlib.nullcontext[None]:
         return contextlib.nullcontext()
 
@@ -78,7 +91,7 @@ class FakeEngine:
             if float(np.sqrt(np.mean(piece**2))) > 0.01:
                 words.append(Word(k * SLOT_S, (k + 1) * SLOT_S, f" w{len(words)}", 0.9))
         if not words:
-            return Transcript((), options.language or "en", 1.0)
+            return Transcript((), options.language or self.hears, 1.0)
         segment = Segment(
             start_s=words[0].start_s,
             end_s=words[-1].end_s,
@@ -90,7 +103,7 @@ class FakeEngine:
             temperature=0.0,
             words=tuple(words),
         )
-        return Transcript((segment,), options.language or "en", 1.0)
+        return Transcript((segment,), options.language or self.hears, 1.0)
 
 
 def _where(samples: Samples) -> tuple[int, int]:

@@ -79,6 +79,9 @@ def start_replica(tmp: Path, k: int) -> Replica:
         # Three replicas share two cores: one worker thread each.
         "ASR_CPU_THREADS": "1",
         "ASR_MAX_BATCH_SIZE": "1",
+        # English replicas: requests without a language stay on tiny.en (no detection on the
+        # multilingual model, which three replicas on two cores would each load).
+        "ASR_MODELS": json.dumps({"tiny.en": {"multilingual_model": None}}),
     }
     with log_path.open("w") as log:
         proc = subprocess.Popen(

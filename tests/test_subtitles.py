@@ -144,3 +144,20 @@ def test_srt_keeps_the_cue_lines() -> None:
     found = cues([segment(words)], SubtitleSettings())
     assert [tuple(p.content.split("\n")) for p in parsed] == [c.lines for c in found]
     assert [p.index for p in parsed] == list(range(1, len(found) + 1))
+
+
+@pytest.mark.parametrize(("language", "weak"), [("de", "und"), ("fr", "et"), ("es", "y"), ("pt", "e")])
+def test_lines_do_not_end_on_a_weak_word_in_other_languages(language: str, weak: str) -> None:
+    """Two even lines could end after "cccc" or after the conjunction: the language's list decides."""
+    words = timed(f"aaaa bbbb cccc {weak} dddd eeee ffff", word_s=0.2)
+    layout = SubtitleSettings(line_chars=18, max_lines=1)
+    found = cues([segment(words)], layout, language)
+    assert len(found) == 2 and not any(c.lines[-1].endswith(f" {weak}") for c in found), found
+
+
+def test_scripts_without_spaces_fill_their_lines() -> None:
+    """Whisper's words in Chinese or Japanese carry no leading space: no separator is counted."""
+    words = [Word(0.2 * i, 0.2 * i + 0.15, "字", 0.9) for i in range(30)]
+    found = cues([segment(words)], SubtitleSettings(line_chars=10, max_lines=2, max_cue_s=60), "zh")
+    assert len(found) == 2 and all(len(line) <= 10 and " " not in line for c in found for line in c.lines)
+    assert "".join(line for c in found for line in c.lines) == "字" * 30

@@ -34,9 +34,9 @@ def align_words(
     """faster-whisper's word alignment, batched per language, over every window with text (adds
     each piece's "words" and times it by them): the words show where a pass's speech really ends
     (and are kept where a request asked for them). ``encoded`` is the batch's encoder output."""
-    by_language: dict[str, list[int]] = {}
+    by_language: dict[tuple[int | None, str], list[int]] = {}
     for i in (i for i, p in enumerate(pieces) if p):
-        by_language.setdefault(tokenizers[i].language_code, []).append(i)
+        by_language.setdefault((tokenizers[i].task, tokenizers[i].language_code), []).append(i)
     for part in by_language.values():
         # Some windows' rows of the batch's encoder output: on a GPU (no slicing of device memory
         # here) another encoder pass, which is cheap there.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from app.audio import Samples
 
@@ -22,6 +22,8 @@ class DecodeOptions:
     """Per-request decoding parameters."""
 
     language: str | None  # Whisper code ("en"); None detects it (multilingual models only)
+    # "translate": English text from speech in any language (multilingual models only).
+    task: Literal["transcribe", "translate"] = "transcribe"
     beam_size: int = 5
     prompt: str | None = None
     temperature: tuple[float, ...] = DEFAULT_TEMPERATURES
@@ -89,6 +91,11 @@ class Engine(Protocol):
     def encode_ahead(self, samples: Samples) -> Future[Any] | None:
         """Start the encoder pass of a window to be submitted later, once its prompt is known
         (None where there is no idle hardware for it)."""
+        ...
+
+    def detect_language(self, samples: Samples) -> tuple[str, float]:
+        """The most likely language of (the first 30 s of) the samples and its probability
+        (English, certain, on English-only models); blocking."""
         ...
 
     def lane(self) -> AbstractContextManager[None]:

@@ -157,6 +157,7 @@ def sequential(model: WhisperModel, window: Window) -> Transcript:
     segments, info = model.transcribe(
         window.samples,
         language=options.language if model.model.is_multilingual else "en",
+        task=options.task,
         beam_size=options.beam_size,
         temperature=list(options.temperature),
         initial_prompt=options.prompt or None,

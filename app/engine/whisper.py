@@ -99,7 +99,7 @@ class WhisperEngine:
             if self.layout.workers > 1
             else None
         )
-        self._tokenizers: dict[str, Tokenizer] = {}
+        self._tokenizers: dict[tuple[str, str], Tokenizer] = {}
 
         def load() -> None:
             self._model = WhisperModel(
@@ -156,6 +156,15 @@ class WhisperEngine:
         """Decode one window and wait for it (blocking)."""
         return self.submit(samples, options).result()
 
+    def detect_language(self, samples: Samples) -> tuple[str, float]:
+        """Whisper's language detection on the window's encoder output, as faster-whisper runs it
+        (one encoder pass: on CPU about the cost of decoding a short sentence)."""
+        if self.english_only:
+            return "en", 1.0
+        encoded = self._model.encode(self._features(samples[:N_SAMPLES])[0][None])
+        (best, probability), *_ = self._model.model.detect_language(encoded)[0]
+        return str(best)[2:-2], float(probability)
+
     def lane(self) -> AbstractContextManager[None]:
         return self._batcher.lane()
 
@@ -166,15 +175,12 @@ class WhisperEngine:
 
     # Everything below runs on the batcher's threads.
 
-    def _tokenizer(self, language: str) -> Tokenizer:
-        if language not in self._tokenizers:
-            self._tokenizers[language] = Tokenizer(
-                self._model.hf_tokenizer,
-                self._model.model.is_multilingual,
-                task="transcribe",
-                language=language,
+    def _tokenizer(self, language: str, task: str = "transcribe") -> Tokenizer:
+        if (task, language) not in self._tokenizers:
+            self._tokenizers[task, language] = Tokenizer(
+                self._model.hf_tokenizer, self._model.model.is_multilingual, task=task, language=language
             )
-        return self._tokenizers[language]
+        return self._tokenizers[task, language]
 
     def _decode_batch(self, windows: Sequence[Window]) -> list[Transcript | BaseException]:
         """The windows' passes (see ``passes.decode_windows``), then their token log-probabilities
@@ -182,7 +188,7 @@ class WhisperEngine:
         results = decode_windows(windows, self._passes, lambda w: sequential(self._model, w))
         for i, (w, t) in enumerate(zip(windows, list(results), strict=True)):
             if w.options.logprobs and isinstance(t, Transcript) and t.segments:
-                tok = self._tokenizer(t.language)
+                tok = self._tokenizer(t.language, w.options.task)
                 results[i] = with_token_logprobs(self._model, tok, *self._features(w.samples), t)
         return results
 
@@ -211,7 +217,7 @@ class WhisperEngine:
     def _first_pass(self, windows: list[Window], prefixes: list[list[int]]) -> list[Pass | None]:
         """Temperature-0 beam search over the windows as one batch; None where it fails.
 
-        Whisper decodes the text only (``<|notimestamps|>``): tiny.en is more accurate so (on
+        English-only models decode the text only (``<|notimestamps|>``): tiny.en is more accurate so (on
         ../shared/eval, 8.81% -> 7.99% WER on the short clips, 7.24% -> 6.56% on the long files),
         decodes fewer tokens, and never stops early to leave a sentence for a next window. The word
         alignment then times each sentence (a segment).
@@ -221,9 +227,15 @@ class WhisperEngine:
         features, frames = [f for f, _ in prepared], [n for _, n in prepared]
         encoded = self._encode(features, [w.encoded for w in windows])
         languages = self._languages(windows, encoded)
-        tokenizers = [self._tokenizer(lang) for lang, _ in languages]
+        tokenizers = [
+            self._tokenizer(lang, w.options.task) for w, (lang, _) in zip(windows, languages, strict=True)
+        ]
+        # Multilingual models decode with timestamp tokens, as faster-whisper does: text-only was no
+        # better there (on the FLEURS clips better in German and Portuguese, worse in Spanish and French).
+        text_only = self.english_only
         prompts = [
-            [*p, *tok.sot_sequence, tok.no_timestamps] for p, tok in zip(prefixes, tokenizers, strict=True)
+            [*p, *tok.sot_sequence, *([tok.no_timestamps] if text_only else [])]
+            for p, tok in zip(prefixes, tokenizers, strict=True)
         ]
 
         generated = model.model.generate(
@@ -239,10 +251,12 @@ class WhisperEngine:
         frame_s = model.feature_extractor.time_per_frame
         out: list[Pass | None] = []
         pieces: list[list[Piece]] = []
+        finished: list[bool] = []  # the pass closed its text with a timestamp: nothing was left out
         for window, tok, result, n_frames, (language, probability) in zip(
             windows, tokenizers, generated, frames, languages, strict=True
         ):
             tokens = result.sequences_ids[0]
+            finished.append(bool(tokens) and tokens[-1] >= tok.timestamp_begin)
             avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
             compression = get_compression_ratio(tok.decode(tokens).strip())
             no_speech = result.no_speech_prob
@@ -267,9 +281,11 @@ class WhisperEngine:
                 continue
             text_end = round(pieces[i][-1]["end"] / frame_s) if pieces[i] else n_frames
             found = timed_segments(tokenizers[i], pieces[i], windows[i].options.word_timestamps)
-            out[i] = Pass(
-                dataclasses.replace(p.transcript, segments=found), resume_sample(text_end, n_frames)
-            )
+            # Whisper said its text is complete (as faster-whisper reads it: it moves on to the next
+            # window); a translation's English words, aligned to other speech, say little.
+            done = finished[i] or windows[i].options.task == "translate"
+            resume = 0 if done else resume_sample(text_end, n_frames)
+            out[i] = Pass(dataclasses.replace(p.transcript, segments=found), resume)
         return out
 
     def _features(self, samples: Samples) -> tuple[np.ndarray, int]:

@@ -8,9 +8,11 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.config import Settings
+from app.config import EMBEDDED_MODEL, EMBEDDED_MULTILINGUAL, Settings
 from app.errors import RETRY_AFTER_S, error_body
+from app.languages import WHISPER_LANGUAGES
 from app.metrics import CONTENT_TYPE_LATEST
+from app.registry import ModelRegistry
 from app.routes.deps import ApiKeyDep, RegistryDep, ServiceDep, SettingsDep, require_api_key
 
 router = APIRouter()
@@ -64,8 +66,23 @@ async def validate_key(settings: SettingsDep, key: ApiKeyDep) -> dict[str, Any]:
     return {"valid": True, "organization_id": settings.organization_id}
 
 
-def _model_card(model_id: str, settings: Settings, loaded: list[str]) -> dict[str, Any]:
+def _languages(model_id: str, settings: Settings, registry: ModelRegistry) -> list[str] | None:
+    """The Whisper codes the model itself transcribes (None: a folder model not loaded yet)."""
+    engine = registry.loaded_engine(model_id)
+    path = settings.models[model_id].path
+    if engine is not None:
+        english_only = engine.english_only
+    elif path in (EMBEDDED_MODEL, EMBEDDED_MULTILINGUAL):
+        english_only = path == EMBEDDED_MODEL
+    else:
+        return None
+    return ["en"] if english_only else sorted(WHISPER_LANGUAGES)
+
+
+def _model_card(model_id: str, settings: Settings, registry: ModelRegistry) -> dict[str, Any]:
     spec = settings.models[model_id]
+    languages = _languages(model_id, settings, registry)
+    translates = None if languages is None else len(languages) > 1 or spec.multilingual_model is not None
     return {
         "id": model_id,
         "object": "model",
@@ -73,18 +90,21 @@ def _model_card(model_id: str, settings: Settings, loaded: list[str]) -> dict[st
         "owned_by": "asr-server",
         "aliases": list(spec.aliases),
         "default": model_id == settings.default_model,
-        "loaded": model_id in loaded,
+        "loaded": model_id in registry.loaded(),
+        "languages": languages,
+        # Where this English-only model sends other languages, detection and translations.
+        "multilingual_model": spec.multilingual_model,
+        "translates": translates,
     }
 
 
 @router.get("/v1/models", tags=["models"])
 async def list_models(settings: SettingsDep, registry: RegistryDep, _key: ApiKeyDep) -> dict[str, Any]:
-    loaded = registry.loaded()
-    return {"object": "list", "data": [_model_card(m, settings, loaded) for m in settings.models]}
+    return {"object": "list", "data": [_model_card(m, settings, registry) for m in settings.models]}
 
 
 @router.get("/v1/models/{model_name:path}", tags=["models"])
 async def get_model(
     model_name: str, settings: SettingsDep, registry: RegistryDep, _key: ApiKeyDep
 ) -> dict[str, Any]:
-    return _model_card(registry.resolve(model_name), settings, registry.loaded())
+    return _model_card(registry.resolve(model_name), settings, registry)

@@ -1,4 +1,5 @@
-"""POST /v1/audio/transcriptions (and /inference/audio/transcriptions for the seed-era SDK)."""
+"""POST /v1/audio/transcriptions (and /inference/audio/transcriptions for the seed-era SDK) and
+POST /v1/audio/translations (speech in any language -> English text)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from app.admission import Ticket
 from app.errors import ClientGone
 from app.render import CONTENT_TYPES, render_body
 from app.routes.deps import ApiKeyDep, ServiceDep
+from app.routing import Task
 from app.service import Job, TranscriptionService
 from app.upload import read_upload
 
@@ -47,15 +49,46 @@ _DOC = {
 }
 
 
+_TRANSLATION_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["model", "file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "model": {"type": "string"},
+                        "prompt": {"type": "string", "description": "English text to continue"},
+                        "response_format": {"type": "string", "default": "json"},
+                        "temperature": {"type": "number"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
 @router.post("/v1/audio/transcriptions", openapi_extra=_DOC)
 @router.post("/inference/audio/transcriptions", include_in_schema=False)
 async def create_transcription(request: Request, service: ServiceDep, _key: ApiKeyDep) -> Response:
+    return await _answer(request, service, "transcribe")
+
+
+@router.post("/v1/audio/translations", openapi_extra=_TRANSLATION_DOC)
+async def create_translation(request: Request, service: ServiceDep, _key: ApiKeyDep) -> Response:
+    return await _answer(request, service, "translate")
+
+
+async def _answer(request: Request, service: TranscriptionService, task: Task) -> Response:
     # In line from before the body is read: a full line answers 503 at once.
     ticket = service.transcriber.admission.enter()
     streaming = False
     try:
         async with read_upload(request, int(service.settings.max_upload_mb * (1 << 20))) as upload:
-            job = await service.prepare(upload, ticket)
+            job = await service.prepare(upload, ticket, task)
         # For the access log and metrics (not the job itself: the scope may outlive the request).
         request.state.model, request.state.audio_s = job.model_id, job.audio.duration_s
         if job.params.stream:

@@ -54,11 +54,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--temperature", type=float, default=None)
     parser.add_argument("--include", action="append", default=None, help="e.g. logprobs (repeatable)")
     parser.add_argument("--max-retries", type=int, default=0)
+    parser.add_argument("--translate", action="store_true", help="call audio.translations.create instead")
     return parser.parse_args(argv)
 
 
 def create_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """Keyword arguments for transcriptions.create(); only what was asked for."""
+    """Keyword arguments for transcriptions.create() (or translations.create(), which takes fewer);
+    only what was asked for."""
+    if args.translate:
+        names = ("response_format", "prompt", "temperature")
+        return {"model": args.model, **{k: getattr(args, k) for k in names if getattr(args, k) is not None}}
     kwargs: dict[str, Any] = {"model": args.model, **common_kwargs(args)}
     if args.stream:
         kwargs["stream"] = True
@@ -78,7 +83,8 @@ def run_sync(args: argparse.Namespace, call: dict[str, Any]) -> None:
     try:
         client = OpenAI(api_key=args.api_key, base_url=args.base_url + "/v1", max_retries=args.max_retries)
         with open(args.audio, "rb") as audio:
-            result = client.audio.transcriptions.create(file=audio, **create_kwargs(args))
+            api = client.audio.translations if args.translate else client.audio.transcriptions
+            result = api.create(file=audio, **create_kwargs(args))
             if args.stream:
                 stage = "iterate"
                 for event in result:
@@ -101,7 +107,8 @@ async def run_async(args: argparse.Namespace, call: dict[str, Any]) -> None:
         )
         # A small local file; the SDK needs a named file object, as users pass it.
         with open(args.audio, "rb") as audio:  # noqa: ASYNC230
-            result = await client.audio.transcriptions.create(file=audio, **create_kwargs(args))
+            api = client.audio.translations if args.translate else client.audio.transcriptions
+            result = await api.create(file=audio, **create_kwargs(args))
             if args.stream:
                 stage = "iterate"
                 async for event in result:

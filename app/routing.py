@@ -1,0 +1,58 @@
+"""Which model decodes a request: the named one, or its multilingual partner.
+
+An English-only model configured with ``multilingual_model`` (the default ``tiny.en`` -> ``base``)
+keeps English (declared) on itself, at its speed; other languages and translations go to the
+multilingual model; a request with no language is first run through the multilingual model's
+language detection, then stays on the English model when it hears English.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from app.config import Settings
+from app.errors import InvalidRequest
+
+Task = Literal["transcribe", "translate"]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    model_id: str
+    language: str | None  # Whisper code; None: the model detects it (multilingual models only)
+    # Detect the language on this (multilingual) model first: English stays on ``model_id``,
+    # any other language goes to this model.
+    detect_on: str | None = None
+
+    def after_detection(self, language: str) -> Route:
+        if self.detect_on is None or language == "en":
+            return Route(self.model_id, language)
+        return Route(self.detect_on, language)
+
+
+def plan_route(
+    settings: Settings,
+    model_id: str,
+    english_only: bool,
+    language: str | None,
+    task: Task,
+    requested: str | None,
+) -> Route:
+    """The route for a request naming ``model_id`` (``requested`` is the client's language value,
+    for messages); 400 when no configured model can serve it."""
+    if not english_only:
+        return Route(model_id, language)
+    multilingual = settings.models[model_id].multilingual_model
+    if task == "translate" or language not in (None, "en"):
+        if multilingual is None:
+            what = "translate" if task == "translate" else f"transcribe {requested!r}"
+            raise InvalidRequest(
+                f"model {model_id!r} is English-only and cannot {what}; it supports: en (en-US, en-GB, ...)."
+                " Use a multilingual model, or configure one as this model's multilingual_model",
+                field="model" if task == "translate" else "language",
+            )
+        return Route(multilingual, language)
+    if language is None and multilingual is not None:
+        return Route(model_id, None, detect_on=multilingual)
+    return Route(model_id, "en")  # nothing to detect: the upload's windows need not wait for the first

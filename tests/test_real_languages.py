@@ -1,0 +1,178 @@
+"""Every language on the real server: the multilingual clips of ../shared/eval (FLEURS: German,
+French, Spanish, Portuguese, English) sent to ``whisper-1`` without a language, so the server
+detects it and routes (English on tiny.en, the rest on the multilingual base), scored against
+faster-whisper's own ``transcribe`` with the same model and the language given.
+
+Each clip is decoded once by the server and once by the library, and the same answers serve the
+accuracy, detection, word and confidence checks.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import jiwer
+import pytest
+import srt
+from faster_whisper import WhisperModel
+from whisper_normalizer.basic import BasicTextNormalizer
+
+from app.engine.placement import available_cores
+from app.packaged_model import assembled_model
+from app.registry import embedded_model_path
+from tests.conftest import LiveServer, sse_events
+from tests.evalset import Clip, clips
+from tests.test_real_clients import run_client, sdk_env
+
+CLIPS = clips("multilingual")
+LANGUAGES = sorted({c.raw["language"] for c in CLIPS})
+_normalizer = BasicTextNormalizer()
+
+
+def normalize(text: str) -> str:
+    return " ".join(str(_normalizer(text)).split())
+
+
+def wer(refs: list[str], hyps: list[str]) -> float:
+    return float(jiwer.wer([normalize(r) for r in refs], [normalize(h) or "<empty>" for h in hyps]))
+
+
+def clip(clip_id: str) -> Clip:
+    return next(c for c in CLIPS if c.id == clip_id)
+
+
+def post(server: LiveServer, path: str, c: Clip, **fields: str) -> httpx.Response:
+    with c.path.open("rb") as f:
+        return httpx.post(
+            f"{server.base_url}{path}",
+            data={"model": "whisper-1", **fields},
+            files={"file": (c.path.name, f, "audio/flac")},
+            timeout=300,
+        )
+
+
+@pytest.fixture(scope="module")
+def served(live_server: LiveServer) -> dict[str, dict[str, Any]]:
+    """verbose_json with words for every clip, no language given (two requests at a time)."""
+
+    def one(c: Clip) -> dict[str, Any]:
+        fields = {"response_format": "verbose_json", "timestamp_granularities[]": "word"}
+        r = post(live_server, "/v1/audio/transcriptions", c, **fields)
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        return body
+
+    with ThreadPoolExecutor(2) as pool:
+        return dict(zip((c.id for c in CLIPS), pool.map(one, CLIPS), strict=True))
+
+
+@pytest.fixture(scope="module")
+def library(live_server: LiveServer) -> dict[str, str]:
+    """faster-whisper's own transcribe, language given, on the model the server routes it to."""
+    texts: dict[str, str] = {}
+    for language, path in (("multilingual", assembled_model(live_server.model_cache_dir)), ("en", None)):
+        folder = str(path or embedded_model_path())
+        model = WhisperModel(folder, device="cpu", compute_type="int8", cpu_threads=available_cores())
+        for c in CLIPS:
+            if (c.raw["language"] == "en") == (language == "en"):
+                segments, _ = model.transcribe(str(c.path), language=c.raw["language"], beam_size=5)
+                texts[c.id] = "".join(s.text for s in segments)
+        del model
+    return texts
+
+
+def test_wer_against_the_library(served: dict[str, dict[str, Any]], library: dict[str, str]) -> None:
+    """Over all languages within half a point of the library's WER; in each language within two
+    points (6 sentences of 100-160 words: one word is 0.6-1 point, and the server's VAD-trimmed
+    windows and text-only English decoding differ from the library's by a word here and there)."""
+    rows = []
+    for language in LANGUAGES:
+        chosen = [c for c in CLIPS if c.raw["language"] == language]
+        refs = [c.text for c in chosen]
+        ours = wer(refs, [served[c.id]["text"] for c in chosen])
+        theirs = wer(refs, [library[c.id] for c in chosen])
+        rows.append((language, ours, theirs))
+    table = "\n".join(f"{lang}: server {100 * o:.2f}%  library {100 * t:.2f}%" for lang, o, t in rows)
+    mean_ours, mean_theirs = (sum(r[k] for r in rows) / len(rows) for k in (1, 2))
+    table += f"\nmean: server {100 * mean_ours:.2f}%  library {100 * mean_theirs:.2f}%"
+    print(table)
+    assert mean_ours <= mean_theirs + 0.005, table
+    assert all(ours <= theirs + 0.02 for _, ours, theirs in rows), table
+    assert all(ours < 0.35 for _, ours, _ in rows), table  # and real transcription, not noise
+
+
+def test_language_detection(served: dict[str, dict[str, Any]]) -> None:
+    heard = {c.id: served[c.id]["language"] for c in CLIPS}
+    right = [c.id for c in CLIPS if heard[c.id].split("-")[0] == c.raw["language"]]
+    assert len(right) >= 0.95 * len(CLIPS), heard
+    assert all(len(lang) == 5 and lang[2] == "-" for lang in heard.values())  # xx-YY for AI Refinery
+
+
+def test_words_and_confidence_in_every_language(served: dict[str, dict[str, Any]]) -> None:
+    for c in CLIPS:
+        body = served[c.id]
+        words = body["words"]
+        assert words and 0 < body["confidence"] <= 1, c.id
+        assert all(0 <= w["start"] <= w["end"] <= c.duration_s + 0.01 for w in words), c.id
+        assert [w["start"] for w in words] == sorted(w["start"] for w in words), c.id
+        assert normalize(" ".join(w["word"] for w in words)) == normalize(body["text"]), c.id
+
+
+def test_stream_and_subtitles_in_another_language(live_server: LiveServer) -> None:
+    spanish, french = clip("fleurs-es-001"), clip("fleurs-fr-001")  # the longest: several cues
+    r = post(live_server, "/v1/audio/transcriptions", spanish, language="es", stream="true")
+    events = sse_events(r.text)
+    assert events[-1] == "[DONE]" and events[-2]["type"] == "transcript.text.done"
+    deltas = "".join(e["delta"] for e in events[:-1] if e["type"] == "transcript.text.delta")
+    assert deltas == events[-2]["text"] and wer([spanish.text], [deltas]) < 0.3
+    r = post(live_server, "/v1/audio/transcriptions", french, language="fr-FR", response_format="srt")
+    cues = list(srt.parse(r.text))
+    assert len(cues) >= 2 and all(len(line) <= 42 for cue in cues for line in cue.content.splitlines())
+    assert wer([french.text], [" ".join(cue.content for cue in cues)]) < 0.3
+
+
+def test_ai_refinery_sdk_with_a_declared_language(live_server: LiveServer) -> None:
+    german = clip("fleurs-de-001")
+    args = [str(german.path), "--client", "sync", "--language", "de-DE", "--response-format", "verbose_json"]
+    out = run_client("air-current", "air_current.py", args, sdk_env(live_server))
+    call = out["calls"]["sync"]
+    assert call["ok"], out
+    assert call["result"]["language"] == "de-DE" and wer([german.text], [call["result"]["text"]]) < 0.3
+
+
+@pytest.mark.parametrize("response_format", ["verbose_json", "srt"])
+def test_openai_python_translations(live_server: LiveServer, response_format: str) -> None:
+    """FLEURS is parallel: the French and Portuguese clips read the same sentence, whose English
+    is "Giancarlo Fisichella lost control of his car and ended the race very soon after the start"."""
+    source = clip("fleurs-pt-002" if response_format == "srt" else "fleurs-fr-005")
+    args = [str(source.path), "--client", "sync", "--translate", "--response-format", response_format]
+    out = run_client("air-current", "openai_client.py", args, sdk_env(live_server))
+    call = out["calls"]["sync"]
+    assert call["ok"], out
+    result = call["result"]
+    text = (
+        result["text"]
+        if response_format == "verbose_json"
+        else " ".join(cue.content for cue in srt.parse(result))
+    )
+    english = set(normalize(text).split())
+    assert len(english & {"lost", "control", "car", "race", "the", "his"}) >= 4, text
+    if response_format == "verbose_json":
+        assert result["language"] == "en-US" and json.dumps(result).count("source_language") == 1
+
+
+def test_a_model_that_cannot_translate_gets_400(live_server: LiveServer) -> None:
+    """``tiny.en-alone`` (the live server's tiny.en without a multilingual_model) cannot translate
+    or hear German; whisper-1 can because tiny.en routes those to base."""
+    english = clip("fleurs-en-004")
+    r = post(live_server, "/v1/audio/translations", english, model="tiny.en-alone")
+    assert r.status_code == 400 and "cannot translate" in r.json()["error"]
+    r = post(live_server, "/v1/audio/transcriptions", english, model="tiny.en-alone", language="de")
+    assert r.status_code == 400 and "supports: en" in r.json()["error"]
+    models = {m["id"]: m for m in httpx.get(f"{live_server.base_url}/v1/models").json()["data"]}
+    assert {"de", "fr", "es", "pt"} <= set(models["base"]["languages"])
+    assert models["tiny.en"]["languages"] == ["en"] and models["tiny.en"]["translates"] is True
+    assert models["tiny.en-alone"]["translates"] is False
