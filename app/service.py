@@ -92,9 +92,9 @@ class TranscriptionService:
         )
         audio, chunks = await anyio.to_thread.run_sync(self._decode_and_chunk, upload, pcm, ticket)
         if route.detect_on is not None:
-            detector = await self.registry.get(route.detect_on)
-            detected = "en"  # no speech: nothing to detect, nothing to decode
+            detected = "en"  # no speech: nothing to detect (nor a model to load for it), nothing to decode
             if chunks:
+                detector = await self.registry.get(route.detect_on)
                 start = chunks[0].start
                 opening = audio.window(start, min(start + N_SAMPLES, len(audio.pcm)))
                 detected, _ = await anyio.to_thread.run_sync(detector.detect_language, opening)

@@ -18,7 +18,8 @@ def main() -> None:
     settings = load_settings()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     engine = FakeEngine(delay_s=float(os.environ.get("FAKE_DELAY_S", "0")))
-    serve(settings, {settings.default_model: engine})
+    # Every configured model (the multilingual partner that detects languages too) is the fake.
+    serve(settings, dict.fromkeys(settings.models, engine))
 
 
 if __name__ == "__main__":
