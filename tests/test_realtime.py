@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketTestSession
 
 from app.audio import Samples
+from app.config import ModelSpec
 from tests.audiogen import pcm_bytes, silence, speechlike
 from tests.conftest import MakeClient
 from tests.fakes import FakeEngine
@@ -218,3 +219,22 @@ def test_a_session_the_server_cannot_keep_up_with_is_closed(make_client: MakeCli
             ws.send_json({"type": "input_audio_buffer.commit"})
         error, code = closed(ws)
     assert code == 1013 and "falling behind" in error["error"]["message"]
+
+
+def test_a_language_the_english_model_cannot_take_goes_to_its_multilingual_partner(
+    make_client: MakeClient, fake_engine: FakeEngine
+) -> None:
+    """The HTTP path's routing: ``fr`` on whisper-1 (tiny.en) is decoded by its multilingual model."""
+    multilingual = FakeEngine(english_only=False, hears="fr")
+    models = {
+        "tiny.en": ModelSpec(aliases=("whisper-1",), multilingual_model="base"),
+        "base": ModelSpec(path="embedded-multilingual"),
+    }
+    client = make_client(models=models, others={"base": multilingual})
+    with client.websocket_connect(URL) as ws:
+        ws.receive_json()
+        assert update(ws, transcription={"model": "whisper-1", "language": "fr"})["type"] == "session.updated"
+        append(ws, np.concatenate([silence(0.6), speechlike(2.0), silence(1.0)]))
+        until(ws, COMPLETED)
+    assert multilingual.options and all(o.language == "fr" for o in multilingual.options)
+    assert not fake_engine.options  # the English model decoded nothing

@@ -40,6 +40,7 @@ from app.realtime.protocol import (
 from app.realtime.segmenter import LiveSegmenter, SpeechStarted, SpeechStopped, chunking_options
 from app.registry import ModelRegistry
 from app.render import logprobs_json
+from app.routing import plan_route
 from app.vad import is_tonal
 
 logger = logging.getLogger(__name__)
@@ -128,17 +129,20 @@ class RealtimeSession:
     async def _apply(self, config: SessionConfig) -> None:
         """Check a config (model, language) and switch to it; the open utterance is dropped when the
         audio format or turn detection changes."""
-        model_id = self.registry.resolve(config.model)
+        named = self.registry.resolve(config.model)
+        engine = await self.registry.get(named)
         language = to_whisper(config.language)
-        engine = await self.registry.get(model_id)
-        if engine.english_only:
-            if language not in (None, "en"):
-                raise InvalidRequest(
-                    f"language: model {config.model!r} is English-only and cannot transcribe "
-                    f"{config.language!r}; it supports: en",
-                    field="session.audio.input.transcription.language",
-                )
-            language = "en"
+        try:  # the HTTP path's route: other languages go to the model's multilingual partner
+            route = plan_route(
+                self.settings, named, engine.english_only, language, "transcribe", config.language
+            )
+        except InvalidRequest as exc:
+            raise InvalidRequest(exc.message, field="session.audio.input.transcription.language") from None
+        if route.detect_on is not None:
+            # Live audio is not run through language detection first: no language stays English.
+            route = route.after_detection("en")
+        await self.registry.get(route.model_id)  # loaded (and its errors raised) before answering
+        model_id, language = route.model_id, route.language
         if (
             not self._configured
             or config.rate != self.config.rate
