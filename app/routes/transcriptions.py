@@ -24,51 +24,31 @@ from app.upload import read_upload
 router = APIRouter(tags=["audio"])
 T = TypeVar("T")
 
-_DOC = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["model", "file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "model": {"type": "string"},
-                        "chunking_strategy": {"type": "string", "default": "auto"},
-                        "language": {"type": "string", "default": "auto"},
-                        "response_format": {"type": "string", "default": "json"},
-                        "stream": {"type": "boolean", "default": False},
-                        "timeout": {"type": "number"},
-                        "extra_body": {"type": "string"},
-                    },
-                }
-            }
-        },
-    }
-}
+
+def _form_doc(fields: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The OpenAPI request body of a multipart upload with ``file``, ``model`` and ``fields``."""
+    properties = {"file": {"type": "string", "format": "binary"}, "model": {"type": "string"}, **fields}
+    schema = {"type": "object", "required": ["model", "file"], "properties": properties}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
 
 
-_TRANSLATION_DOC = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["model", "file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "model": {"type": "string"},
-                        "prompt": {"type": "string", "description": "English text to continue"},
-                        "response_format": {"type": "string", "default": "json"},
-                        "temperature": {"type": "number"},
-                    },
-                }
-            }
-        },
+_DOC = _form_doc(
+    {
+        "chunking_strategy": {"type": "string", "default": "auto"},
+        "language": {"type": "string", "default": "auto"},
+        "response_format": {"type": "string", "default": "json"},
+        "stream": {"type": "boolean", "default": False},
+        "timeout": {"type": "number"},
+        "extra_body": {"type": "string"},
     }
-}
+)
+_TRANSLATION_DOC = _form_doc(
+    {
+        "prompt": {"type": "string", "description": "English text to continue"},
+        "response_format": {"type": "string", "default": "json"},
+        "temperature": {"type": "number"},
+    }
+)
 
 
 @router.post("/v1/audio/transcriptions", openapi_extra=_DOC)
