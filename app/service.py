@@ -92,13 +92,15 @@ class TranscriptionService:
         )
         audio, chunks = await anyio.to_thread.run_sync(self._decode_and_chunk, upload, pcm, ticket)
         if route.detect_on is not None:
-            detected = "en"  # no speech: nothing to detect (nor a model to load for it), nothing to decode
+            detected, probability = "en", 1.0  # no speech: nothing to detect (nor a model to load for it)
             if chunks:
                 detector = await self.registry.get(route.detect_on)
                 start = chunks[0].start
                 opening = audio.window(start, min(start + N_SAMPLES, len(audio.pcm)))
-                detected, _ = await anyio.to_thread.run_sync(detector.detect_language, opening)
-            route = route.after_detection(detected)
+                detected, probability = await anyio.to_thread.run_sync(detector.detect_language, opening)
+            route = route.after_detection(
+                detected, probability, self.settings.language_detection_min_probability
+            )
         await self.registry.get(route.model_id)  # loaded (and its errors raised) before answering
         options = DecodeOptions(
             language=route.language,
