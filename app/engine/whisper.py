@@ -10,10 +10,13 @@ is kept.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.util
 import logging
 import sys
+import threading
 import types
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -62,6 +65,13 @@ from faster_whisper.transcribe import get_compression_ratio, get_suppressed_toke
 
 logger = logging.getLogger(__name__)
 
+# Detection encoder outputs kept for the window decoded next (a few requests' worth: ~3 MB each on base).
+_DETECTED_KEPT = 4
+
+
+def _digest(samples: Samples) -> bytes:
+    return hashlib.blake2b(np.ascontiguousarray(samples).tobytes(), digest_size=16).digest()
+
 
 class WhisperEngine:
     """A CTranslate2 Whisper model whose inference threads decode windows in batches.
@@ -100,6 +110,11 @@ class WhisperEngine:
             else None
         )
         self._tokenizers: dict[tuple[str, str], Tokenizer] = {}
+        # Encoder outputs of the windows ``detect_language`` ran on (CPU), by their samples' digest:
+        # a request detected as a language this model decodes submits that same window next, and
+        # skips its encoder pass (on CPU about half the cost of a short clip on base).
+        self._detected: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._detected_lock = threading.Lock()
 
         def load() -> None:
             self._model = WhisperModel(
@@ -143,6 +158,8 @@ class WhisperEngine:
     def submit(
         self, samples: Samples, options: DecodeOptions, encoded: Future[Any] | None = None
     ) -> Future[Transcript]:
+        if encoded is None and self._detected:
+            encoded = self._encoded_by_detection(samples)
         return self._batcher.submit(Window(samples, options, encoded))
 
     def encode_ahead(self, samples: Samples) -> Future[Any] | None:
@@ -163,7 +180,24 @@ class WhisperEngine:
             return "en", 1.0
         encoded = self._model.encode(self._features(samples[:N_SAMPLES])[0][None])
         (best, probability), *_ = self._model.model.detect_language(encoded)[0]
+        if self._pool is not None and len(samples) <= N_SAMPLES:  # CPU: see _encoded_by_detection
+            with self._detected_lock:
+                self._detected[_digest(samples)] = np.asarray(encoded)
+                while len(self._detected) > _DETECTED_KEPT:
+                    self._detected.popitem(last=False)
         return str(best)[2:-2], float(probability)
+
+    def _encoded_by_detection(self, samples: Samples) -> Future[Any] | None:
+        """The encoder output ``detect_language`` made for exactly these samples (taken once)."""
+        if len(samples) > N_SAMPLES:
+            return None
+        with self._detected_lock:
+            found = self._detected.pop(_digest(samples), None)
+        if found is None:
+            return None
+        future: Future[Any] = Future()
+        future.set_result(found)
+        return future
 
     def lane(self) -> AbstractContextManager[None]:
         return self._batcher.lane()
