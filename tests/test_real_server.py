@@ -18,14 +18,16 @@ import pytest
 import srt
 import webvtt
 
-from app.audio import PcmFormat, decode_audio
+from app.audio import PcmFormat
+from app.chunker import chunk_frames
 from app.config import Settings, load_settings
+from app.decode import decode_audio
 from app.engine.placement import select_placement
 from app.pipeline import Transcriber
 from app.registry import ModelRegistry
 from app.schemas import parse_params
 from app.service import TranscriptionService
-from app.vad import Chunk, chunk_frames, detect_speech
+from app.vad import Chunk, detect_speech
 from tests.audiogen import silence, tone, wav_bytes, white_noise
 from tests.conftest import LiveServer
 from tests.evalset import (

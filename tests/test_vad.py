@@ -6,7 +6,8 @@ import itertools
 
 import numpy as np
 
-from app.vad import FRAME_MS, FRAME_SAMPLES, Chunk, ChunkingOptions, chunk_frames, detect_speech, is_tonal
+from app.chunker import chunk_frames
+from app.vad import FRAME_MS, FRAME_SAMPLES, Chunk, ChunkingOptions, detect_speech, is_tonal
 from tests.audiogen import speechlike, tone, white_noise
 
 
