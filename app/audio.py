@@ -84,6 +84,7 @@ class Sink:
         self._charge = charge
         self._listener = listener
         self._buffer = bytearray()  # grows in place (realloc/mremap): no copy at the end
+        self._charged = 0  # bytes charged so far (from the header's length, then as kept)
         self._source_samples = 0
         self._resampler: soxr.ResampleStream | None = None
         self.rate = 0
@@ -100,6 +101,9 @@ class Sink:
             raise UnsupportedAudio(f"{what} says it has {channels} channels", field="file")
         if frames is not None and frames > 0:
             self._check(frames * channels, frames / rate)
+            # Charge what the header announces up front: a stream learns before its first byte
+            # that the budget cannot hold it, rather than halfway through.
+            self._charge_to(int(frames * SAMPLE_RATE / rate) * 2)
         self.rate, self.channels = rate, channels
         if rate != SAMPLE_RATE:
             self._resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
@@ -132,11 +136,15 @@ class Sink:
         held_s = (len(self._buffer) // 2 + len(ints)) / SAMPLE_RATE
         if held_s > self.limits.max_duration_s + 1.0:
             raise _too_long(held_s, self.limits.max_duration_s)
-        if self._charge is not None:
-            self._charge(ints.nbytes)
+        self._charge_to(len(self._buffer) + ints.nbytes)
         self._buffer += ints.astype("<i2", copy=False).tobytes()
         if self._listener is not None:
             self._listener(self, ints)
+
+    def _charge_to(self, nbytes: int) -> None:
+        if self._charge is not None and nbytes > self._charged:
+            self._charge(nbytes - self._charged)
+            self._charged = nbytes
 
     def window(self, start: int, end: int) -> Pcm16:
         """A copy of the samples ``[start, end)`` kept so far (safe while the decode goes on)."""
