@@ -2,7 +2,10 @@
 
 ``ChunkFeed.decode`` runs decode -> VAD -> chunking on a worker thread, a block at a time: each
 chunk is handed over once no later audio can change it (``app.chunker``), so a stream's first
-window (and the language detection) can start while the rest of a long upload is decoded. A batch
+window (and the language detection) can start while the rest of a long upload waits. The decode
+pauses once the first chunk (and the audio its language is detected on) is there, until
+``resume()``: the first window then has the CPU to itself, so the first delta does not grow with
+the file's length; the rest is decoded while the delta goes out. A batch
 request gets a feed that is complete from the start (``ChunkFeed.complete``): its VAD sees the
 whole upload at once, as it always has. Failures found mid-decode (the audio budget, a file broken
 halfway) are raised to whoever waits for chunks past that point.
@@ -33,7 +36,9 @@ class ChunkFeed:
         self._error: BaseException | None = None
         self._finished = False
         self._stop = threading.Event()
-        self._want = 0  # wake waiters once this many samples are decoded
+        self._want = 0  # wake waiters once this many samples are decoded (and decode that far)
+        self._hold = threading.Condition()  # the decode waits on it after the first chunk
+        self._resumed = False
         self._changed = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Future[None] | None = None
@@ -72,17 +77,26 @@ class ChunkFeed:
 
     async def decoded(self, samples: int) -> None:
         """Return once ``samples`` samples are decoded, or the upload ends before them."""
-        self._want = samples
+        with self._hold:
+            self._want = samples
+            self._hold.notify_all()
         await self._until(lambda: self._decoded >= samples)
 
+    def resume(self) -> None:
+        """Let the decode go past the first chunk."""
+        with self._hold:
+            self._resumed = True
+            self._hold.notify_all()
+
     async def all(self) -> list[Chunk]:
-        """Every chunk, once the whole upload is decoded."""
+        """Every chunk, once the whole upload is decoded (``resume()`` first)."""
         await self._until(lambda: False)
         return self.chunks
 
     async def close(self) -> None:
         """Stop decoding (if it still runs) and wait for the worker thread to let go."""
         self._stop.set()
+        self.resume()
         if self._task is not None:
             await asyncio.shield(self._task)
 
@@ -103,7 +117,13 @@ class ChunkFeed:
                 raise ClientGone("the request ended before its upload was decoded")
             self._sink = sink
             self._decoded += len(pcm)
-            self._publish(chunker.feed(detector.feed(pcm)), 0 < self._want <= self._decoded)
+            reached = 0 < self._want <= self._decoded
+            if reached:
+                self._want = 0
+            self._publish(chunker.feed(detector.feed(pcm)), reached)
+            with self._hold:
+                while self.chunks and not self._resumed and self._want <= self._decoded:
+                    self._hold.wait()
 
         try:
             audio = run(listen)
@@ -121,7 +141,6 @@ class ChunkFeed:
         kept = [c for c in chunks if not is_tonal(self.window(c.start, c.end))]
         self.chunks += kept
         if kept or wake:
-            self._want = 0
             self._notify()
 
     def _notify(self) -> None:

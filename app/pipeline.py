@@ -175,6 +175,7 @@ class Transcriber:
                 for result in _split_window(await _within(deadline, asyncio.shield(decoded[0])), [first], 0):
                     yield result
                 index = 1
+            feed.resume()
             windows = pack_windows(await _within(deadline, feed.all()), window_s, first_alone=streaming)
             decoded += [loop.create_future() for _ in windows[len(decoded) :]]
             tasks += [

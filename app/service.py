@@ -110,9 +110,8 @@ class TranscriptionService:
         try:
             first = await feed.first()
             if route.detect_on is not None:
-                detected = (
-                    "en"  # no speech: nothing to detect (nor a model to load for it), nothing to decode
-                )
+                # No speech: nothing to detect (nor a model to load for it), nothing to decode.
+                detected = "en"
                 if first is not None:
                     detector = await self.registry.get(route.detect_on)
                     await feed.decoded(first.start + N_SAMPLES)
