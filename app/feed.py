@@ -5,10 +5,10 @@ chunk is handed over once no later audio can change it (``app.chunker``), so a s
 window (and the language detection) can start while the rest of a long upload waits. The decode
 pauses once the first chunk (and the audio its language is detected on) is there, until
 ``resume()``: the first window then has the CPU to itself, so the first delta does not grow with
-the file's length; the rest is decoded while the delta goes out. A batch
-request gets a feed that is complete from the start (``ChunkFeed.complete``): its VAD sees the
-whole upload at once, as it always has. Failures found mid-decode (the audio budget, a file broken
-halfway) are raised to whoever waits for chunks past that point.
+the file's length; the rest is decoded while the delta goes out. A batch request gets a feed that
+is complete from the start (``ChunkFeed.complete``): its VAD sees the whole upload at once, as it
+always has. Failures found mid-decode (a length no header gave, a file broken halfway) are raised
+to whoever waits for chunks past that point.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from app.vad import Chunk, ChunkingOptions, SpeechDetector, is_tonal
 
 
 class ChunkFeed:
+    """An upload's decoded audio and final chunks so far; awaited from the event loop."""
+
     def __init__(self) -> None:
         self.chunks: list[Chunk] = []  # final chunks so far (tonal ones dropped), in order
         self.audio: Audio | None = None  # once the whole upload is decoded
@@ -117,9 +119,10 @@ class ChunkFeed:
                 raise ClientGone("the request ended before its upload was decoded")
             self._sink = sink
             self._decoded += len(pcm)
-            reached = 0 < self._want <= self._decoded
-            if reached:
-                self._want = 0
+            with self._hold:
+                reached = 0 < self._want <= self._decoded
+                if reached:
+                    self._want = 0
             self._publish(chunker.feed(detector.feed(pcm)), reached)
             with self._hold:
                 while self.chunks and not self._resumed and self._want <= self._decoded:
