@@ -1,10 +1,11 @@
-"""Robustness figures, run by hand: ``python -m bench.robustness [--skip-hour]``; not part of the tests.
+"""Robustness figures, run by hand: ``python -m bench.robustness [--skip-hour] [--first-delta]``; not
+part of the tests.
 
 Starts the real server (real model) under a 6 GiB RLIMIT_AS and reports, from /proc: peak RSS for the
 decompression bombs (a 28 KB WAV whose header says 1 Hz, four at once; 4 h of 96 kHz stereo silence
 as FLAC), for a 1 h upload (m4a, transcribed); requests in progress during a burst of 20 requests for
 the 97 s file with 2 + 2 slots; how long a batch client's work continues after it hangs up on a
-12-minute file; and the first stream delta for files of growing length.
+12-minute file; and the first stream delta for files of growing length, with and without a language.
 """
 
 from __future__ import annotations
