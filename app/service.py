@@ -111,13 +111,15 @@ class TranscriptionService:
             first = await feed.first()
             if route.detect_on is not None:
                 # No speech: nothing to detect (nor a model to load for it), nothing to decode.
-                detected = "en"
+                detected, probability = "en", 1.0
                 if first is not None:
                     detector = await self.registry.get(route.detect_on)
                     await feed.decoded(first.start + N_SAMPLES)
                     opening = feed.window(first.start, first.start + N_SAMPLES)
-                    detected, _ = await anyio.to_thread.run_sync(detector.detect_language, opening)
-                route = route.after_detection(detected)
+                    detected, probability = await anyio.to_thread.run_sync(detector.detect_language, opening)
+                route = route.after_detection(
+                    detected, probability, self.settings.language_detection_min_probability
+                )
             await self.registry.get(route.model_id)  # loaded (and its errors raised) before answering
         except BaseException:
             await feed.close()
