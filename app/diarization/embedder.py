@@ -102,16 +102,18 @@ class SpeakerEncoder:
         )
         self._input = self._session.get_inputs()[0].name
 
-    def embed_units(self, samples: npt.NDArray[np.float32]) -> tuple[Embeddings, npt.NDArray[np.int64]]:
-        """L2-normalised embeddings of the 0.8 s units of one stretch of speech, every 0.4 s,
-        and each unit's first sample (relative to ``samples``). A stretch shorter than a unit
-        gives one unit, zero-padded as the package pads short enrolments."""
+    def embed_units(
+        self, samples: npt.NDArray[np.float32], stride: int = UNIT_STRIDE
+    ) -> tuple[Embeddings, npt.NDArray[np.int64]]:
+        """L2-normalised embeddings of the 0.8 s units of one stretch of speech, every ``stride``
+        frames (0.4 s), and each unit's first sample (relative to ``samples``). A stretch shorter
+        than a unit gives one unit, zero-padded as the package pads short enrolments."""
         feats = log_mel(np.ascontiguousarray(samples, dtype=np.float32))
         if len(feats) == 0:
             return np.zeros((0, EMBED_DIM), np.float32), np.zeros(0, np.int64)
         if len(feats) < UNIT_FRAMES:
             feats = np.pad(feats, ((0, UNIT_FRAMES - len(feats)), (0, 0)))
-        starts = np.arange(0, len(feats) - UNIT_FRAMES + 1, UNIT_STRIDE)
+        starts = np.arange(0, len(feats) - UNIT_FRAMES + 1, stride)
         units = np.lib.stride_tricks.sliding_window_view(feats, UNIT_FRAMES, axis=0)[starts]
         units = np.ascontiguousarray(units.transpose(0, 2, 1))  # (n, frames, mels)
         out = [
