@@ -17,7 +17,15 @@ import numpy.typing as npt
 
 from app.audio import SAMPLE_RATE, Pcm16, Samples
 from app.diarization.clustering import SpeakerHints, cluster, normalise
-from app.diarization.embedder import HOP, UNIT_FRAMES, SpeakerEncoder, shared_encoder
+from app.diarization.embedder import (
+    BATCH,
+    HOP,
+    UNIT_FRAMES,
+    UNIT_SAMPLES,
+    UNIT_STRIDE,
+    SpeakerEncoder,
+    shared_encoder,
+)
 from app.diarization.turns import Diarization, Turn
 
 WINDOW_UNITS = 3  # 1.6 s of speech per clustering window
@@ -26,13 +34,13 @@ SMOOTH_UNITS = 3  # steps whose speaker scores are averaged
 CLOSE_PAUSE_S = 0.3  # shorter pauses belong to the speech around them
 BRIDGE_S = 0.8  # one speaker's turns closer than this become one turn
 REFINE_ROUNDS = 3
-CHANGE_STRIDE = 10  # frames (0.1 s) between the units that place a speaker change
-CHANGE_MARGIN_S = 0.4  # searched this far beyond the centres of the two steps either side
 VAD_THRESHOLD = 0.3  # Silero speech probability (its default 0.5 misses quiet far-field speech)
 VAD_BLOCK_S = 300.0
 BLOCK_S = 60.0  # embed long stretches in blocks (bounds the feature buffers)
-UNIT_S = (UNIT_FRAMES * HOP) / SAMPLE_RATE
 UNIT_HALF = UNIT_FRAMES * HOP // 2  # samples from a unit's start to its centre
+STEP = UNIT_STRIDE * HOP  # samples between steps
+FINE = STEP // 4  # the grid (0.1 s) on which a speaker change is placed
+GRID = 13  # grid points from the step before a change to the step after it
 
 
 def speech_regions(samples: Pcm16 | Samples) -> list[tuple[int, int]]:
@@ -126,40 +134,66 @@ def diarize(
         labels = _smoothed_labels(centred @ cents.T, block_of)
     centres = unit_start + UNIT_HALF
     switch = (centres[:-1] + centres[1:]) // 2  # sample where step i hands over to step i + 1
-    for i in np.flatnonzero((labels[:-1] != labels[1:]) & (block_of[:-1] == block_of[1:])).tolist():
-        block = blocks[block_of[i]]
-        at = _change_at(
-            samples,
-            block,
-            (centres[i], centres[i + 1]),
-            cents[labels[i]] - cents[labels[i + 1]],
-            mean,
-            encoder,
-        )
-        if at is not None:
-            switch[i] = at
+    changes = np.flatnonzero((labels[:-1] != labels[1:]) & (block_of[:-1] == block_of[1:]))
+    if len(changes):
+        contrast = cents[labels[changes]] - cents[labels[changes + 1]]  # first speaker minus second
+        grid = unit_start[changes, None] - STEP + FINE * np.arange(GRID)[None, :]
+        scores = np.full(grid.shape, np.nan)
+        for offset in range(-1, 3):  # the coarse steps i - 1 .. i + 2 sit on the grid at 0, 4, 8, 12
+            k = np.clip(changes + offset, 0, len(labels) - 1)
+            same = (changes + offset == k) & (block_of[k] == block_of[changes])
+            scores[same, 4 * (offset + 1)] = np.einsum("nd,nd->n", centred[k], contrast)[same]
+        span = np.array([blocks[b] for b in block_of[changes].tolist()]).reshape(-1, 2)
+        fits = (grid >= span[:, :1]) & (grid + UNIT_SAMPLES <= span[:, 1:])
+        switch[changes] = _place_changes(samples, grid, fits, scores, contrast, mean, encoder)
     return Diarization(_turns(blocks, switch, block_of, labels))
 
 
-def _change_at(
+def _place_changes(
     samples: Pcm16 | Samples,
-    block: tuple[int, int],
-    centres: tuple[int, int],
+    grid: npt.NDArray[np.int64],
+    fits: npt.NDArray[np.bool_],
+    scores: npt.NDArray[np.float64],
     contrast: npt.NDArray[np.float32],
     mean: npt.NDArray[np.float32],
     encoder: SpeakerEncoder,
-) -> int | None:
-    """The sample where one voice hands over to the next, between two steps' centres (and
-    CHANGE_MARGIN_S beyond): units every 0.1 s, each scored ``contrast`` (first speaker's centroid
-    minus the second's), split where "first before, second after" fits best."""
-    margin = int(CHANGE_MARGIN_S * SAMPLE_RATE) + UNIT_HALF
-    low, high = max(block[0], centres[0] - margin), min(block[1], centres[1] + margin)
-    emb, starts = encoder.embed_units(_floats(samples[low:high]), CHANGE_STRIDE)
-    if len(emb) < 2:
-        return None
-    score = np.cumsum(normalise(emb - mean) @ contrast)
-    split = int((2 * score[:-1] - score[-1]).argmax())  # first speaker up to unit ``split``
-    return low + UNIT_HALF + int(starts[split] + starts[split + 1]) // 2
+) -> npt.NDArray[np.int64]:
+    """The sample where each change's voice hands over to the next, to 0.1 s. Each change has a
+    row of units every 0.1 s (``grid``: their starts) from the step before it to the step after,
+    scored by the first speaker's centroid minus the second's (``contrast``); the change goes
+    where "first before, second after" fits best. The row is scored at 0.2 s (the coarse steps
+    give four of those points), then at 0.1 s around the best split: 6 new units a change, not
+    13 (each unit costs as much as a coarse step)."""
+
+    def score(wanted: npt.NDArray[np.bool_]) -> None:
+        rows, cols = np.nonzero(wanted & fits & np.isnan(scores))
+        for part in range(0, len(rows), BATCH):  # a batch of pieces at a time bounds the memory
+            r, c = rows[part : part + BATCH], cols[part : part + BATCH]
+            emb = encoder.embed_pieces([_floats(samples[s : s + UNIT_SAMPLES]) for s in grid[r, c].tolist()])
+            scores[r, c] = np.einsum("nd,nd->n", normalise(emb - mean), contrast[r])
+
+    even = np.zeros(grid.shape, bool)
+    even[:, ::2] = True
+    score(even)
+    left = np.array([_split(row)[0] for row in scores])
+    near = np.zeros(grid.shape, bool)
+    for offset in (-1, 1, 3):  # the 0.1 s points either side of and inside the 0.2 s split
+        cols = left + offset
+        ok = (cols >= 0) & (cols < GRID)
+        near[np.flatnonzero(ok), cols[ok]] = True
+    score(near)
+    split = np.array([_split(row) for row in scores]).reshape(-1, 2)
+    rows = np.arange(len(grid))
+    placed: npt.NDArray[np.int64] = (grid[rows, split[:, 0]] + grid[rows, split[:, 1]]) // 2 + UNIT_HALF
+    return placed
+
+
+def _split(row: npt.NDArray[np.float64]) -> tuple[int, int]:
+    """The two neighbouring scored points between which "first speaker, then second" fits best."""
+    points = np.flatnonzero(~np.isnan(row))
+    total = np.cumsum(row[points])
+    k = int((2 * total[:-1] - total[-1]).argmax())
+    return int(points[k]), int(points[k + 1])
 
 
 def _turns(
