@@ -26,8 +26,9 @@ HOP = 160  # samples per feature frame (10 ms)
 N_MELS = 40
 UNIT_FRAMES = 80  # the encoder's input: 0.8 s of frames
 UNIT_STRIDE = 40  # one embedding every 0.4 s
+UNIT_SAMPLES = (UNIT_FRAMES - 1) * HOP + N_FFT  # the samples one unit's features read
 EMBED_DIM = 256
-_BATCH = 64  # encoder windows per ONNX call (bounds its activations)
+BATCH = 64  # encoder windows per ONNX call (bounds its activations)
 
 Embeddings = npt.NDArray[np.float32]
 
@@ -113,14 +114,25 @@ class SpeakerEncoder:
             feats = np.pad(feats, ((0, UNIT_FRAMES - len(feats)), (0, 0)))
         starts = np.arange(0, len(feats) - UNIT_FRAMES + 1, UNIT_STRIDE)
         units = np.lib.stride_tricks.sliding_window_view(feats, UNIT_FRAMES, axis=0)[starts]
-        units = np.ascontiguousarray(units.transpose(0, 2, 1))  # (n, frames, mels)
+        return self._encode(units.transpose(0, 2, 1)), starts * HOP
+
+    def embed_pieces(self, pieces: list[npt.NDArray[np.float32]]) -> Embeddings:
+        """One unit's embedding from each piece of UNIT_SAMPLES samples: what ``embed_units`` gives
+        for a unit starting there; for a few units here and there, encoded in one batch."""
+        if not pieces:
+            return np.zeros((0, EMBED_DIM), np.float32)
+        return self._encode(np.stack([log_mel(p) for p in pieces]))
+
+    def _encode(self, units: npt.NDArray[np.float32]) -> Embeddings:
+        """(n, frames, mels) features -> (n, EMBED_DIM) unit-norm embeddings, in bounded batches."""
+        units = np.ascontiguousarray(units, dtype=np.float32)
         out = [
-            self._session.run(None, {self._input: units[i : i + _BATCH]})[0]
-            for i in range(0, len(units), _BATCH)
+            self._session.run(None, {self._input: units[i : i + BATCH]})[0]
+            for i in range(0, len(units), BATCH)
         ]
         emb = np.concatenate(out).astype(np.float32)
         emb /= np.linalg.norm(emb, axis=1, keepdims=True) + 1e-12
-        return emb, starts * HOP
+        return emb
 
 
 _lock = threading.Lock()
