@@ -117,3 +117,21 @@ def test_flush_hands_over_the_open_utterance() -> None:
     stopped = segmenter.flush()
     assert stopped is not None and len(stopped.audio) / 16000 >= 1.0
     assert segmenter.flush() is None and not segmenter.speaking
+
+
+def test_settled_is_what_the_silence_will_commit_once_it_covers_the_suffix() -> None:
+    segmenter = LiveSegmenter(OPTS)
+    segmenter.feed(np.concatenate([silence(0.5), speechlike(1.5)]))
+    assert segmenter.settled() is None  # still speaking
+    segmenter.feed(silence(0.2))
+    assert segmenter.settled() is None  # the suffix padding is not there yet
+    segmenter.feed(silence(0.15))
+    settled = segmenter.settled()
+    assert settled is not None  # the silence holds the suffix: the audio to commit is known
+    segmenter.feed(speechlike(0.5))
+    assert segmenter.settled() is None  # the person spoke again
+    segmenter.feed(silence(0.35))
+    longer = segmenter.settled()
+    assert longer is not None and len(longer) > len(settled) + 0.4 * 16000
+    (stopped,) = segmenter.feed(silence(0.3))
+    assert isinstance(stopped, SpeechStopped) and np.array_equal(stopped.audio, longer)
