@@ -114,6 +114,9 @@ class Settings(BaseModel):
             "base": ModelSpec(path=EMBEDDED_MULTILINGUAL, aliases=("whisper-base",)),
         }
     )
+    # A detected language other than English that is less likely than this stays on the English
+    # model: Whisper's detection names a language for noise too (see app/routing.py).
+    language_detection_min_probability: float = Field(0.8, ge=0, le=1)
     models_dir: Path = Path("models")
     # Where the embedded multilingual model is assembled (once); None: $XDG_CACHE_HOME/asr-server.
     model_cache_dir: Path | None = None

@@ -3,7 +3,9 @@
 An English-only model configured with ``multilingual_model`` (the default ``tiny.en`` -> ``base``)
 keeps English (declared) on itself, at its speed; other languages and translations go to the
 multilingual model; a request with no language is first run through the multilingual model's
-language detection, then stays on the English model when it hears English.
+language detection, then stays on the English model when it hears English, or when it is not sure:
+Whisper names a language for noise, music and hum too ("nn" at 50-75% for white noise, where real
+speech scores 90% and more), and the multilingual model then invents words in it.
 """
 
 from __future__ import annotations
@@ -25,9 +27,13 @@ class Route:
     # any other language goes to this model.
     detect_on: str | None = None
 
-    def after_detection(self, language: str) -> Route:
-        if self.detect_on is None or language == "en":
+    def after_detection(self, language: str, probability: float = 1.0, min_probability: float = 0.0) -> Route:
+        """Where the detected ``language`` goes: English, or a detection less likely than
+        ``min_probability``, stays on the English model (the seed's default language)."""
+        if self.detect_on is None:
             return Route(self.model_id, language)
+        if language == "en" or probability < min_probability:
+            return Route(self.model_id, "en")
         return Route(self.detect_on, language)
 
 

@@ -14,14 +14,14 @@ import anyio.to_thread
 
 from app import diarization
 from app.admission import Ticket
-from app.audio import SAMPLE_RATE, Audio, PcmFormat, decode_audio
+from app.audio import Audio, PcmFormat, decode_audio
 from app.config import Settings
 from app.diarization import Diarization, SpeakerHints
 from app.engine import DEFAULT_TEMPERATURES, DecodeOptions
 from app.errors import AsrError, RequestTimeout
 from app.languages import to_bcp47, to_whisper
 from app.metrics import Metrics
-from app.pipeline import ChunkResult, Transcriber
+from app.pipeline import ChunkResult, Transcriber, pack_windows
 from app.registry import ModelRegistry
 from app.render import (
     StreamEvents,
@@ -37,9 +37,6 @@ from app.upload import Upload
 from app.vad import Chunk, ChunkingOptions, chunk_frames, detect_speech, is_tonal
 
 logger = logging.getLogger(__name__)
-
-# Language detection reads the first 30 s of speech (one Whisper window).
-N_SAMPLES = 30 * SAMPLE_RATE
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,13 +89,17 @@ class TranscriptionService:
         )
         audio, chunks = await anyio.to_thread.run_sync(self._decode_and_chunk, upload, pcm, ticket)
         if route.detect_on is not None:
-            detected = "en"  # no speech: nothing to detect (nor a model to load for it), nothing to decode
+            detected, probability = "en", 1.0  # no speech: nothing to detect (nor a model to load for it)
             if chunks:
                 detector = await self.registry.get(route.detect_on)
-                start = chunks[0].start
-                opening = audio.window(start, min(start + N_SAMPLES, len(audio.pcm)))
-                detected, _ = await anyio.to_thread.run_sync(detector.detect_language, opening)
-            route = route.after_detection(detected)
+                # The first window a request decodes: when it goes to the detecting model, that
+                # window's encoder pass is the one detection made.
+                first = pack_windows(chunks, self.settings.window_s)[0]
+                opening = audio.window(first[0].start, first[-1].end)
+                detected, probability = await anyio.to_thread.run_sync(detector.detect_language, opening)
+            route = route.after_detection(
+                detected, probability, self.settings.language_detection_min_probability
+            )
         await self.registry.get(route.model_id)  # loaded (and its errors raised) before answering
         options = DecodeOptions(
             language=route.language,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -66,6 +67,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_healthy(proc: subprocess.Popen[Any], url: str, log: Callable[[], str], timeout_s: float) -> None:
+    """Poll ``url`` until it answers 200; fail with the server's log if it exits or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log()}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"server not healthy at {url} after {timeout_s:.0f} s:\n{log()}")
+        time.sleep(0.3)
+
+
 @dataclass(frozen=True)
 class LiveServer:
     base_url: str
@@ -109,18 +124,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         )
     base_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{log_path.read_text()}")
-            try:
-                if httpx.get(f"{base_url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server did not become healthy:\n{log_path.read_text()}")
-            time.sleep(0.5)
+        wait_healthy(proc, f"{base_url}/health", log_path.read_text, timeout_s=180)
         yield LiveServer(base_url, key, log_path, model_cache_dir)
     finally:
         proc.terminate()

@@ -29,8 +29,10 @@ class FakeEngine:
         english_only: bool = True,
         encodes_ahead: bool = False,
         hears: str = "en",
+        sure: float = 0.9,
     ) -> None:
         self.hears = hears  # the language detect_language reports (and a decode without one)
+        self.sure = sure  # the probability detect_language gives it
         self.detections = 0
         self.delay_s = delay_s
         self.encodes_ahead = encodes_ahead
@@ -66,7 +68,7 @@ class FakeEngine:
     def detect_language(self, samples: Samples) -> tuple[str, float]:
         with self._lock:
             self.detections += 1
-        return ("en", 1.0) if self._english_only else (self.hears, 0.9)
+        return ("en", 1.0) if self._english_only else (self.hears, self.sure)
 
     def lane(self) -> contextlib.nullcontext[None]:
         return contextlib.nullcontext()

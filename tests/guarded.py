@@ -11,14 +11,13 @@ import os
 import resource
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, free_port, wait_healthy
 
 GUARD_BYTES = 3 << 30
 
@@ -91,16 +90,7 @@ def fake_server(tmp_path: Path, delay_s: float = 0.0, **settings: object) -> Ite
         )
     server = Server(f"http://127.0.0.1:{port}", port, proc.pid, log_path)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{server.log()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{server.base_url}/health", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server did not become healthy:\n{server.log()}")
-            time.sleep(0.2)
+        wait_healthy(proc, f"{server.base_url}/health", server.log, timeout_s=60)
         yield server
         assert proc.poll() is None, f"the server died:\n{server.log()[-3000:]}"
     finally:

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REPO, free_port, sse_events
+from tests.conftest import REPO, free_port, sse_events, wait_healthy
 from tests.evalset import clips, wer
 
 URL = "/v1/audio/transcriptions"
@@ -96,17 +96,7 @@ def start_replica(tmp: Path, k: int) -> Replica:
 
 
 def wait_ready(replica: Replica, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if replica.proc.poll() is not None:
-            raise RuntimeError(f"replica exited early:\n{replica.log_path.read_text()}")
-        try:
-            if httpx.get(replica.url + "/health/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"replica not ready:\n{replica.log_path.read_text()}")
+    wait_healthy(replica.proc, replica.url + "/health/ready", replica.log_path.read_text, timeout_s)
 
 
 def nginx_config(directory: Path, port: int, replicas: list[Replica]) -> str:

@@ -22,8 +22,10 @@ ROUTED = {
 }
 
 
-def routed(make_client: MakeClient, hears: str) -> tuple[TestClient, FakeEngine, FakeEngine]:
-    english, multilingual = FakeEngine(), FakeEngine(english_only=False, hears=hears)
+def routed(
+    make_client: MakeClient, hears: str, sure: float = 0.9
+) -> tuple[TestClient, FakeEngine, FakeEngine]:
+    english, multilingual = FakeEngine(), FakeEngine(english_only=False, hears=hears, sure=sure)
     return make_client(english, others={"base": multilingual}, models=ROUTED), english, multilingual
 
 
@@ -71,6 +73,21 @@ def test_no_language_is_detected_once_then_routed(
     assert decoder.calls > 0 and other.calls == 0
     assert {o.language for o in decoder.options} == {hears}  # windows never wait to detect again
     assert body["language"] == {"pt": "pt-BR", "en": "en-US"}[hears]
+
+
+@pytest.mark.parametrize(("sure", "decoded_by"), [(0.79, "tiny.en"), (0.81, "base")])
+def test_an_unsure_detection_stays_on_the_english_model(
+    make_client: MakeClient, sure: float, decoded_by: str
+) -> None:
+    """Whisper names Nynorsk for white noise at 50-75%, and base then invents Nynorsk words: a
+    detection below language_detection_min_probability (0.8) is not trusted."""
+    client, english, multilingual = routed(make_client, hears="nn", sure=sure)
+    body = transcribe(client)
+    assert multilingual.detections == 1
+    assert (english.calls > 0) == (decoded_by == "tiny.en") and (multilingual.calls > 0) == (
+        decoded_by == "base"
+    )
+    assert body["language"] == ("en-US" if decoded_by == "tiny.en" else "nn-NO")
 
 
 def test_stream_and_words_in_a_routed_language(make_client: MakeClient) -> None:

@@ -115,6 +115,13 @@ def test_probes_answer_get_and_head(client: TestClient) -> None:
     assert client.get("/health/ready").json() == {"status": "ready", "models_loaded": ["tiny.en"]}
 
 
+def test_the_api_document_has_one_operation_per_id(client: TestClient) -> None:
+    """Generators (openapi-generator, Stainless) reject a document whose operation ids repeat."""
+    paths = client.get("/openapi.json").json()["paths"]
+    ids = [op["operationId"] for methods in paths.values() for op in methods.values()]
+    assert len(ids) == len(set(ids)) and "/health/ready" in paths
+
+
 def test_not_ready_without_capacity_and_503s_counted_by_reason(make_client: MakeClient) -> None:
     client = make_client(max_concurrent_requests=1, max_queued_requests=0)
     with client.app.state.service.transcriber.admission.enter():  # type: ignore[attr-defined]

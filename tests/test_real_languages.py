@@ -20,7 +20,10 @@ import srt
 from faster_whisper import WhisperModel
 from whisper_normalizer.basic import BasicTextNormalizer
 
+from app.audio import PcmFormat, decode_audio
+from app.engine import DecodeOptions
 from app.engine.placement import available_cores
+from app.engine.whisper import WhisperEngine
 from app.packaged_model import assembled_model
 from app.registry import embedded_model_path
 from tests.conftest import LiveServer, sse_events
@@ -178,3 +181,31 @@ def test_a_model_that_cannot_translate_gets_400(live_server: LiveServer) -> None
     assert {"de", "fr", "es", "pt"} <= set(models["base"]["languages"])
     assert models["tiny.en"]["languages"] == ["en"] and models["tiny.en"]["translates"] is True
     assert models["tiny.en-alone"]["translates"] is False
+
+
+def test_the_window_detected_on_is_not_encoded_again(live_server: LiveServer) -> None:
+    """Detection's encoder pass serves the decode of the same window on the same model (a request
+    without a language routed to base pays one encoder pass, not two), and changes nothing."""
+    engine = WhisperEngine(assembled_model(live_server.model_cache_dir), device="cpu", cpu_threads=2)
+    try:
+        c = clip("fleurs-de-001")
+        samples = decode_audio(c.path.read_bytes(), content_type=None, pcm=PcmFormat(), max_duration_s=60)
+        window = samples.to_float()
+        encodes: list[int] = []
+        encode = engine._model.encode
+
+        def counted(features: Any, *args: Any, **kwargs: Any) -> Any:
+            encodes.append(len(features))
+            return encode(features, *args, **kwargs)
+
+        engine._model.encode = counted
+        language, probability = engine.detect_language(window)
+        assert language == "de" and probability > 0.8 and len(encodes) == 1
+        options = DecodeOptions(language=language, word_timestamps=True)
+        reused = engine.transcribe(window, options)
+        assert len(encodes) == 1  # the decode took detection's encoder output
+        fresh = engine.transcribe(window, options)  # taken once: this one encodes again
+        assert len(encodes) == 2
+        assert reused.text and reused == fresh
+    finally:
+        engine.close()

@@ -10,10 +10,7 @@ is kept.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import logging
-import sys
-import types
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -27,6 +24,8 @@ from app.audio import SAMPLE_RATE, Samples
 from app.batcher import Batcher, lower_thread_priority
 from app.engine.alignment import align_words, with_token_logprobs
 from app.engine.contract import DecodeOptions, Transcript
+from app.engine.detected import DetectedEncodings
+from app.engine.lazy import defer_import
 from app.engine.passes import N_SAMPLES, Pass, Window, batches, decode_windows, resume_sample, sequential
 from app.engine.placement import CpuLayout, available_cores, cpu_layout, select_placement
 from app.engine.preview import preview, preview_features
@@ -34,27 +33,7 @@ from app.engine.quality import is_silence, needs_fallback
 from app.engine.segmentation import Piece, segment_tokens, timed_segments
 from app.memory import release_free_memory
 
-
-class _Deferred(types.ModuleType):
-    """Stands in for a module in ``sys.modules`` until one of its attributes is first used."""
-
-    def __getattr__(self, attr: str) -> Any:
-        if sys.modules.get(self.__name__) is self:
-            del sys.modules[self.__name__]
-        return getattr(importlib.import_module(self.__name__), attr)
-
-
-def _defer_import(name: str) -> None:
-    """Make ``import name`` cheap: the module loads when something first uses it (if ever).
-
-    faster-whisper imports PyAV (FFmpeg's libraries: ~16 MiB of RSS and part of a second at start)
-    for its own file decoding, which the server never calls: uploads are decoded with soundfile.
-    """
-    if name not in sys.modules and importlib.util.find_spec(name) is not None:
-        sys.modules[name] = _Deferred(name)
-
-
-_defer_import("av")
+defer_import("av")
 
 from faster_whisper import WhisperModel  # noqa: E402
 from faster_whisper.audio import pad_or_trim  # noqa: E402
@@ -101,6 +80,7 @@ class WhisperEngine:
             else None
         )
         self._tokenizers: dict[tuple[str, str], Tokenizer] = {}
+        self._detected = DetectedEncodings()  # detect_language's encoder outputs (CPU)
 
         def load() -> None:
             self._model = WhisperModel(
@@ -144,6 +124,8 @@ class WhisperEngine:
     def submit(
         self, samples: Samples, options: DecodeOptions, encoded: Future[Any] | None = None
     ) -> Future[Transcript]:
+        if encoded is None and len(samples) <= N_SAMPLES and not options.preview:
+            encoded = self._detected.take(samples)  # (a preview encodes a window of its own)
         return self._batcher.submit(Window(samples, options, encoded), priority=int(options.preview))
 
     def encode_ahead(self, samples: Samples) -> Future[Any] | None:
@@ -164,6 +146,8 @@ class WhisperEngine:
             return "en", 1.0
         encoded = self._model.encode(self._features(samples[:N_SAMPLES])[0][None])
         (best, probability), *_ = self._model.model.detect_language(encoded)[0]
+        if self._pool is not None and len(samples) <= N_SAMPLES:  # CPU: a batch is this one window
+            self._detected.keep(samples, np.asarray(encoded))
         return str(best)[2:-2], float(probability)
 
     def lane(self) -> AbstractContextManager[None]:

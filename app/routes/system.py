@@ -3,7 +3,8 @@ async client calls first."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -16,10 +17,21 @@ from app.registry import ModelRegistry
 from app.routes.deps import ApiKeyDep, RegistryDep, ServiceDep, SettingsDep, require_api_key
 
 router = APIRouter()
-PROBE = ["GET", "HEAD"]
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 
 
-@router.api_route("/health", methods=PROBE, tags=["system"])
+def probe(path: str) -> Callable[[Endpoint], Endpoint]:
+    """GET, and HEAD beside it (Docker and load-balancer checks), as two routes: one route for both
+    methods would give the OpenAPI document two operations with one id."""
+
+    def register(endpoint: Endpoint) -> Endpoint:
+        router.head(path, include_in_schema=False)(endpoint)
+        return router.get(path, tags=["system"])(endpoint)
+
+    return register
+
+
+@probe("/health")
 async def health(request: Request, service: ServiceDep) -> dict[str, Any]:
     """For existing users and Docker's HEALTHCHECK: 200 while the process answers."""
     return {
@@ -29,13 +41,13 @@ async def health(request: Request, service: ServiceDep) -> dict[str, Any]:
     }
 
 
-@router.api_route("/health/live", methods=PROBE, tags=["system"])
+@probe("/health/live")
 async def live() -> dict[str, Any]:
     """Liveness: the process answers (a restart would not help a busy or draining server)."""
     return {"status": "ok"}
 
 
-@router.api_route("/health/ready", methods=PROBE, tags=["system"])
+@probe("/health/ready")
 async def ready(request: Request, service: ServiceDep) -> Response:
     """Readiness: send this replica traffic only when its models are loaded, it is not draining
     and it has room for another request."""
