@@ -332,7 +332,7 @@ class RealtimeSession:
         finally:
             utterance.decoding = False
         if not utterance.closed:
-            delta = utterance.partials.update(transcript.text)
+            delta = utterance.partials.update(transcript.text, len(audio) / SAMPLE_RATE)
             if delta:
                 self._delta(utterance, delta)
 
