@@ -15,20 +15,22 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
 from app.admission import Admission
-from app.audio import SAMPLE_RATE, Audio, Samples
+from app.audio import SAMPLE_RATE, Samples
 from app.engine import DecodeOptions, Engine, Segment, Transcript, Word
 from app.errors import RequestTimeout
+from app.feed import ChunkFeed
 from app.vad import Chunk
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Whisper keeps at most 223 prompt tokens; ~100 words of previous text is plenty of context.
 _PROMPT_WORDS = 100
@@ -85,8 +87,7 @@ class Transcriber:
     async def run(
         self,
         engine: Engine,
-        audio: Audio,
-        chunks: list[Chunk],
+        feed: ChunkFeed,
         options: DecodeOptions,
         *,
         condition_on_previous_text: bool,
@@ -99,43 +100,49 @@ class Transcriber:
         The windows are split into lanes of consecutive windows that decode side by side (their
         windows share model batches); within a lane each window is prompted with the previous one's
         text. ``streaming`` asks for word timings (to give each chunk exactly its own words) and
-        decodes the first chunk alone before the rest, so the first delta comes early.
-        ``deadline`` is a ``time.monotonic()`` value; passing it raises ``RequestTimeout``.
+        decodes the first chunk alone as soon as ``feed`` has it, before the rest of the upload is
+        decoded, so the first delta comes early. ``deadline`` is a ``time.monotonic()`` value;
+        passing it raises ``RequestTimeout``.
         """
         options = dataclasses.replace(options, word_timestamps=options.word_timestamps or streaming)
-        windows = pack_windows(chunks, window_s, first_alone=streaming)
-        try:
-            with anyio.fail_after(_remaining(deadline)):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise RequestTimeout("the request did not finish within its timeout") from None
+        await _within(deadline, self._slots.acquire())
         self._decoding += 1
         loop = asyncio.get_running_loop()
-        decoded: list[asyncio.Future[Transcript]] = [loop.create_future() for _ in windows]
+        decoded: list[asyncio.Future[Transcript]] = []
+        windows: list[list[Chunk]] = []
+        tasks: list[asyncio.Task[None]] = []
 
         def samples(w: int) -> Samples:
-            return audio.window(windows[w][0].start, windows[w][-1].end)
+            return feed.window(windows[w][0].start, windows[w][-1].end)
 
         async def lane(indices: range) -> None:
             lane_options, previous = options, ""
             if indices.start > 0 and (streaming or options.language is None):
                 # Wait for the first window: an early first delta, and one detected language.
-                first = await asyncio.shield(decoded[0])
-                if options.language is None and first.segments:
-                    lane_options = dataclasses.replace(options, language=first.language)
+                head = await asyncio.shield(decoded[0])
+                if options.language is None and head.segments:
+                    lane_options = dataclasses.replace(options, language=head.language)
+            todo = [w for w in indices if not decoded[w].done()]  # a stream's first window is done
+            if len(todo) < len(indices):
+                head = decoded[indices.start].result()
+                previous = head.text
+                if lane_options.language is None and head.segments:
+                    lane_options = dataclasses.replace(lane_options, language=head.language)
+            if not todo:
+                return
             encoded: Future[Any] | None = None
-            current = samples(indices.start)  # float32 made once per window, as it is needed
+            current = samples(todo[0])  # float32 made once per window, as it is needed
             try:
                 with engine.lane():
-                    for w in indices:
+                    for k, w in enumerate(todo):
                         prompt = _join_prompt(options.prompt, previous if condition_on_previous_text else "")
                         future = engine.submit(
                             current, dataclasses.replace(lane_options, prompt=prompt), encoded
                         )
                         # The next window's encoder pass needs no prompt: it runs while this one decodes.
                         encoded = None
-                        if w + 1 < indices.stop:
-                            current = samples(w + 1)
+                        if k + 1 < len(todo):
+                            current = samples(todo[k + 1])
                             encoded = engine.encode_ahead(current)
                         transcript = await asyncio.wrap_future(future)
                         decoded[w].set_result(transcript)
@@ -159,21 +166,27 @@ class Transcriber:
                     decoded[w].cancel()
                 raise
 
-        tasks = [
-            asyncio.create_task(guarded(indices))
-            for indices in split_lanes(len(windows), self._max_lanes, self._lane_windows)
-        ]
         try:
             index = 0
-            for w, window in enumerate(windows):
-                try:
-                    with anyio.fail_after(_remaining(deadline)):
-                        transcript = await asyncio.shield(decoded[w])
-                except TimeoutError:
-                    raise RequestTimeout("the request did not finish within its timeout") from None
-                for result in _split_window(transcript, window, index):
+            first = await _within(deadline, feed.first()) if streaming else None
+            if first is not None:  # decoded alone while the rest of the upload is decoded
+                windows, decoded = [[first]], [loop.create_future()]
+                tasks.append(asyncio.create_task(guarded(range(1))))
+                for result in _split_window(await _within(deadline, asyncio.shield(decoded[0])), [first], 0):
                     yield result
-                index += len(window)
+                index = 1
+            feed.resume()
+            windows = pack_windows(await _within(deadline, feed.all()), window_s, first_alone=streaming)
+            decoded += [loop.create_future() for _ in windows[len(decoded) :]]
+            tasks += [
+                asyncio.create_task(guarded(indices))
+                for indices in split_lanes(len(windows), self._max_lanes, self._lane_windows)
+            ]
+            for w in range(index, len(windows)):
+                transcript = await _within(deadline, asyncio.shield(decoded[w]))
+                for result in _split_window(transcript, windows[w], index):
+                    yield result
+                index += len(windows[w])
         finally:
             for task in tasks:
                 task.cancel()  # cancels the engine futures not yet started
@@ -194,8 +207,13 @@ def split_lanes(n_windows: int, max_lanes: int, lane_windows: int) -> list[range
     return [range(a, b) for a, b in itertools.pairwise(bounds) if b > a]
 
 
-def _remaining(deadline: float | None) -> float:
-    return math.inf if deadline is None else max(deadline - time.monotonic(), 0.0)
+async def _within(deadline: float | None, step: Awaitable[T]) -> T:
+    """Await ``step``; ``RequestTimeout`` once ``deadline`` (``time.monotonic()``) has passed."""
+    try:
+        with anyio.fail_after(math.inf if deadline is None else max(deadline - time.monotonic(), 0.0)):
+            return await step
+    except TimeoutError:
+        raise RequestTimeout("the request did not finish within its timeout") from None
 
 
 def pack_windows(chunks: list[Chunk], window_s: float, *, first_alone: bool = False) -> list[list[Chunk]]:

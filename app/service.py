@@ -1,5 +1,8 @@
 """The transcription use case: validate everything that can fail before the first byte is sent,
-then run the chunks and hand results to the renderer (one body, or a stream of events)."""
+then run the chunks and hand results to the renderer (one body, or a stream of events).
+
+A stream starts on its first chunk as soon as that chunk is final (``app.feed``); the rest of the
+upload is decoded meanwhile, and a failure found there ends the stream with an error event."""
 
 from __future__ import annotations
 
@@ -14,11 +17,14 @@ import anyio.to_thread
 
 from app import diarization
 from app.admission import Ticket
-from app.audio import Audio, PcmFormat, decode_audio
+from app.audio import SAMPLE_RATE, Audio, Listener, PcmFormat
+from app.chunker import chunk_frames
 from app.config import Settings
+from app.decode import decode_audio
 from app.diarization import Diarization, SpeakerHints
 from app.engine import DEFAULT_TEMPERATURES, DecodeOptions
 from app.errors import AsrError, RequestTimeout
+from app.feed import ChunkFeed
 from app.languages import to_bcp47, to_whisper
 from app.metrics import Metrics
 from app.pipeline import ChunkResult, Transcriber, pack_windows
@@ -34,19 +40,22 @@ from app.render import (
 from app.routing import Task, plan_route
 from app.schemas import TranscriptionParams
 from app.upload import Upload
-from app.vad import Chunk, ChunkingOptions, chunk_frames, detect_speech, is_tonal
+from app.vad import Chunk, ChunkingOptions, detect_speech, is_tonal
 
 logger = logging.getLogger(__name__)
+
+# A stream's language detection reads up to 30 s (one Whisper window) from its first chunk.
+N_SAMPLES = 30 * SAMPLE_RATE
 
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """A request that passed every check: decoded audio, its chunks and how to decode them."""
+    """A request that passed every check: its audio and chunks (a stream's still arriving) and how
+    to decode them."""
 
     params: TranscriptionParams
     model_id: str  # its engine is leased from the registry while the job runs
-    audio: Audio
-    chunks: list[Chunk]
+    feed: ChunkFeed
     options: DecodeOptions
     started: float  # time.monotonic()
     speakers: SpeakerHints | None = None  # diarize, with these hints
@@ -76,7 +85,11 @@ class TranscriptionService:
 
     async def prepare(self, upload: Upload, ticket: Ticket, task: Task = "transcribe") -> Job:
         """Every check that can fail before inference: model, language, audio (charged to the
-        request's ``ticket``), VAD; then the model that decodes it (see app/routing.py)."""
+        request's ``ticket``), VAD; then the model that decodes it (see app/routing.py).
+
+        A stream (unless diarized: the speakers need all of the audio) waits only for its first
+        chunk; its feed keeps decoding the upload, which must stay open until ``job.feed.close()``.
+        """
         started = time.monotonic()
         params = upload.params
         model_id = self.registry.resolve(params.model)
@@ -87,20 +100,38 @@ class TranscriptionService:
             params.sample_rate or self.settings.pcm_sample_rate,
             params.channels or self.settings.pcm_channels,
         )
-        audio, chunks = await anyio.to_thread.run_sync(self._decode_and_chunk, upload, pcm, ticket)
-        if route.detect_on is not None:
-            detected, probability = "en", 1.0  # no speech: nothing to detect (nor a model to load for it)
-            if chunks:
-                detector = await self.registry.get(route.detect_on)
-                # The first window a request decodes: when it goes to the detecting model, that
-                # window's encoder pass is the one detection made.
-                first = pack_windows(chunks, self.settings.window_s)[0]
-                opening = audio.window(first[0].start, first[-1].end)
-                detected, probability = await anyio.to_thread.run_sync(detector.detect_language, opening)
-            route = route.after_detection(
-                detected, probability, self.settings.language_detection_min_probability
-            )
-        await self.registry.get(route.model_id)  # loaded (and its errors raised) before answering
+        opts = self.chunking_options(params)
+        chunks: list[Chunk] | None = None  # all of them, known before inference (not a stream's)
+        if params.stream and not params.wants_speakers:
+            feed = ChunkFeed.decode(lambda listener: self._decode(upload, pcm, ticket, listener), opts)
+        else:
+            audio = await anyio.to_thread.run_sync(self._decode, upload, pcm, ticket, None)
+            chunks = await anyio.to_thread.run_sync(_chunk, audio, opts)
+            feed = ChunkFeed.complete(audio, chunks)
+        try:
+            first = await feed.first()
+            if route.detect_on is not None:
+                # No speech: nothing to detect (nor a model to load for it), nothing to decode.
+                detected, probability = "en", 1.0
+                if first is not None:
+                    detector = await self.registry.get(route.detect_on)
+                    if chunks is not None:
+                        # The first window the request decodes: when it goes to the detecting
+                        # model, that window's encoder pass is the one detection made.
+                        window = pack_windows(chunks, self.settings.window_s)[0]
+                        start, end = window[0].start, window[-1].end
+                    else:  # a stream: the first 30 s from its first chunk, once decoded
+                        start, end = first.start, first.start + N_SAMPLES
+                        await feed.decoded(end)
+                    opening = feed.window(start, end)
+                    detected, probability = await anyio.to_thread.run_sync(detector.detect_language, opening)
+                route = route.after_detection(
+                    detected, probability, self.settings.language_detection_min_probability
+                )
+            await self.registry.get(route.model_id)  # loaded (and its errors raised) before answering
+        except BaseException:
+            await feed.close()
+            raise
         options = DecodeOptions(
             language=route.language,
             task=task,
@@ -117,21 +148,18 @@ class TranscriptionService:
         speakers = None
         if params.wants_speakers:
             speakers = SpeakerHints(params.num_speakers, params.min_speakers or 1, params.max_speakers or 8)
-        return Job(params, route.model_id, audio, chunks, options, started, speakers)
+        return Job(params, route.model_id, feed, options, started, speakers)
 
-    def _decode_and_chunk(self, upload: Upload, pcm: PcmFormat, ticket: Ticket) -> tuple[Audio, list[Chunk]]:
-        audio = decode_audio(
+    def _decode(self, upload: Upload, pcm: PcmFormat, ticket: Ticket, listener: Listener | None) -> Audio:
+        return decode_audio(
             upload.file,
             content_type=upload.content_type,
             pcm=pcm,
             max_duration_s=self.settings.max_audio_s,
             max_source_samples=self.settings.max_decoded_samples,
             charge=ticket.charge,
+            listener=listener,
         )
-        opts = self.chunking_options(upload.params)
-        flags = detect_speech(audio.pcm, opts.aggressiveness)
-        chunks = chunk_frames(flags, len(audio.pcm), opts)
-        return audio, [c for c in chunks if not is_tonal(audio.window(c.start, c.end))]
 
     def chunking_options(self, params: TranscriptionParams) -> ChunkingOptions:
         """The request's server_vad values over the server defaults."""
@@ -155,8 +183,7 @@ class TranscriptionService:
         async with self.registry.lease(job.model_id) as engine:
             async for result in self.transcriber.run(
                 engine,
-                job.audio,
-                job.chunks,
+                job.feed,
                 job.options,
                 condition_on_previous_text=self.settings.condition_on_previous_text,
                 window_s=self.settings.window_s,
@@ -168,7 +195,10 @@ class TranscriptionService:
 
     def _diarize(self, job: Job) -> asyncio.Future[Diarization] | None:
         """Start the job's diarization beside its transcription (None when not asked for)."""
-        return None if job.speakers is None else diarization.start(job.audio.pcm, job.speakers)
+        if job.speakers is None:
+            return None
+        assert job.feed.audio is not None, "a diarized job's audio is decoded before it starts"
+        return diarization.start(job.feed.audio.pcm, job.speakers)
 
     async def _settle(self, job: Job, pending: asyncio.Future[Diarization] | None) -> Diarization | None:
         if pending is None:
@@ -185,7 +215,7 @@ class TranscriptionService:
         detected = next((r.language for r in results if r.segments), job.options.language or "en")
         return Transcription(
             tuple(results),
-            job.audio.duration_s,
+            job.feed.duration_s,
             to_bcp47(detected, job.params.language),
             task=job.options.task,
             logprobs=job.options.logprobs,
@@ -251,13 +281,19 @@ class TranscriptionService:
 
     def _log(self, job: Job) -> None:
         wall_s = time.monotonic() - job.started
-        audio_s = job.audio.duration_s
+        audio_s = job.feed.duration_s
         logger.debug(  # the access log has the request's line
             "transcribed %.1f s of audio (%s, %d chunks) with %s in %.2f s (%.1fx real time)",
             audio_s,
-            job.audio.source_format,
-            len(job.chunks),
+            job.feed.audio.source_format if job.feed.audio else "?",
+            len(job.feed.chunks),
             job.model_id,
             wall_s,
             audio_s / wall_s if wall_s > 0 else 0.0,
         )
+
+
+def _chunk(audio: Audio, opts: ChunkingOptions) -> list[Chunk]:
+    """A whole upload's chunks: VAD over all of it at once, steady tones dropped."""
+    chunks = chunk_frames(detect_speech(audio.pcm, opts.aggressiveness), len(audio.pcm), opts)
+    return [c for c in chunks if not is_tonal(audio.window(c.start, c.end))]

@@ -1,7 +1,5 @@
-"""Cut 16 kHz audio into speech chunks with webrtcvad.
-
-The policy (``chunk_frames``) is pure: it turns per-frame speech flags into chunk boundaries, so it
-is tested exactly without audio. ``detect_speech`` only runs webrtcvad over the frames.
+"""Find speech in 16 kHz audio with webrtcvad: one flag per 30 ms frame (``app.chunker`` turns the
+flags into chunks), and tell steady tones from speech.
 """
 
 from __future__ import annotations
@@ -10,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import webrtcvad
 
 from app.audio import SAMPLE_RATE, Pcm16, Samples, to_int16
@@ -74,21 +73,77 @@ def detect_speech(pcm: Pcm16 | Samples, aggressiveness: int) -> list[bool]:
         return []
     level = np.empty(n_frames)
     for first, frames in _blocks(pcm):
-        rms = np.sqrt(np.mean((frames / 32768.0) ** 2, axis=1))
-        level[first : first + len(frames)] = 20 * np.log10(rms + 1e-10)
-    loudest = float(np.percentile(level, 99))
-    floor = min(ENERGY_FLOOR_DBFS, loudest - FLOOR_BELOW_PEAK_DB)
-    gain = 10 ** (min(max(VAD_LEVEL_DBFS - loudest, 0.0), MAX_GAIN_DB) / 20)
+        level[first : first + len(frames)] = _levels(frames)
+    floor, gain = _reference(level)
     vad = webrtcvad.Vad(aggressiveness)
     speech = np.zeros(n_frames, bool)
     for first, frames in _blocks(pcm):
-        if gain != 1.0:
-            frames = np.clip(frames * gain, -32768, 32767).astype(np.int16)
-        raw = frames.astype("<i2", copy=False).tobytes()
-        step = 2 * FRAME_SAMPLES
-        for i in range(len(frames)):
-            speech[first + i] = vad.is_speech(raw[i * step : (i + 1) * step], SAMPLE_RATE)
+        speech[first : first + len(frames)] = _vad(vad, frames, gain)
     return (speech & (level > floor)).tolist()  # type: ignore[no-any-return]
+
+
+class SpeechDetector:
+    """``detect_speech`` for audio that is still arriving: flags for each block of frames as soon as
+    the block is complete, with the floor and gain taken from the levels heard so far (so an upload
+    no longer than one block gets exactly ``detect_speech``'s flags)."""
+
+    def __init__(self, aggressiveness: int) -> None:
+        self._vad = webrtcvad.Vad(aggressiveness)
+        self._pending: list[Pcm16] = []
+        self._pending_samples = 0
+        self._levels: list[npt.NDArray[np.float64]] = []
+
+    def feed(self, pcm: Pcm16) -> list[bool]:
+        """Flags for the blocks that ``pcm`` (the next samples) completes."""
+        self._pending.append(pcm)
+        self._pending_samples += len(pcm)
+        step = _VAD_BLOCK_FRAMES * FRAME_SAMPLES
+        if self._pending_samples < step:
+            return []
+        held = np.concatenate(self._pending)
+        whole = len(held) // step * step
+        self._pending, self._pending_samples = [held[whole:]], len(held) - whole
+        return self._flags(held[:whole])
+
+    def finish(self) -> list[bool]:
+        """Flags for what is left (a trailing partial frame is zero-padded)."""
+        rest = np.concatenate(self._pending) if self._pending else np.zeros(0, np.int16)
+        self._pending, self._pending_samples = [], 0
+        return self._flags(rest) if len(rest) else []
+
+    def _flags(self, pcm: Pcm16) -> list[bool]:
+        flags: list[bool] = []
+        for _, frames in _blocks(pcm):
+            level = _levels(frames)
+            self._levels.append(level)
+            floor, gain = _reference(np.concatenate(self._levels))
+            flags += (_vad(self._vad, frames, gain) & (level > floor)).tolist()
+        return flags
+
+
+def _levels(frames: Pcm16) -> npt.NDArray[np.float64]:
+    """Each frame's level in dBFS."""
+    rms = np.sqrt(np.mean((frames / 32768.0) ** 2, axis=1))
+    return 20 * np.log10(rms + 1e-10)  # type: ignore[no-any-return]
+
+
+def _reference(level: npt.NDArray[np.float64]) -> tuple[float, float]:
+    """The energy floor (dBFS) and the gain for webrtcvad, from the frames' levels."""
+    loudest = float(np.percentile(level, 99))
+    floor = min(ENERGY_FLOOR_DBFS, loudest - FLOOR_BELOW_PEAK_DB)
+    gain = 10 ** (min(max(VAD_LEVEL_DBFS - loudest, 0.0), MAX_GAIN_DB) / 20)
+    return floor, gain
+
+
+def _vad(vad: webrtcvad.Vad, frames: Pcm16, gain: float) -> npt.NDArray[np.bool_]:
+    """webrtcvad's verdict on each frame, after ``gain``."""
+    if gain != 1.0:
+        frames = np.clip(frames * gain, -32768, 32767).astype(np.int16)
+    raw = frames.astype("<i2", copy=False).tobytes()
+    step = 2 * FRAME_SAMPLES
+    return np.array(
+        [vad.is_speech(raw[i * step : (i + 1) * step], SAMPLE_RATE) for i in range(len(frames))], bool
+    )
 
 
 def _blocks(pcm: Pcm16 | Samples) -> Iterator[tuple[int, Pcm16]]:
@@ -99,77 +154,6 @@ def _blocks(pcm: Pcm16 | Samples) -> Iterator[tuple[int, Pcm16]]:
         ints = part if part.dtype == np.int16 else to_int16(part.astype(np.float32, copy=False))
         padded: Pcm16 = np.pad(ints, (0, (-len(ints)) % FRAME_SAMPLES))
         yield first, padded.reshape(-1, FRAME_SAMPLES)
-
-
-def chunk_frames(flags: list[bool], total_samples: int, opts: ChunkingOptions) -> list[Chunk]:
-    """Turn speech flags into chunks.
-
-    A chunk opens at the first speech frame and closes once ``silence_duration_ms`` of non-speech
-    follows; it starts ``prefix_padding_ms`` before its first speech frame (never inside the previous
-    chunk) and keeps up to ``suffix_padding_ms`` of the trailing silence. Chunks with less than
-    ``min_speech_ms`` of speech are dropped, and long ones are split at their longest pause.
-    """
-    silence_frames = max(1, _frames(opts.silence_duration_ms))
-    spans: list[tuple[int, int]] = []  # [first speech frame, last speech frame + 1)
-    start: int | None = None
-    last_speech = 0
-    for i, is_speech in enumerate(flags):
-        if is_speech:
-            if start is None:
-                start = i
-            last_speech = i + 1
-        elif start is not None and i + 1 - last_speech >= silence_frames:
-            spans.append((start, last_speech))
-            start = None
-    if start is not None:
-        spans.append((start, last_speech))
-
-    min_speech = _frames(opts.min_speech_ms)
-    max_frames = max(1, int(opts.max_chunk_s * 1000) // FRAME_MS)
-    chunks: list[Chunk] = []
-    prev_end = 0
-    for first, last in spans:
-        if sum(flags[first:last]) < max(1, min_speech):
-            continue
-        lead = min(_frames(opts.prefix_padding_ms), first)
-        tail = _frames(opts.suffix_padding_ms)
-        begin = max(first - lead, 0)
-        end = min(last + tail, len(flags))
-        for piece_start, piece_end in _split(flags, begin, end, max_frames):
-            start_sample = max(piece_start * FRAME_SAMPLES, prev_end)
-            end_sample = min(piece_end * FRAME_SAMPLES, total_samples)
-            speech = next((i for i in range(piece_start, piece_end) if flags[i]), piece_start)
-            if end_sample > start_sample:
-                chunks.append(Chunk(start_sample, end_sample, max(speech * FRAME_SAMPLES, start_sample)))
-                prev_end = end_sample
-    return chunks
-
-
-def _split(flags: list[bool], begin: int, end: int, max_frames: int) -> list[tuple[int, int]]:
-    """Split [begin, end) into pieces of at most max_frames, cutting in the middle of the longest
-    pause of each window (or at the window's end when it has none)."""
-    pieces: list[tuple[int, int]] = []
-    while end - begin > max_frames:
-        window_end = begin + max_frames
-        cut = _longest_pause_middle(flags, begin + max_frames // 3, window_end) or window_end
-        pieces.append((begin, cut))
-        begin = cut
-    pieces.append((begin, end))
-    return pieces
-
-
-def _longest_pause_middle(flags: list[bool], lo: int, hi: int) -> int | None:
-    best_len, best_mid = 0, None
-    run_start: int | None = None
-    for i in range(lo, hi + 1):
-        silent = i < hi and not flags[i]
-        if silent and run_start is None:
-            run_start = i
-        elif not silent and run_start is not None:
-            if i - run_start > best_len:
-                best_len, best_mid = i - run_start, (run_start + i) // 2
-            run_start = None
-    return best_mid
 
 
 def is_tonal(samples: Samples, threshold: float = 0.95) -> bool:
@@ -211,7 +195,3 @@ def _steadiness(magnitude: np.ndarray, energy: np.ndarray) -> float:
     mean = magnitude.mean(axis=0)
     norms = np.linalg.norm(magnitude, axis=1) * float(np.linalg.norm(mean)) + 1e-12
     return float(((magnitude @ mean) / norms * energy).sum() / energy.sum())
-
-
-def _frames(ms: int) -> int:
-    return (ms + FRAME_MS - 1) // FRAME_MS

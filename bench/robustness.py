@@ -1,10 +1,11 @@
-"""Robustness figures, run by hand: ``python -m bench.robustness [--skip-hour]``; not part of the tests.
+"""Robustness figures, run by hand: ``python -m bench.robustness [--skip-hour] [--first-delta]``; not
+part of the tests.
 
 Starts the real server (real model) under a 6 GiB RLIMIT_AS and reports, from /proc: peak RSS for the
 decompression bombs (a 28 KB WAV whose header says 1 Hz, four at once; 4 h of 96 kHz stereo silence
 as FLAC), for a 1 h upload (m4a, transcribed); requests in progress during a burst of 20 requests for
 the 97 s file with 2 + 2 slots; how long a batch client's work continues after it hangs up on a
-12-minute file; and the first stream delta for files of growing length.
+12-minute file; and the first stream delta for files of growing length, with and without a language.
 """
 
 from __future__ import annotations
@@ -186,31 +187,60 @@ def departed_client() -> None:
         )
 
 
-def first_delta() -> None:
+def first_delta(skip_hour: bool) -> None:
+    """Time to the first ``transcript.text.delta`` (and to ``done``), with the language declared and
+    without (detection runs first), for files of growing length: it should not grow with them."""
+    # The concat demuxer needs one sample rate: the 267 s file is 22.05 kHz, the 97 s one 16 kHz.
+    longer = ffmpeg(CACHE / "longer-16k.flac", "-i", str(LONGER), "-ar", "16000")
     listing = CACHE / "long-stream.txt"
-    listing.write_text("".join(f"file '{p}'\n" for p in [LONG, LONGER] * 10))
-    hour = ffmpeg(CACHE / "hour.flac", "-f", "concat", "-safe", "0", "-i", str(listing), "-t", "3600")
-    with server() as (base, _):
-        for path in (SHORT, LONGER, hour):
-            start = time.monotonic()
-            with httpx.stream(
-                "POST", base + URL, data={"model": "whisper-1", "stream": "true"},
-                files={"file": (path.name, path.read_bytes(), "audio/wav")}, timeout=3600,
-            ) as r:  # fmt: skip
-                first = next(line for line in r.iter_lines() if line.startswith("data:"))
-            kind = json.loads(first[5:])["type"]
-            print(f"stream {path.name}: first event ({kind}) after {time.monotonic() - start:.2f} s")
+    listing.write_text("".join(f"file '{p}'\n" for p in [LONG, longer] * 10))
+    twelve = ffmpeg(CACHE / "twelve.flac", "-f", "concat", "-safe", "0", "-i", str(listing), "-t", "728")
+    paths = [SHORT, LONG, twelve]
+    if not skip_hour:
+        paths.append(
+            ffmpeg(CACHE / "hour.flac", "-f", "concat", "-safe", "0", "-i", str(listing), "-t", "3600")
+        )
+    with server() as (base, pid):
+        for language in ("en", None):  # load both models (detection uses the multilingual one)
+            data = {"model": "whisper-1", **({"language": language} if language else {})}
+            httpx.post(base + URL, data=data, files={"file": SHORT.open("rb")}, timeout=600)
+        for path in paths:
+            for language in ("en", None):
+                data = {
+                    "model": "whisper-1",
+                    "stream": "true",
+                    **({"language": language} if language else {}),
+                }
+                start, cpu, first = time.monotonic(), cpu_s(pid), None
+                with httpx.stream(
+                    "POST", base + URL, data=data,
+                    files={"file": (path.name, path.read_bytes(), "audio/wav")}, timeout=3600,
+                ) as r:  # fmt: skip
+                    for line in r.iter_lines():
+                        kind = json.loads(line[5:])["type"] if line.startswith("data: {") else ""
+                        if kind == "transcript.text.delta" and first is None:
+                            first, first_cpu = time.monotonic() - start, cpu_s(pid) - cpu
+                        if kind in {"transcript.text.done", "error"}:
+                            break
+                done = time.monotonic() - start
+                print(
+                    f"stream {path.name} language={language}: first delta after {first or 0:.2f} s "
+                    f"(server CPU {first_cpu if first else 0:.2f} s), {kind} after {done:.2f} s"
+                )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--skip-hour", action="store_true", help="skip the 1 h upload and stream")
+    parser.add_argument("--first-delta", action="store_true", help="only the first-delta figures")
     args = parser.parse_args()
+    if args.first_delta:
+        first_delta(args.skip_hour)
+        return
     bombs_and_hour(args.skip_hour)
     burst()
     departed_client()
-    if not args.skip_hour:
-        first_delta()
+    first_delta(args.skip_hour)
 
 
 if __name__ == "__main__":

@@ -11,14 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.audio import PcmFormat, decode_audio
+from app.audio import PcmFormat
+from app.chunker import chunk_frames
 from app.config import Settings
+from app.decode import decode_audio
 from app.engine import DecodeOptions
 from app.engine.segmentation import segment_tokens, split_at_pauses
 from app.engine.whisper import WhisperEngine
 from app.pipeline import pack_windows
 from app.registry import embedded_model_path
-from app.vad import ChunkingOptions, chunk_frames, detect_speech
+from app.vad import ChunkingOptions, detect_speech
 from tests.evalset import clips, normalize
 
 

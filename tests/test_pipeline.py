@@ -8,6 +8,7 @@ import pytest
 
 from app.audio import SAMPLE_RATE, Audio
 from app.engine import DecodeOptions, Segment, Transcript, Word
+from app.feed import ChunkFeed
 from app.pipeline import ChunkResult, Transcriber, _split_window, pack_windows, split_lanes
 from app.vad import Chunk
 from tests.audiogen import silence, tone
@@ -34,8 +35,7 @@ def run(audio: Audio, chunks: list[Chunk], engine: FakeEngine) -> list[ChunkResu
             r
             async for r in t.run(
                 engine,
-                audio,
-                chunks,
+                ChunkFeed.complete(audio, chunks),
                 DecodeOptions(language="en"),
                 condition_on_previous_text=True,
                 window_s=29.5,
@@ -82,14 +82,12 @@ def test_lanes_decode_side_by_side_and_results_keep_their_order() -> None:
     audio = Audio.from_float(samples)
     chunks = [seconds(i * 10, i * 10 + 8) for i in range(6)]
     engine = FakeEngine(delay_s=0.3, encodes_ahead=True)
+    feed = ChunkFeed.complete(audio, chunks)
 
     async def collect() -> list[ChunkResult]:
         t = Transcriber(1, 0, max_lanes=3, lane_windows=2)
         options = DecodeOptions(language="en")
-        return [
-            r
-            async for r in t.run(engine, audio, chunks, options, condition_on_previous_text=True, window_s=9)
-        ]
+        return [r async for r in t.run(engine, feed, options, condition_on_previous_text=True, window_s=9)]
 
     results = anyio.run(collect)
     assert [r.index for r in results] == list(range(6))

@@ -20,7 +20,8 @@ import srt
 from faster_whisper import WhisperModel
 from whisper_normalizer.basic import BasicTextNormalizer
 
-from app.audio import PcmFormat, decode_audio
+from app.audio import PcmFormat
+from app.decode import decode_audio
 from app.engine import DecodeOptions
 from app.engine.placement import available_cores
 from app.engine.whisper import WhisperEngine

@@ -18,14 +18,16 @@ import pytest
 import srt
 import webvtt
 
-from app.audio import PcmFormat, decode_audio
+from app.audio import PcmFormat
+from app.chunker import chunk_frames
 from app.config import Settings, load_settings
+from app.decode import decode_audio
 from app.engine.placement import select_placement
 from app.pipeline import Transcriber
 from app.registry import ModelRegistry
 from app.schemas import parse_params
 from app.service import TranscriptionService
-from app.vad import Chunk, chunk_frames, detect_speech
+from app.vad import Chunk, detect_speech
 from tests.audiogen import silence, tone, wav_bytes, white_noise
 from tests.conftest import LiveServer
 from tests.evalset import (
@@ -240,26 +242,28 @@ def test_stream_on_a_long_file(long_stream: list[tuple[float, Any]]) -> None:
     assert wer([reference.text], [done["text"]]) < 0.2
 
 
-def test_silence_duration_changes_the_number_of_deltas(
-    live_server: LiveServer, long_stream: list[tuple[float, Any]]
-) -> None:
-    long_pause = deltas(stream_events(live_server, LONG, chunking_strategy=vad(silence_duration_ms=2000)))
+def long_chunks(**strategy: int) -> list[Chunk]:
+    """The chunks a request with this ``chunking_strategy`` cuts the real long file into."""
+    audio = decode_audio(LONG.read_bytes(), content_type=None, pcm=PcmFormat(), max_duration_s=600)
+    service = TranscriptionService(Settings(), cast(ModelRegistry, None), cast(Transcriber, None))
+    params = parse_params({"model": "whisper-1", "chunking_strategy": vad(**strategy)})
+    opts = service.chunking_options(params)
+    return chunk_frames(detect_speech(audio.pcm, opts.aggressiveness), len(audio.pcm), opts)
+
+
+def test_silence_duration_changes_the_number_of_deltas(long_stream: list[tuple[float, Any]]) -> None:
+    # A delta per chunk with text: the stream (200 ms) has more of them than there are chunks at
+    # 2000 ms (the request's value reaching the chunker is checked on the fake engine, test_api).
+    long_pause = long_chunks(silence_duration_ms=2000)
     assert len(deltas(long_stream)) > len(long_pause) >= 1
+    assert len(long_chunks(silence_duration_ms=200)) > len(long_pause)
 
 
 def test_prefix_padding_changes_where_chunks_start() -> None:
     """On the real long file: each chunk starts ``prefix_padding_ms`` before its speech (never
     before the file or inside the previous chunk). Which chunk yields the first delta depends on
     the model, so this checks the chunks that requests with these settings are cut into."""
-    audio = decode_audio(LONG.read_bytes(), content_type=None, pcm=PcmFormat(), max_duration_s=600)
-    service = TranscriptionService(Settings(), cast(ModelRegistry, None), cast(Transcriber, None))
-
-    def chunks(prefix_ms: int) -> list[Chunk]:
-        params = parse_params({"model": "whisper-1", "chunking_strategy": vad(prefix_padding_ms=prefix_ms)})
-        opts = service.chunking_options(params)
-        return chunk_frames(detect_speech(audio.pcm, opts.aggressiveness), len(audio.pcm), opts)
-
-    tight, padded = chunks(0), chunks(800)
+    tight, padded = long_chunks(prefix_padding_ms=0), long_chunks(prefix_padding_ms=800)
     pad = int(0.8 * 16000)
     assert len(tight) >= 5
     assert all(c.start == c.speech_start for c in tight)

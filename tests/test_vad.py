@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import random
 
 import numpy as np
 
-from app.vad import FRAME_MS, FRAME_SAMPLES, Chunk, ChunkingOptions, chunk_frames, detect_speech, is_tonal
+from app.chunker import Chunker, chunk_frames
+from app.vad import FRAME_MS, FRAME_SAMPLES, Chunk, ChunkingOptions, SpeechDetector, detect_speech, is_tonal
 from tests.audiogen import speechlike, tone, white_noise
 
 
@@ -134,3 +136,52 @@ def test_chunks_know_where_their_speech_starts() -> None:
         (3, 6),
         (13, 16),
     ]
+
+
+def random_flags(rng: random.Random, n: int) -> list[bool]:
+    """Runs of speech and silence of random lengths (a two-state Markov chain)."""
+    out, speech = [], rng.random() < 0.5
+    p_on, p_off = rng.uniform(0.01, 0.3), rng.uniform(0.01, 0.3)
+    for _ in range(n):
+        if rng.random() < (p_off if speech else p_on):
+            speech = not speech
+        out.append(speech)
+    return out
+
+
+def test_flags_fed_block_by_block_give_the_chunks_of_all_the_flags_at_once() -> None:
+    rng = random.Random(7)
+    for _ in range(150):
+        f = random_flags(rng, rng.randint(0, 1500))
+        o = opts(
+            prefix_padding_ms=rng.choice([0, 300, 1000]),
+            silence_duration_ms=rng.choice([0, 90, 500, 2000]),
+            suffix_padding_ms=rng.choice([0, 300, 3000]),
+            min_speech_ms=rng.choice([0, 250, 3000]),
+            max_chunk_s=rng.choice([1.2, 3.0, 28.0]),
+        )
+        total = max(len(f) * FRAME_SAMPLES - rng.randint(0, FRAME_SAMPLES - 1), 0)
+        chunker, got, i = Chunker(o), [], 0
+        while i < len(f):
+            step = rng.randint(1, 200)
+            got += chunker.feed(f[i : i + step])
+            i += step
+        assert got + chunker.finish(total) == chunk_frames(f, total, o)
+
+
+def test_a_chunk_is_handed_out_once_its_silence_has_passed() -> None:
+    chunker = Chunker(opts(silence_duration_ms=90, suffix_padding_ms=60))
+    assert chunker.feed(flags("..####..")) == []  # the pause may still be too short
+    assert frames_of(chunker.feed(flags(".."))) == [(2, 8)]  # three silent frames, and the suffix seen
+    # continuous speech is cut at max_chunk_s without waiting for its end
+    chunker = Chunker(opts(max_chunk_s=40 * FRAME_MS / 1000))
+    assert len(chunker.feed(flags("#" * 100))) == 2
+
+
+def test_speech_found_block_by_block_is_speech_found_at_once_within_a_minute() -> None:
+    audio = np.concatenate([speechlike(3.0), np.zeros(16000, np.float32), speechlike(2.0, seed=2)])
+    pcm = (audio * 32767).astype(np.int16)
+    detector, got = SpeechDetector(2), []
+    for start in range(0, len(pcm), 4321):
+        got += detector.feed(pcm[start : start + 4321])
+    assert got + detector.finish() == detect_speech(pcm, 2)

@@ -13,7 +13,6 @@ from fastapi import APIRouter, Request, Response
 from sse_starlette import EventSourceResponse
 from starlette.types import Receive, Scope, Send
 
-from app.admission import Ticket
 from app.errors import ClientGone
 from app.render import CONTENT_TYPES, render_body
 from app.routes.deps import ApiKeyDep, ServiceDep
@@ -63,21 +62,21 @@ async def create_translation(request: Request, service: ServiceDep, _key: ApiKey
 
 
 async def _answer(request: Request, service: TranscriptionService, task: Task) -> Response:
-    # In line from before the body is read: a full line answers 503 at once.
-    ticket = service.transcriber.admission.enter()
-    streaming = False
-    try:
-        async with read_upload(request, int(service.settings.max_upload_mb * (1 << 20))) as upload:
-            job = await service.prepare(upload, ticket, task)
-        # For the access log and metrics (not the job itself: the scope may outlive the request).
-        request.state.model, request.state.audio_s = job.model_id, job.audio.duration_s
+    async with contextlib.AsyncExitStack() as held:  # what the request holds; a stream takes it over
+        # In line from before the body is read: a full line answers 503 at once.
+        ticket = held.enter_context(service.transcriber.admission.enter())
+        upload = await held.enter_async_context(
+            read_upload(request, int(service.settings.max_upload_mb * (1 << 20)))
+        )
+        job = await service.prepare(upload, ticket, task)
+        # For the access log and metrics (not the job itself: the scope may outlive the request);
+        # a stream's length is known once its upload is decoded, as the feed stops.
+        request.state.model = job.model_id
+        held.callback(lambda: setattr(request.state, "audio_s", job.feed.duration_s))
+        held.push_async_callback(job.feed.close)
         if job.params.stream:
-            streaming = True  # the stream gives the ticket back when it ends
-            return _TicketedEvents(ticket, _sse(service, job), ping=10)
+            return _HeldEvents(held.pop_all(), _sse(service, job), ping=10)
         transcription = await _unless_client_leaves(request, service.transcribe(job))
-    finally:
-        if not streaming:
-            ticket.release()
     fmt = job.params.response_format
     if fmt == "text" and "sdk_version" in request.headers:
         # The AI Refinery SDK (it sends an sdk_version header) parses every answer as JSON.
@@ -86,18 +85,21 @@ async def _answer(request: Request, service: TranscriptionService, task: Task) -
     return Response(body, media_type=CONTENT_TYPES[fmt])
 
 
-class _TicketedEvents(EventSourceResponse):
-    """An SSE response that gives its request's place in line back however the stream ends."""
+class _HeldEvents(EventSourceResponse):
+    """An SSE response that lets go of what its request holds (the decode of its upload, the
+    upload, its place in line) however the stream ends."""
 
-    def __init__(self, ticket: Ticket, content: AsyncIterator[dict[str, str]], ping: int) -> None:
+    def __init__(
+        self, held: contextlib.AsyncExitStack, content: AsyncIterator[dict[str, str]], ping: int
+    ) -> None:
         super().__init__(content, ping=ping)
-        self.ticket = ticket
+        self.held = held
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
-            self.ticket.release()
+            await self.held.aclose()
 
 
 async def _unless_client_leaves(request: Request, work: Awaitable[T]) -> T:

@@ -1,0 +1,176 @@
+"""Decode an upload, block by block, into 16 kHz mono 16-bit samples, within memory limits.
+
+Containers are told apart by their bytes (``app.sniff``), never by the declared content type (the
+AI Refinery SDK labels every upload ``audio/wav``); only an explicit raw-PCM content type
+(``audio/pcm``, ``audio/L16``) skips sniffing. libsndfile reads WAV/FLAC/OGG/AIFF/MP3, FFmpeg (PyAV,
+``app.av_audio``) the rest; both hand their blocks to a ``Sink`` (``app.audio``).
+"""
+
+from __future__ import annotations
+
+import io
+from typing import BinaryIO
+
+import numpy as np
+import soundfile as sf
+
+from app.audio import (
+    MAX_SOURCE_RATE,
+    MIN_SOURCE_RATE,
+    SAMPLE_RATE,
+    SOURCE_SAMPLES_PER_S,
+    Audio,
+    Charge,
+    DecodeLimits,
+    Listener,
+    PcmFormat,
+    Sink,
+    clean,
+)
+from app.errors import InvalidRequest, UnsupportedAudio
+from app.sniff import HEAD_BYTES, describe_text, identify, plausible_pcm
+
+_BLOCK_SAMPLES = 1 << 18
+_UNKNOWN_FRAMES = 1 << 60  # libsndfile's "unknown length"
+
+
+def parse_pcm_content_type(content_type: str | None, default: PcmFormat) -> PcmFormat | None:
+    """A ``PcmFormat`` when the content type declares raw PCM (``audio/pcm;rate=8000``), else None."""
+    if not content_type:
+        return None
+    kind, *params = (part.strip() for part in content_type.split(";"))
+    kind = kind.lower()
+    if kind not in {"audio/pcm", "audio/l16", "audio/raw", "audio/x-raw", "audio/s16le"}:
+        return None
+    rate, channels = default.sample_rate, default.channels
+    little_endian: bool | None = None if kind == "audio/l16" else True
+    for param in params:
+        name, _, value = param.partition("=")
+        name, value = name.strip().lower()[:40], value.strip().strip('"').lower()
+        try:
+            if name in {"rate", "samplerate", "sample_rate"}:
+                rate = int(value[:12])
+            elif name == "channels":
+                channels = int(value[:12])
+            elif name in {"endianness", "endian"}:
+                little_endian = value.startswith("little")
+        except ValueError:
+            raise InvalidRequest(f"bad {name!r} in the file's content type", field="file") from None
+    if not MIN_SOURCE_RATE <= rate <= MAX_SOURCE_RATE or not 1 <= channels <= 32:
+        raise InvalidRequest("unsupported PCM parameters in the file's content type", field="file")
+    return PcmFormat(rate, channels, little_endian)
+
+
+def decode_audio(
+    source: bytes | BinaryIO,
+    *,
+    content_type: str | None,
+    pcm: PcmFormat,
+    max_duration_s: float,
+    max_source_samples: int | None = None,
+    charge: Charge | None = None,
+    listener: Listener | None = None,
+) -> Audio:
+    """Decode, downmix and resample an upload; raise a client error for anything that is not audio.
+
+    ``charge(nbytes)`` is called before each block of decoded audio is kept (the server's memory
+    budget; it may raise to stop the decode); ``listener`` sees each block once it is kept.
+    """
+    file = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
+    size = file.seek(0, io.SEEK_END)
+    file.seek(0)
+    if not size:
+        raise InvalidRequest("the uploaded file is empty", field="file")
+    limits = DecodeLimits(
+        max_duration_s,
+        int(max_duration_s * SOURCE_SAMPLES_PER_S) if max_source_samples is None else max_source_samples,
+    )
+    sink = Sink(limits, charge, listener)
+    declared_pcm = parse_pcm_content_type(content_type, pcm)
+    if declared_pcm is not None:
+        return _read_pcm(file, size, declared_pcm, sink, check=False)
+    head = file.read(4096)
+    file.seek(0)
+    found = identify(head[:HEAD_BYTES])
+    if found.decoder != "none" or not found.name:
+        opened = _read_soundfile(file, sink)
+        if opened is not None:
+            return opened
+        file.seek(0)
+    if found.decoder != "none":
+        from app.av_audio import decode_with_av  # PyAV loads FFmpeg: only when needed
+
+        return decode_with_av(file, sink, found.name)
+    if found.name:
+        raise UnsupportedAudio(f"the uploaded file is {found.name}, not audio", field="file")
+    text = describe_text(head)
+    if text is not None:
+        raise UnsupportedAudio(
+            f"the uploaded file is {text}, not audio (send WAV, FLAC, OGG, MP3, M4A, MP4, WebM, WMA "
+            "or raw 16-bit PCM)",
+            field="file",
+        )
+    return _read_pcm(file, size, pcm, sink, check=True)
+
+
+def _read_soundfile(file: BinaryIO, sink: Sink) -> Audio | None:
+    """Decode with libsndfile in blocks; None when it does not recognise the bytes."""
+    try:
+        f = sf.SoundFile(file)
+    except (RuntimeError, TypeError, ValueError):  # LibsndfileError: not a format it knows
+        return None
+    with f:
+        name = f"the {f.format} file"
+        frames = f.frames if f.frames < _UNKNOWN_FRAMES else None  # libsndfile's "unknown" is huge
+        sink.start(f.samplerate, f.channels, frames, name)
+        block_frames = max(1, _BLOCK_SAMPLES // f.channels)
+        try:
+            while True:
+                block = f.read(block_frames, dtype="float32", always_2d=True)
+                if not len(block):
+                    break
+                sink.add(block)
+        except (RuntimeError, ValueError) as exc:  # broken after a valid header
+            raise UnsupportedAudio(f"{name} could not be decoded: {clean(str(exc))}", field="file") from None
+        return sink.finish(f.format.lower())
+
+
+def _read_pcm(file: BinaryIO, size: int, fmt: PcmFormat, sink: Sink, *, check: bool) -> Audio:
+    frame_bytes = 2 * fmt.channels
+    if size % frame_bytes:
+        raise UnsupportedAudio(
+            f"not a known audio container, and {size} bytes is not a whole number of "
+            f"16-bit {fmt.channels}-channel PCM frames",
+            field="file",
+        )
+    head = file.read(2 * SAMPLE_RATE * 10 // frame_bytes * frame_bytes)
+    file.seek(0)
+    little = fmt.little_endian if fmt.little_endian is not None else _guess_little_endian(head)
+    dtype = np.dtype("<i2" if little else ">i2")
+    if check and not plausible_pcm(np.frombuffer(head, dtype=dtype)):
+        raise UnsupportedAudio(
+            "the uploaded file is not a known audio container, and its bytes do not sound like raw "
+            "16-bit PCM (they look like random or compressed data)",
+            field="file",
+        )
+    sink.start(fmt.sample_rate, fmt.channels, size // frame_bytes, "the PCM upload")
+    block_bytes = _BLOCK_SAMPLES // fmt.channels * frame_bytes
+    while data := file.read(block_bytes):
+        ints = np.frombuffer(data, dtype=dtype).reshape(-1, fmt.channels)
+        sink.add(ints.astype(np.float32) / np.float32(32768.0))
+    return sink.finish("pcm")
+
+
+def _guess_little_endian(data: bytes) -> bool:
+    """Speech is low-pass: read with the wrong byte order it turns into white noise.
+
+    So the byte order whose sample-to-sample differences are smaller relative to the signal wins.
+    """
+    head = data[: len(data) // 2 * 2]
+
+    def roughness(dtype: str) -> float:
+        x = np.frombuffer(head, dtype=dtype).astype(np.float64)
+        energy = float(np.mean(x**2)) if len(x) else 0.0
+        return float(np.mean(np.diff(x) ** 2)) / energy if energy > 0 and len(x) > 1 else 0.0
+
+    return roughness("<i2") <= roughness(">i2")
