@@ -3,7 +3,9 @@
 Decoding several windows at once is how a model keeps its hardware busy: on a GPU one thread runs
 whatever is waiting, up to ``max_size``, as one batch; on CPU each of the model's workers has a
 thread of its own that takes one window at a time (see ``app.engine.whisper``). Callers on any
-thread (or the event loop) ``submit`` an item and get a ``concurrent.futures.Future``.
+thread (or the event loop) ``submit`` an item and get a ``concurrent.futures.Future``; an item
+submitted with a lower ``priority`` number is taken before any waiting item with a higher one (a
+live session's final decode before the previews of speech still being spoken).
 
 Callers that submit a series of items, one after another (a lane of windows that each need the
 previous one's text), announce themselves with ``lane()``. Each batch then waits (up to ``wait_s``)
@@ -17,6 +19,7 @@ create, so the event loop answers ``/health`` and new requests promptly while th
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import queue
@@ -82,7 +85,12 @@ class Batcher(Generic[Item, Result]):
         self._idle_s = idle_s
         self._max_size = max_size
         self._wait_s = wait_s
-        self._queue: queue.SimpleQueue[_Pending[Item, Result] | None] = queue.SimpleQueue()
+        # (priority, submission number, item): the lowest priority first, in order within one;
+        # None (closed) goes first of all.
+        self._queue: queue.PriorityQueue[tuple[int, int, _Pending[Item, Result] | None]] = (
+            queue.PriorityQueue()
+        )
+        self._order = itertools.count()
         self._taking = threading.Lock()  # one thread at a time gathers a batch
         self._state = threading.Lock()
         self._lanes = 0  # open lanes: each will submit its next item soon
@@ -100,11 +108,14 @@ class Batcher(Generic[Item, Result]):
             self._threads.append(thread)
             started.result()
 
-    def submit(self, item: Item) -> Future[Result]:
+    def submit(self, item: Item, priority: int = 0) -> Future[Result]:
         """Queue one item; cancel the future to drop it if it has not started."""
         future: Future[Result] = Future()
-        self._queue.put(_Pending(item, future))
+        self._queue.put((priority, next(self._order), _Pending(item, future)))
         return future
+
+    def _stop_mark(self) -> None:
+        self._queue.put((-1, next(self._order), None))
 
     @contextlib.contextmanager
     def lane(self) -> Iterator[None]:
@@ -119,12 +130,12 @@ class Batcher(Generic[Item, Result]):
 
     def close(self) -> None:
         """Finish the batches in progress, then stop; items still queued are cancelled."""
-        self._queue.put(None)
+        self._stop_mark()
         for thread in self._threads:
             thread.join(timeout=60)
         while True:
             try:
-                pending = self._queue.get_nowait()
+                _, _, pending = self._queue.get_nowait()
             except queue.Empty:
                 return
             if pending is not None:
@@ -155,15 +166,15 @@ class Batcher(Generic[Item, Result]):
         every thread sees it)."""
         while True:
             try:
-                first = self._queue.get(timeout=self._idle_s)
+                _, _, first = self._queue.get(timeout=self._idle_s)
                 break
             except queue.Empty:
                 if not self._running:
                     self._on_idle()
-                    first = self._queue.get()
+                    _, _, first = self._queue.get()
                     break
         if first is None:
-            self._queue.put(None)
+            self._stop_mark()
             return None
         batch = [first]
         deadline = time.monotonic() + self._wait_s
@@ -173,15 +184,17 @@ class Batcher(Generic[Item, Result]):
             waiting = len(batch) < self._lanes and time.monotonic() < deadline
             try:
                 if waiting:
-                    pending = self._queue.get(timeout=min(_POLL_S, max(deadline - time.monotonic(), 0.0)))
+                    _, _, pending = self._queue.get(
+                        timeout=min(_POLL_S, max(deadline - time.monotonic(), 0.0))
+                    )
                 else:
-                    pending = self._queue.get_nowait()
+                    _, _, pending = self._queue.get_nowait()
             except queue.Empty:
                 if waiting:
                     continue
                 break
             if pending is None:
-                self._queue.put(None)  # stop after this batch
+                self._stop_mark()  # stop after this batch
                 break
             batch.append(pending)
         with self._state:

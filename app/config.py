@@ -77,12 +77,13 @@ class RealtimeSettings(BaseModel):
     max_session_s: float = Field(3600.0, gt=0)
     # Largest client message (an append of 1 MiB of base64 is ~22 s of 24 kHz PCM16).
     max_message_kb: int = Field(1024, ge=1, le=16 * 1024)
-    # While someone speaks, the utterance so far is decoded about this often for deltas (0: no
+    # A session that sends no message for this long is closed (error event idle_timeout, close 1008).
+    idle_timeout_s: float = Field(60.0, gt=0, le=3600)
+    # While someone speaks, the utterance so far is previewed about this often for deltas (0: no
     # deltas before the utterance ends); each session has at most one such decode running.
-    partial_interval_ms: int = Field(300, ge=0, le=10000)
-    # Partial decodes running at once over all sessions; the model's other workers are left to
-    # final decodes (on a 2-core CPU the model has 2 workers).
-    max_partial_decodes: int = Field(1, ge=1)
+    partial_interval_ms: int = Field(200, ge=0, le=10000)
+    # Previews running at once over all sessions (they also wait behind every final decode).
+    max_partial_decodes: int = Field(2, ge=1)
     # Committed audio still waiting for its final decode; past it the session is closed (1013).
     max_backlog_s: float = Field(120.0, gt=0)
 

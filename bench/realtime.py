@@ -5,7 +5,9 @@ session streams short clips of ``../shared/eval`` one after another (rotated per
 silence between them) in 100 ms appends at real time, and measures per clip:
 
 - first-delta latency: the first delta of the clip's speech minus the moment its first loud frame was sent;
-- completed latency: its last ``completed`` minus the moment its last loud frame was sent;
+- completed latency: its last ``completed`` minus the moment its last loud frame was sent, and
+  minus the moment ``speech_stopped`` arrived (which waits for the session's ``silence_duration_ms``
+  of silence: the server's own share of the latency);
 - WER of the completed transcripts, next to the WER of the same clips through the batch endpoint;
 - lag growth: the completed latency of each session's last third of clips minus its first third;
 - the server's CPU time per second of audio streamed (when the bench started the server): what the
@@ -54,6 +56,7 @@ class Sent:
     sent_at: dict[str, float] = field(default_factory=dict)  # wall time the speech start / end went out
     first_delta: float | None = None
     completed: float | None = None
+    after_stop: float | None = None  # completed minus the arrival of its speech_stopped
     texts: list[str] = field(default_factory=list)
 
 
@@ -80,6 +83,7 @@ async def session(url: str, chosen: list[Clip], audio: dict[str, np.ndarray]) ->
         offset += len(samples) / RATE
     pcm = (np.clip(np.concatenate(stream), -1, 1) * 32767).astype("<i2").tobytes()
     owner: dict[str, Sent] = {}
+    stopped: dict[str, float] = {}
 
     def clip_at(ms: float) -> Sent:
         return next((s for s in reversed(plan) if s.start_s * 1000 <= ms + 400), plan[0])
@@ -133,12 +137,15 @@ async def session(url: str, chosen: list[Clip], audio: dict[str, np.ndarray]) ->
             if kind == "input_audio_buffer.speech_started":
                 owner[event["item_id"]] = clip_at(event["audio_start_ms"] + 300)
                 pending.add(event["item_id"])
+            elif kind == "input_audio_buffer.speech_stopped":
+                stopped[event["item_id"]] = now
             elif kind == "conversation.item.input_audio_transcription.delta":
                 s = owner[event["item_id"]]
                 s.first_delta = s.first_delta or now
             elif kind == "conversation.item.input_audio_transcription.completed":
                 s = owner[event["item_id"]]
                 s.completed, pending = now, pending - {event["item_id"]}
+                s.after_stop = now - stopped.get(event["item_id"], now)
                 s.texts.append(event["transcript"])
             elif kind == "error":
                 raise RuntimeError(event["error"]["message"])
@@ -178,6 +185,7 @@ def run(
     sent = [s for plan in plans for s in plan]
     first = [s.first_delta - s.sent_at["start"] for s in sent if s.first_delta]
     done = [s.completed - s.sent_at["end"] for s in sent if s.completed]
+    after_stop = [s.after_stop for s in sent if s.after_stop is not None]
     third = max(1, len(plans[0]) // 3)
     growth = [
         statistics.mean(s.completed - s.sent_at["end"] for s in plan[-third:] if s.completed)
@@ -188,7 +196,8 @@ def run(
     batch_wer = wer([s.clip.text for s in sent], [batch[s.clip.id] for s in sent])
     return (
         f"| {n_sessions} | {len(sent)} | {len(first)} | {pct(first, 0.5):.2f} / {pct(first, 0.95):.2f} "
-        f"| {pct(done, 0.5):.2f} / {pct(done, 0.95):.2f} | {max(growth):+.2f} "
+        f"| {pct(done, 0.5):.2f} / {pct(done, 0.95):.2f} "
+        f"| {pct(after_stop, 0.5):.2f} / {pct(after_stop, 0.95):.2f} | {max(growth):+.2f} "
         f"| {live_wer:.2%} | {batch_wer:.2%} | {cpu_per_audio_s:.2f} |"
     )
 
@@ -234,9 +243,10 @@ def main() -> None:
         )
         print(
             "| sessions | clips | with a delta | first delta s p50 / p95 | completed s p50 / p95 "
-            "| lag growth s | live WER | batch WER | server CPU s per audio s |"
+            "| completed after speech_stopped s p50 / p95 | lag growth s | live WER | batch WER "
+            "| server CPU s per audio s |"
         )
-        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for n in (int(x) for x in args.sessions.split(",")):
             print(run(url, n, chosen, audio, batch, server.pid if server else None), flush=True)
     finally:

@@ -34,11 +34,13 @@ def test_what_is_waiting_runs_as_one_batch_up_to_max_size() -> None:
     batcher: Batcher[int, int] = Batcher(recorder, max_size=3, wait_s=0.5)
     first = batcher.submit(9)  # holds the thread until the gate opens; the rest queue up
     time.sleep(0.2)
+    later = batcher.submit(7, priority=1)  # waits behind every item of priority 0
     futures = [batcher.submit(i) for i in range(5)]
     gate.set()
     assert first.result(timeout=10) == 18
     assert [f.result(timeout=10) for f in futures] == [0, 2, 4, 6, 8]
-    assert recorder.batches == [[9], [0, 1, 2], [3, 4]]
+    assert later.result(timeout=10) == 14
+    assert recorder.batches == [[9], [0, 1, 2], [3, 4, 7]]
     batcher.close()
 
 

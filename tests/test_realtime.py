@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from typing import Any
 
 import numpy as np
@@ -96,7 +97,9 @@ def test_vad_turns_stream_append_only_deltas_then_completed(
     # finals are beam search with the prompt and the previous utterance's text; partials are greedy
     finals = [o for o in fake_engine.options if o.beam_size > 1]
     assert finals[-1].prompt == f"Names. {done['transcript']}" and finals[-1].language == "en"
-    assert any(o.beam_size == 1 for o in fake_engine.options)
+    assert any(o.beam_size == 1 and o.preview for o in fake_engine.options)
+    # each utterance's final decode ran once: started early, in the silence, and kept at the commit
+    assert len(finals) == 2
 
 
 def test_manual_commits_clear_and_the_beta_session_update(client: TestClient) -> None:
@@ -208,6 +211,20 @@ def test_limits_close_with_an_error_event_and_a_code(make_client: MakeClient) ->
     with client.websocket_connect(URL) as ws:  # the slot was given back; this one runs out of time
         error, code = closed(ws)
     assert code == 1008 and error["error"]["code"] == "session_expired"
+
+
+def test_a_session_that_sends_nothing_is_closed(make_client: MakeClient) -> None:
+    client = make_client(realtime={"idle_timeout_s": 0.3})
+    with client.websocket_connect(URL) as ws:
+        ws.receive_json()
+        update(ws, turn_detection=None)
+        for _ in range(4):  # a client that keeps sending stays, past the idle timeout
+            append(ws, speechlike(0.1))
+            time.sleep(0.1)
+        ws.send_json({"type": "input_audio_buffer.commit"})
+        until(ws, COMPLETED)
+        error, code = closed(ws)  # then sends nothing
+    assert code == 1008 and error["error"]["code"] == "idle_timeout"
 
 
 def test_a_session_the_server_cannot_keep_up_with_is_closed(make_client: MakeClient) -> None:

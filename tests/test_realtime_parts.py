@@ -22,21 +22,22 @@ OPTS = ChunkingOptions(
 )
 
 
-def test_a_word_is_sent_once_two_decodes_agree_and_never_the_newest_last_word() -> None:
+def test_a_word_is_sent_once_decodes_a_second_apart_agree_and_never_the_last_two() -> None:
     p = Partials()
-    assert p.update("And so") == ""  # nothing to agree with yet
-    assert p.update("And so my fellow.") == "And so"  # "my fellow." is past the agreement / at the cut
-    assert p.update("and so, my fellow Americans") == " my fellow"  # case and punctuation aside
-    assert p.update("And so my fellow Americans ask") == " Americans"
-    assert p.text == "And so my fellow Americans"
+    assert p.update("And so", 1.0) == ""  # nothing to agree with yet
+    assert p.update("And so my", 1.6) == ""  # agrees, but with a decode of nearly the same audio
+    assert p.update("And so my fellow.", 2.0) == "And so"  # agree with 1 s before; not the last two
+    assert p.update("and so, my fellow Americans", 2.6) == " my"  # case and punctuation aside
+    assert p.update("And so my fellow Americans ask", 3.0) == " fellow"
+    assert p.text == "And so my fellow"
 
 
 def test_a_decode_that_contradicts_sent_text_adds_nothing_and_takes_nothing_back() -> None:
     p = Partials()
-    p.update("the cat sat on")
-    assert p.update("the cat sat on the") == "the cat sat on"
-    assert p.update("a hat sat on the mat") == ""
-    assert p.update("a hat sat on the mat today") == ""
+    p.update("the cat sat on the", 1.0)
+    assert p.update("the cat sat on the mat", 2.0) == "the cat sat on"
+    assert p.update("a hat sat on the mat", 3.0) == ""
+    assert p.update("a hat sat on the mat today", 4.0) == ""
     assert p.text == "the cat sat on"
 
 
@@ -45,23 +46,27 @@ def test_a_decode_that_contradicts_sent_text_adds_nothing_and_takes_nothing_back
     [
         ([], "Ask not what your country can do.", "Ask not what your country can do."),
         (
-            ["ask not what your", "ask not what your country"],
+            ["ask not what your", "ask not what your country can"],
             "Ask not, what your country can do.",
             "ask not what your country can do.",
         ),
         # the partials misheard a word: it stays, and the final's words after it follow
         (
-            ["ask knot what your", "ask knot what your country"],
+            ["ask knot what your", "ask knot what your country can"],
             "Ask not what your country can do.",
             "ask knot what your country can do.",
         ),
         # the final shares nothing: the sent words stand for as many of its first words
-        (["one two three", "one two three four"], "Five six seven eight nine.", "one two three eight nine."),
+        (
+            ["one two three", "one two three four five"],
+            "Five six seven eight nine.",
+            "one two three eight nine.",
+        ),
     ],
 )
 def test_completed_starts_with_what_was_sent(partials: list[str], final: str, completed: str) -> None:
     p = Partials()
-    sent = "".join(p.update(h) for h in partials)
+    sent = "".join(p.update(h, float(k)) for k, h in enumerate(partials))
     rest = p.finish(final)
     assert sent + rest == p.text == completed
 
@@ -117,3 +122,21 @@ def test_flush_hands_over_the_open_utterance() -> None:
     stopped = segmenter.flush()
     assert stopped is not None and len(stopped.audio) / 16000 >= 1.0
     assert segmenter.flush() is None and not segmenter.speaking
+
+
+def test_settled_is_what_the_silence_will_commit_once_it_covers_the_suffix() -> None:
+    segmenter = LiveSegmenter(OPTS)
+    segmenter.feed(np.concatenate([silence(0.5), speechlike(1.5)]))
+    assert segmenter.settled() is None  # still speaking
+    segmenter.feed(silence(0.2))
+    assert segmenter.settled() is None  # the suffix padding is not there yet
+    segmenter.feed(silence(0.15))
+    settled = segmenter.settled()
+    assert settled is not None  # the silence holds the suffix: the audio to commit is known
+    segmenter.feed(speechlike(0.5))
+    assert segmenter.settled() is None  # the person spoke again
+    segmenter.feed(silence(0.35))
+    longer = segmenter.settled()
+    assert longer is not None and len(longer) > len(settled) + 0.4 * 16000
+    (stopped,) = segmenter.feed(silence(0.3))
+    assert isinstance(stopped, SpeechStopped) and np.array_equal(stopped.audio, longer)

@@ -6,6 +6,7 @@
   module that imports faster-whisper and CTranslate2.
 - ``passes``: which windows share a pass, when the rest of a window gets another, when
   faster-whisper's own loop (temperature fallback) takes over.
+- ``preview``: a quick rough decode of speech still being spoken (live partial text).
 - ``alignment``: word timestamps and token log-probabilities.
 - ``segmentation``: where decoded text is cut into segments (sentences; long ones at commas, pauses).
 - ``quality``: which text is dropped (silence, hallucinations), when a window falls back; confidence.

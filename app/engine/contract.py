@@ -30,6 +30,9 @@ class DecodeOptions:
     hotwords: str | None = None
     word_timestamps: bool = False
     logprobs: bool = False  # fill Segment.logprobs (costs one alignment pass)
+    # A quick rough look at speech still being spoken (live partials, see ``engine.preview``):
+    # greedy, text only, untimed; queued behind every other decode.
+    preview: bool = False
 
 
 @dataclass(frozen=True, slots=True)

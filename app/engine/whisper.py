@@ -28,6 +28,7 @@ from app.engine.detected import DetectedEncodings
 from app.engine.lazy import defer_import
 from app.engine.passes import N_SAMPLES, Pass, Window, batches, decode_windows, resume_sample, sequential
 from app.engine.placement import CpuLayout, available_cores, cpu_layout, select_placement
+from app.engine.preview import preview, preview_features
 from app.engine.quality import is_silence, needs_fallback
 from app.engine.segmentation import Piece, segment_tokens, timed_segments
 from app.memory import release_free_memory
@@ -123,9 +124,9 @@ class WhisperEngine:
     def submit(
         self, samples: Samples, options: DecodeOptions, encoded: Future[Any] | None = None
     ) -> Future[Transcript]:
-        if encoded is None and len(samples) <= N_SAMPLES:
-            encoded = self._detected.take(samples)
-        return self._batcher.submit(Window(samples, options, encoded))
+        if encoded is None and len(samples) <= N_SAMPLES and not options.preview:
+            encoded = self._detected.take(samples)  # (a preview encodes a window of its own)
+        return self._batcher.submit(Window(samples, options, encoded), priority=int(options.preview))
 
     def encode_ahead(self, samples: Samples) -> Future[Any] | None:
         """On CPU, a worker encodes the window while others decode: a window's encoder pass needs
@@ -167,14 +168,33 @@ class WhisperEngine:
         return self._tokenizers[task, language]
 
     def _decode_batch(self, windows: Sequence[Window]) -> list[Transcript | BaseException]:
-        """The windows' passes (see ``passes.decode_windows``), then their token log-probabilities
-        where a request asked for them."""
-        results = decode_windows(windows, self._passes, lambda w: sequential(self._model, w))
+        """Previews apart (see ``engine.preview``), the windows' passes (see ``passes.decode_windows``),
+        then their token log-probabilities where a request asked for them."""
+        full = [w for w in windows if not w.options.preview]
+        decoded = iter(
+            decode_windows(full, self._passes, lambda w: sequential(self._model, w)) if full else []
+        )
+        results = [self._preview(w) if w.options.preview else next(decoded) for w in windows]
         for i, (w, t) in enumerate(zip(windows, list(results), strict=True)):
             if w.options.logprobs and isinstance(t, Transcript) and t.segments:
                 tok = self._tokenizer(t.language, w.options.task)
                 results[i] = with_token_logprobs(self._model, tok, *self._features(w.samples), t)
         return results
+
+    def _preview(self, w: Window) -> Transcript | BaseException:
+        try:
+            features = preview_features(self._model.feature_extractor(w.samples)[:, :-1])
+            language = w.options.language if self._model.model.is_multilingual else "en"
+            return preview(
+                self._model,
+                features,
+                language,
+                lambda lang: self._tokenizer(lang, w.options.task),
+                self._prefix(w.options),
+                self._suppress,
+            )
+        except Exception as exc:  # one bad window fails only its own request
+            return exc
 
     def _passes(self, windows: list[Window]) -> list[Pass | None]:
         """One temperature-0 pass over each window, batched where windows can share a batch."""

@@ -82,6 +82,15 @@ class LiveSegmenter:
         """The open utterance so far (for partial decodes)."""
         return np.concatenate(self._frames) if self._frames else np.zeros(0, np.float32)
 
+    def settled(self) -> Samples | None:
+        """The open utterance as it will close if no more speech comes (None until the silence after
+        its last speech frame holds the whole suffix padding, or when no utterance is announced):
+        its final decode can start before the silence is long enough to close it."""
+        if not self._announced or self._quiet < max(self._suffix, 1):
+            return None
+        keep = len(self._frames) - (self._seen - (self._last + 1 + self._suffix))
+        return np.concatenate(self._frames[: max(keep, 1)])
+
     def feed(self, samples: Samples) -> list[SpeechStarted | SpeechStopped]:
         buffered = np.concatenate([self._pending, samples])
         whole = len(buffered) // FRAME_SAMPLES * FRAME_SAMPLES

@@ -1,11 +1,14 @@
 """One live transcription session: client events in, server events out through ``outbox``.
 
 Audio is resampled to 16 kHz as it arrives. With ``server_vad`` the segmenter finds utterances;
-while one is open, its audio so far is decoded (greedy, at most one decode at a time per session)
-for append-only deltas, and once it closes it is committed and decoded like the HTTP path decodes a
-chunk (beam search, temperature fallback, the previous utterances' text as prompt). Final decodes run
-in order on one task, so ``completed`` events come in the order the utterances were spoken. With
-``turn_detection: null`` the client commits the buffer itself.
+while one is open, its audio so far is previewed (see ``app.engine.preview``: a quick greedy decode,
+at most one at a time per session, queued behind every final decode) for append-only deltas, once
+it holds a second of audio. Once it closes it is committed and decoded like the HTTP path decodes a
+chunk (beam search, temperature fallback, the previous utterances' text as prompt); that decode
+starts early, as soon as the silence after the speech holds the suffix padding (the audio to commit
+is known then), and is dropped if the person speaks again. Final decodes run in order on one task,
+so ``completed`` events come in the order the utterances were spoken. With ``turn_detection: null``
+the client commits the buffer itself.
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ from app.vad import is_tonal
 logger = logging.getLogger(__name__)
 
 _CONTEXT_WORDS = 100  # previous text given to Whisper as its prompt, as in app.pipeline
+# The first preview waits for this much of the utterance (its prefix padding included): on the
+# eval clips, previews of less said nothing.
+_FIRST_PREVIEW_SAMPLES = SAMPLE_RATE
 
 
 @dataclass(slots=True)
@@ -59,6 +65,15 @@ class LiveCapacity:
     partials: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class _Early:
+    """A final decode started before the utterance closed, of its first ``samples``."""
+
+    samples: int
+    options: DecodeOptions
+    task: asyncio.Task[Transcript]
+
+
 @dataclass(eq=False, slots=True)
 class _Utterance:
     item_id: str
@@ -66,7 +81,13 @@ class _Utterance:
     decoded_samples: int = 0  # audio length of the last partial decode submitted
     decoding: bool = False  # a partial decode is running
     pending: Future[Transcript] | None = None  # that decode, dropped if still queued at the commit
+    early: _Early | None = None
     closed: bool = False
+
+    def drop_early(self) -> None:
+        if self.early is not None:
+            self.early.task.cancel()
+            self.early = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,14 +109,14 @@ class RealtimeSession:
         self._model_id = registry.resolve(self.config.model)
         self._language: str | None = None
         self._finals: asyncio.Queue[_Final] = asyncio.Queue()
-        self._backlog_s = 0.0
+        self._backlog = 0  # samples committed and not yet decoded
         self._resampler: Any = None
         self._segmenter: LiveSegmenter | None = None
         self._manual: list[Samples] = []  # the buffer when commits are manual
         self._open: _Utterance | None = None  # the utterance being spoken
         self._previous_item: str | None = None
         self._context = ""  # the text of the utterances so far (the next prompt)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._configured = False
 
     async def start(self) -> None:
@@ -174,8 +195,7 @@ class RealtimeSession:
             return
         for change in self._segmenter.feed(samples):
             if isinstance(change, SpeechStarted):
-                # The first partial decode waits for an interval of speech: less gives no words.
-                self._open = _Utterance(new_id("item"), decoded_samples=len(self._segmenter.audio()))
+                self._open = _Utterance(new_id("item"))
                 self._emit(
                     "input_audio_buffer.speech_started",
                     audio_start_ms=change.start_ms,
@@ -183,6 +203,7 @@ class RealtimeSession:
                 )
             else:
                 self._speech_stopped(change)
+        self._maybe_decode_early()
         self._maybe_decode_partial()
 
     def _speech_stopped(self, stopped: SpeechStopped) -> None:
@@ -208,6 +229,7 @@ class RealtimeSession:
     def _clear(self) -> None:
         if self._open is not None:
             self._open.closed = True
+            self._open.drop_early()
         self._open = None
         self._manual = []
         if self._segmenter is not None:
@@ -222,10 +244,11 @@ class RealtimeSession:
             "input_audio_buffer.committed", item_id=utterance.item_id, previous_item_id=self._previous_item
         )
         self._previous_item = utterance.item_id
-        self._backlog_s += len(audio) / SAMPLE_RATE
-        if self._backlog_s > self.settings.realtime.max_backlog_s:
+        self._backlog += len(audio)
+        if self._backlog > self.settings.realtime.max_backlog_s * SAMPLE_RATE:
             raise SessionOverloaded(
-                f"the server is falling behind this session ({self._backlog_s:.0f} s of audio waiting); "
+                "the server is falling behind this session "
+                f"({self._backlog / SAMPLE_RATE:.0f} s of audio waiting); "
                 "reconnect later"
             )
         self._finals.put_nowait(_Final(utterance, audio))
@@ -235,8 +258,10 @@ class RealtimeSession:
     def _options(self, *, final: bool) -> DecodeOptions:
         context = " ".join(self._context.split()[-_CONTEXT_WORDS:])
         prompt = " ".join(p for p in (self.config.prompt, context) if p) or None
-        if not final:  # partials are previews: greedy and fast
-            return DecodeOptions(language=self._language, beam_size=1, prompt=prompt, temperature=(0.0,))
+        if not final:
+            return DecodeOptions(
+                language=self._language, beam_size=1, prompt=prompt, temperature=(0.0,), preview=True
+            )
         return DecodeOptions(
             language=self._language,
             beam_size=self.settings.beam_size,
@@ -254,24 +279,46 @@ class RealtimeSession:
                 utterance.pending = future
             return await asyncio.wrap_future(future)
 
+    def _track(self, task: asyncio.Task[Any]) -> None:
+        """Keep the task until it ends (``close`` cancels it); a dropped early decode's failure is
+        nobody's to report."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    def _maybe_decode_early(self) -> None:
+        """Start the open utterance's final decode once the audio to commit is known (see
+        ``LiveSegmenter.settled``); drop it when the person speaks again."""
+        utterance = self._open
+        if utterance is None or self._segmenter is None:
+            return
+        audio = self._segmenter.settled()
+        if audio is None:
+            utterance.drop_early()
+        elif utterance.early is None and not self._backlog:  # no earlier utterance still to decode:
+            options = self._options(final=True)  # its text, the prompt, is known
+            task = asyncio.create_task(self._decode(audio, options))
+            self._track(task)
+            utterance.early = _Early(len(audio), options, task)
+
     def _maybe_decode_partial(self) -> None:
         utterance, interval = self._open, self.settings.realtime.partial_interval_ms
         if utterance is None or utterance.decoding or not interval or self._segmenter is None:
             return
-        if self._backlog_s > 0 or self.capacity.partials >= self.capacity.max_partials:
-            return  # final decodes go first: completed comes sooner
+        if utterance.early is not None or self.capacity.partials >= self.capacity.max_partials:
+            return  # (early: the person has stopped, the final decode is on its way)
         audio = self._segmenter.audio()
-        if len(audio) - utterance.decoded_samples < interval * SAMPLE_RATE // 1000:
+        step = interval * SAMPLE_RATE // 1000
+        if len(audio) < max(utterance.decoded_samples + step, _FIRST_PREVIEW_SAMPLES):
             return
         utterance.decoding, utterance.decoded_samples = True, len(audio)
         self.capacity.partials += 1
         task = asyncio.create_task(self._partial(utterance, audio))
-        self._tasks.add(task)
+        self._track(task)
         task.add_done_callback(self._partial_done)
 
     def _partial_done(self, task: asyncio.Task[None]) -> None:
         """Runs however the task ended, even cancelled before it started."""
-        self._tasks.discard(task)
         self.capacity.partials -= 1
 
     async def _partial(self, utterance: _Utterance, audio: Samples) -> None:
@@ -285,7 +332,7 @@ class RealtimeSession:
         finally:
             utterance.decoding = False
         if not utterance.closed:
-            delta = utterance.partials.update(transcript.text)
+            delta = utterance.partials.update(transcript.text, len(audio) / SAMPLE_RATE)
             if delta:
                 self._delta(utterance, delta)
 
@@ -305,15 +352,19 @@ class RealtimeSession:
             try:
                 await self._final(job)
             finally:
-                self._backlog_s -= len(job.audio) / SAMPLE_RATE
+                self._backlog -= len(job.audio)
+                job.utterance.drop_early()  # unused: the audio or the prompt changed
 
     async def _final(self, job: _Final) -> None:
         utterance, started = job.utterance, time.monotonic()
         try:
+            early, options = utterance.early, self._options(final=True)
             if is_tonal(job.audio):
                 transcript = Transcript((), self._language or "en", 1.0)
+            elif early is not None and (early.samples, early.options) == (len(job.audio), options):
+                transcript = await early.task  # started before the silence closed the utterance
             else:
-                transcript = await self._decode(job.audio, self._options(final=True))
+                transcript = await self._decode(job.audio, options)
         except AsrError as exc:
             self._failed(utterance, exc.message, exc.code)
             return

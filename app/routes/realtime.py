@@ -1,7 +1,7 @@
 """WebSocket ``/v1/realtime?intent=transcription``: auth, limits, and the socket around a session.
 
 Every refusal is an ``error`` event followed by a close with a code and a reason, never a bare drop:
-1008 (no valid key, another intent, the session too long), 1009 (a message too big), 1013 (too many
+1008 (no valid key, another intent, the session too long or idle), 1009 (a message too big), 1013 (too many
 sessions, or the server falling behind), 1011 (a server fault).
 """
 
@@ -79,7 +79,7 @@ async def realtime(websocket: WebSocket) -> None:
         live.sessions += 1
         try:
             session = RealtimeSession(service.settings, service.registry, live)
-            await _serve(websocket, session, service.settings.realtime.max_session_s)
+            await _serve(websocket, session)
         finally:
             live.sessions -= 1
     except _Close as close:
@@ -94,8 +94,9 @@ async def realtime(websocket: WebSocket) -> None:
             await session.close()
 
 
-async def _serve(websocket: WebSocket, session: RealtimeSession, max_session_s: float) -> None:
-    limit = session.settings.realtime.max_message_kb * 1024
+async def _serve(websocket: WebSocket, session: RealtimeSession) -> None:
+    limits = session.settings.realtime
+    limit, max_session_s = limits.max_message_kb * 1024, limits.max_session_s
 
     async def send() -> None:
         while True:
@@ -105,7 +106,11 @@ async def _serve(websocket: WebSocket, session: RealtimeSession, max_session_s: 
 
     async def receive() -> None:
         while True:
-            message = await websocket.receive()
+            with anyio.move_on_after(limits.idle_timeout_s) as idle:
+                message = await websocket.receive()
+            if idle.cancelled_caught:
+                idle_for = f"nothing was received for {limits.idle_timeout_s:g} s; closing the session"
+                raise _Close(1008, error_event(idle_for, "idle_timeout"))
             if message["type"] == "websocket.disconnect":
                 raise WebSocketDisconnect(message.get("code", 1000))
             text = message.get("text")
