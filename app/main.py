@@ -20,7 +20,7 @@ from app.engine import Engine
 from app.errors import AsrError, ClientGone, ServerBusy, error_body
 from app.metrics import Metrics
 from app.pipeline import Transcriber
-from app.realtime.session import LiveCapacity
+from app.realtime.decoding import LiveCapacity
 from app.registry import ModelRegistry, whisper_factory
 from app.routes import page, realtime, system, transcriptions
 from app.service import TranscriptionService

@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import time
-from concurrent.futures import Future
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,10 +24,10 @@ import soxr
 
 from app.audio import SAMPLE_RATE, Samples
 from app.config import Settings
-from app.engine import DEFAULT_TEMPERATURES, DecodeOptions, Transcript
+from app.engine import DecodeOptions, Transcript
 from app.errors import AsrError, InvalidRequest, ServerBusy
 from app.languages import to_whisper
-from app.realtime.partials import Partials
+from app.realtime.decoding import FIRST_PREVIEW_SAMPLES, Early, Final, LiveCapacity, Utterance, decode_options
 from app.realtime.protocol import (
     BetaTranscriptionSession,
     ClientEvent,
@@ -48,53 +45,6 @@ from app.vad import is_tonal
 
 logger = logging.getLogger(__name__)
 
-_CONTEXT_WORDS = 100  # previous text given to Whisper as its prompt, as in app.pipeline
-# The first preview waits for this much of the utterance (its prefix padding included): on the
-# eval clips, previews of less said nothing.
-_FIRST_PREVIEW_SAMPLES = SAMPLE_RATE
-
-
-@dataclass(slots=True)
-class LiveCapacity:
-    """What all sessions share: the session count, and the partial decodes running at once (the
-    rest of the model's workers stay free for final decodes, so completed events keep up)."""
-
-    max_sessions: int
-    max_partials: int
-    sessions: int = 0
-    partials: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class _Early:
-    """A final decode started before the utterance closed, of its first ``samples``."""
-
-    samples: int
-    options: DecodeOptions
-    task: asyncio.Task[Transcript]
-
-
-@dataclass(eq=False, slots=True)
-class _Utterance:
-    item_id: str
-    partials: Partials = dataclasses.field(default_factory=Partials)
-    decoded_samples: int = 0  # audio length of the last partial decode submitted
-    decoding: bool = False  # a partial decode is running
-    pending: Future[Transcript] | None = None  # that decode, dropped if still queued at the commit
-    early: _Early | None = None
-    closed: bool = False
-
-    def drop_early(self) -> None:
-        if self.early is not None:
-            self.early.task.cancel()
-            self.early = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Final:
-    utterance: _Utterance
-    audio: Samples
-
 
 class RealtimeSession:
     """The state machine of one connection (the route owns the socket and the limits)."""
@@ -108,12 +58,12 @@ class RealtimeSession:
         self.config = SessionConfig(model=settings.default_model)
         self._model_id = registry.resolve(self.config.model)
         self._language: str | None = None
-        self._finals: asyncio.Queue[_Final] = asyncio.Queue()
+        self._finals: asyncio.Queue[Final] = asyncio.Queue()
         self._backlog = 0  # samples committed and not yet decoded
         self._resampler: Any = None
         self._segmenter: LiveSegmenter | None = None
         self._manual: list[Samples] = []  # the buffer when commits are manual
-        self._open: _Utterance | None = None  # the utterance being spoken
+        self._open: Utterance | None = None  # the utterance being spoken
         self._previous_item: str | None = None
         self._context = ""  # the text of the utterances so far (the next prompt)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -195,7 +145,7 @@ class RealtimeSession:
             return
         for change in self._segmenter.feed(samples):
             if isinstance(change, SpeechStarted):
-                self._open = _Utterance(new_id("item"))
+                self._open = Utterance(new_id("item"))
                 self._emit(
                     "input_audio_buffer.speech_started",
                     audio_start_ms=change.start_ms,
@@ -207,7 +157,7 @@ class RealtimeSession:
         self._maybe_decode_partial()
 
     def _speech_stopped(self, stopped: SpeechStopped) -> None:
-        utterance = self._open or _Utterance(new_id("item"))
+        utterance = self._open or Utterance(new_id("item"))
         self._emit(
             "input_audio_buffer.speech_stopped", audio_end_ms=stopped.end_ms, item_id=utterance.item_id
         )
@@ -216,7 +166,7 @@ class RealtimeSession:
     def _commit_now(self) -> None:
         stopped = self._segmenter.flush() if self._segmenter is not None else None
         if stopped is not None:
-            self._commit(self._open or _Utterance(new_id("item")), stopped.audio)
+            self._commit(self._open or Utterance(new_id("item")), stopped.audio)
             return
         audio = np.concatenate(self._manual) if self._manual else np.zeros(0, np.float32)
         if len(audio) < SAMPLE_RATE // 10:
@@ -224,7 +174,7 @@ class RealtimeSession:
                 "buffer too small: expected at least 100 ms of audio to commit", field="input_audio_buffer"
             )
         self._manual = []
-        self._commit(_Utterance(new_id("item")), audio)
+        self._commit(Utterance(new_id("item")), audio)
 
     def _clear(self) -> None:
         if self._open is not None:
@@ -235,7 +185,7 @@ class RealtimeSession:
         if self._segmenter is not None:
             self._segmenter.flush()
 
-    def _commit(self, utterance: _Utterance, audio: Samples) -> None:
+    def _commit(self, utterance: Utterance, audio: Samples) -> None:
         utterance.closed = True
         if utterance.pending is not None:
             utterance.pending.cancel()
@@ -251,27 +201,15 @@ class RealtimeSession:
                 f"({self._backlog / SAMPLE_RATE:.0f} s of audio waiting); "
                 "reconnect later"
             )
-        self._finals.put_nowait(_Final(utterance, audio))
+        self._finals.put_nowait(Final(utterance, audio))
 
     # --- decoding -----------------------------------------------------------------------------
 
     def _options(self, *, final: bool) -> DecodeOptions:
-        context = " ".join(self._context.split()[-_CONTEXT_WORDS:])
-        prompt = " ".join(p for p in (self.config.prompt, context) if p) or None
-        if not final:
-            return DecodeOptions(
-                language=self._language, beam_size=1, prompt=prompt, temperature=(0.0,), preview=True
-            )
-        return DecodeOptions(
-            language=self._language,
-            beam_size=self.settings.beam_size,
-            prompt=prompt,
-            temperature=DEFAULT_TEMPERATURES,
-            logprobs=self.config.logprobs,
-        )
+        return decode_options(self.settings, self.config, self._language, self._context, final=final)
 
     async def _decode(
-        self, audio: Samples, options: DecodeOptions, utterance: _Utterance | None = None
+        self, audio: Samples, options: DecodeOptions, utterance: Utterance | None = None
     ) -> Transcript:
         async with self.registry.lease(self._model_id) as engine:
             future = engine.submit(audio, options)
@@ -299,7 +237,7 @@ class RealtimeSession:
             options = self._options(final=True)  # its text, the prompt, is known
             task = asyncio.create_task(self._decode(audio, options))
             self._track(task)
-            utterance.early = _Early(len(audio), options, task)
+            utterance.early = Early(len(audio), options, task)
 
     def _maybe_decode_partial(self) -> None:
         utterance, interval = self._open, self.settings.realtime.partial_interval_ms
@@ -309,7 +247,7 @@ class RealtimeSession:
             return  # (early: the person has stopped, the final decode is on its way)
         audio = self._segmenter.audio()
         step = interval * SAMPLE_RATE // 1000
-        if len(audio) < max(utterance.decoded_samples + step, _FIRST_PREVIEW_SAMPLES):
+        if len(audio) < max(utterance.decoded_samples + step, FIRST_PREVIEW_SAMPLES):
             return
         utterance.decoding, utterance.decoded_samples = True, len(audio)
         self.capacity.partials += 1
@@ -321,7 +259,7 @@ class RealtimeSession:
         """Runs however the task ended, even cancelled before it started."""
         self.capacity.partials -= 1
 
-    async def _partial(self, utterance: _Utterance, audio: Samples) -> None:
+    async def _partial(self, utterance: Utterance, audio: Samples) -> None:
         try:
             transcript = await self._decode(audio, self._options(final=False), utterance)
         except asyncio.CancelledError:
@@ -336,7 +274,7 @@ class RealtimeSession:
             if delta:
                 self._delta(utterance, delta)
 
-    def _delta(self, utterance: _Utterance, delta: str) -> None:
+    def _delta(self, utterance: Utterance, delta: str) -> None:
         self._emit(
             "conversation.item.input_audio_transcription.delta",
             item_id=utterance.item_id,
@@ -355,7 +293,7 @@ class RealtimeSession:
                 self._backlog -= len(job.audio)
                 job.utterance.drop_early()  # unused: the audio or the prompt changed
 
-    async def _final(self, job: _Final) -> None:
+    async def _final(self, job: Final) -> None:
         utterance, started = job.utterance, time.monotonic()
         try:
             early, options = utterance.early, self._options(final=True)
@@ -388,7 +326,7 @@ class RealtimeSession:
         )
         logger.debug("utterance %s decoded in %.2f s", utterance.item_id, time.monotonic() - started)
 
-    def _failed(self, utterance: _Utterance, message: str, code: str) -> None:
+    def _failed(self, utterance: Utterance, message: str, code: str) -> None:
         self._emit(
             "conversation.item.input_audio_transcription.failed",
             item_id=utterance.item_id,

@@ -1,0 +1,80 @@
+"""What a live session decodes: each utterance's decode state, the options of previews and final
+decodes, and the limits all sessions share."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from app.audio import SAMPLE_RATE, Samples
+from app.config import Settings
+from app.engine import DEFAULT_TEMPERATURES, DecodeOptions, Transcript
+from app.realtime.partials import Partials
+from app.realtime.protocol import SessionConfig
+
+CONTEXT_WORDS = 100  # previous text given to Whisper as its prompt, as in app.pipeline
+# The first preview waits for this much of the utterance (its prefix padding included): on the
+# eval clips, previews of less said nothing.
+FIRST_PREVIEW_SAMPLES = SAMPLE_RATE
+
+
+@dataclass(slots=True)
+class LiveCapacity:
+    """What all sessions share: the session count, and the partial decodes running at once (the
+    rest of the model's workers stay free for final decodes, so completed events keep up)."""
+
+    max_sessions: int
+    max_partials: int
+    sessions: int = 0
+    partials: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Early:
+    """A final decode started before the utterance closed, of its first ``samples``."""
+
+    samples: int
+    options: DecodeOptions
+    task: asyncio.Task[Transcript]
+
+
+@dataclass(eq=False, slots=True)
+class Utterance:
+    item_id: str
+    partials: Partials = dataclasses.field(default_factory=Partials)
+    decoded_samples: int = 0  # audio length of the last partial decode submitted
+    decoding: bool = False  # a partial decode is running
+    pending: Future[Transcript] | None = None  # that decode, dropped if still queued at the commit
+    early: Early | None = None
+    closed: bool = False
+
+    def drop_early(self) -> None:
+        if self.early is not None:
+            self.early.task.cancel()
+            self.early = None
+
+
+@dataclass(frozen=True, slots=True)
+class Final:
+    utterance: Utterance
+    audio: Samples
+
+
+def decode_options(
+    settings: Settings, config: SessionConfig, language: str | None, context: str, *, final: bool
+) -> DecodeOptions:
+    """A preview's options (greedy, text only: see ``app.engine.preview``) or a final decode's (the
+    HTTP path's: beam search, temperature fallback); both prompted with the session's recent text."""
+    recent = " ".join(context.split()[-CONTEXT_WORDS:])
+    prompt = " ".join(p for p in (config.prompt, recent) if p) or None
+    if not final:
+        return DecodeOptions(language=language, beam_size=1, prompt=prompt, temperature=(0.0,), preview=True)
+    return DecodeOptions(
+        language=language,
+        beam_size=settings.beam_size,
+        prompt=prompt,
+        temperature=DEFAULT_TEMPERATURES,
+        logprobs=config.logprobs,
+    )
