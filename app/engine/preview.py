@@ -1,12 +1,11 @@
 """Previews: a quick, rough decode of speech still being spoken (a live session's partial text).
 
-The encoder runs over a window of at least 10 s (the audio plus a second of padding, when longer)
-instead of Whisper's padded 30 s: for a few seconds of speech on tiny.en about 5x less work. On the
-bench's clips, previews over 10 s windows agreed with each other (and so gave the first delta) as
-soon as previews over 30 s ones; over the audio plus a second only, they were cheaper still but
-changed their words more often, and the first delta came ~0.8 s later. Greedy, text only, no word
-alignment, no second pass, no temperature fallback: a preview that fails Whisper's quality checks
-says nothing (a later one will).
+Greedy, text only, no word alignment, no second pass, no temperature fallback: a preview that fails
+Whisper's quality checks says nothing (a later one will). The encoder reads Whisper's padded 30 s
+window: a 10 s window costs ~5x less on tiny.en, but its previews agree on more mistakes, and sent
+words are never taken back. Streamed at real time, 30 eval clips (one session, quiet 2-core VM):
+live WER 9.84% with 10 s windows against 8.23% with 30 s ones (batch: 6.63%), the first delta
+after 2.22 against 3.63 s (p50).
 """
 
 from __future__ import annotations
@@ -25,16 +24,13 @@ if TYPE_CHECKING:
     from faster_whisper.tokenizer import Tokenizer
 
 N_FRAMES = 3000  # Whisper's window, in mel frames (10 ms)
-_PAD_FRAMES = 100  # silence after the audio, so its last word is not cut by the window's edge
-_MIN_FRAMES = 1000  # 10 s
 
 
 def preview_features(features: np.ndarray) -> np.ndarray:
     """Log-mel ``features`` of the audio only (80 x n frames), padded with silence (zeros, as
-    faster-whisper pads its windows) to 10 s, or to the audio plus a second, at most 30 s."""
+    faster-whisper pads its windows) to Whisper's 30 s."""
     n = min(features.shape[-1], N_FRAMES)
-    width = min(N_FRAMES, max((n + _PAD_FRAMES + 1) // 2 * 2, _MIN_FRAMES))
-    padded = np.zeros((features.shape[0], width), np.float32)
+    padded = np.zeros((features.shape[0], N_FRAMES), np.float32)
     padded[:, :n] = features[:, :n]
     return padded
 
