@@ -22,9 +22,9 @@ import anyio.to_thread
 import numpy as np
 
 from app.audio import SAMPLE_RATE, Audio, Listener, Pcm16, Samples, Sink
-from app.chunker import Chunker
+from app.chunker import Chunker, chunk_frames
 from app.errors import ClientGone
-from app.vad import Chunk, ChunkingOptions, SpeechDetector, is_tonal
+from app.vad import Chunk, ChunkingOptions, SpeechDetector, detect_speech, is_tonal
 
 
 class ChunkFeed:
@@ -141,7 +141,7 @@ class ChunkFeed:
             self._notify()
 
     def _publish(self, chunks: list[Chunk], wake: bool) -> None:
-        kept = [c for c in chunks if not is_tonal(self.window(c.start, c.end))]
+        kept = _speech(chunks, self.window)
         self.chunks += kept
         if kept or wake:
             self._notify()
@@ -150,3 +150,15 @@ class ChunkFeed:
         assert self._loop is not None
         with contextlib.suppress(RuntimeError):  # the loop has closed (the server is stopping)
             self._loop.call_soon_threadsafe(self._changed.set)
+
+
+def speech_chunks(audio: Audio, opts: ChunkingOptions) -> list[Chunk]:
+    """A whole upload's chunks (for ``ChunkFeed.complete``): VAD over all of it at once."""
+    return _speech(
+        chunk_frames(detect_speech(audio.pcm, opts.aggressiveness), len(audio.pcm), opts), audio.window
+    )
+
+
+def _speech(chunks: list[Chunk], window: Callable[[int, int], Samples]) -> list[Chunk]:
+    """The chunks that are not a steady tone (Whisper invents words over a held chord or a beep)."""
+    return [c for c in chunks if not is_tonal(window(c.start, c.end))]

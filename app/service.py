@@ -18,13 +18,12 @@ import anyio.to_thread
 from app import diarization
 from app.admission import Ticket
 from app.audio import SAMPLE_RATE, Audio, Listener, PcmFormat
-from app.chunker import chunk_frames
 from app.config import Settings
 from app.decode import decode_audio
 from app.diarization import Diarization, SpeakerHints
 from app.engine import DEFAULT_TEMPERATURES, DecodeOptions
 from app.errors import AsrError, RequestTimeout
-from app.feed import ChunkFeed
+from app.feed import ChunkFeed, speech_chunks
 from app.languages import to_bcp47, to_whisper
 from app.metrics import Metrics
 from app.pipeline import ChunkResult, Transcriber, pack_windows
@@ -40,7 +39,7 @@ from app.render import (
 from app.routing import Task, plan_route
 from app.schemas import TranscriptionParams
 from app.upload import Upload
-from app.vad import Chunk, ChunkingOptions, detect_speech, is_tonal
+from app.vad import Chunk, ChunkingOptions
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +105,7 @@ class TranscriptionService:
             feed = ChunkFeed.decode(lambda listener: self._decode(upload, pcm, ticket, listener), opts)
         else:
             audio = await anyio.to_thread.run_sync(self._decode, upload, pcm, ticket, None)
-            chunks = await anyio.to_thread.run_sync(_chunk, audio, opts)
+            chunks = await anyio.to_thread.run_sync(speech_chunks, audio, opts)
             feed = ChunkFeed.complete(audio, chunks)
         try:
             first = await feed.first()
@@ -291,9 +290,3 @@ class TranscriptionService:
             wall_s,
             audio_s / wall_s if wall_s > 0 else 0.0,
         )
-
-
-def _chunk(audio: Audio, opts: ChunkingOptions) -> list[Chunk]:
-    """A whole upload's chunks: VAD over all of it at once, steady tones dropped."""
-    chunks = chunk_frames(detect_speech(audio.pcm, opts.aggressiveness), len(audio.pcm), opts)
-    return [c for c in chunks if not is_tonal(audio.window(c.start, c.end))]
