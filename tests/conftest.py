@@ -67,6 +67,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def stop(proc: subprocess.Popen[Any], timeout_s: float) -> None:
+    """SIGTERM ``proc`` (if it still runs) and wait for it; SIGKILL it if it outlives ``timeout_s``."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout_s)
+
+
 def wait_healthy(proc: subprocess.Popen[Any], url: str, log: Callable[[], str], timeout_s: float) -> None:
     """Poll ``url`` until it answers 200; fail with the server's log if it exits or time runs out."""
     deadline = time.monotonic() + timeout_s
@@ -127,9 +138,5 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         wait_healthy(proc, f"{base_url}/health", log_path.read_text, timeout_s=180)
         yield LiveServer(base_url, key, log_path, model_cache_dir)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, timeout_s=20)
         shutil.rmtree(model_cache_dir, ignore_errors=True)  # 145 MB; pytest keeps old temporary folders

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import REPO, free_port, wait_healthy
+from tests.conftest import REPO, free_port, stop, wait_healthy
 
 GUARD_BYTES = 3 << 30
 
@@ -94,9 +94,4 @@ def fake_server(tmp_path: Path, delay_s: float = 0.0, **settings: object) -> Ite
         yield server
         assert proc.poll() is None, f"the server died:\n{server.log()[-3000:]}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
+        stop(proc, timeout_s=15)

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REPO, free_port, sse_events, wait_healthy
+from tests.conftest import REPO, free_port, sse_events, stop, wait_healthy
 from tests.evalset import clips, wer
 
 URL = "/v1/audio/transcriptions"
@@ -182,12 +182,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     finally:
         lb.send_signal(signal.SIGQUIT)
         for p in [lb, *(r.proc for r in replicas)]:
-            if p.poll() is None:
-                p.terminate()
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+            stop(p, timeout_s=30)
 
 
 def test_prometheus_scrapes_every_replica(fleet: Fleet, tmp_path: Path) -> None:
