@@ -1,4 +1,4 @@
-"""The pieces of a live session: append-only deltas from partial decodes, and the live segmenter."""
+"""The pieces of a live session: append-only deltas from previews, and the live segmenter."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_a_decode_that_contradicts_sent_text_adds_nothing_and_takes_nothing_back
 
 
 @pytest.mark.parametrize(
-    ("partials", "final", "completed"),
+    ("partials", "final", "deltas"),
     [
         ([], "Ask not what your country can do.", "Ask not what your country can do."),
         (
@@ -50,7 +50,7 @@ def test_a_decode_that_contradicts_sent_text_adds_nothing_and_takes_nothing_back
             "Ask not, what your country can do.",
             "ask not what your country can do.",
         ),
-        # the partials misheard a word: it stays, and the final's words after it follow
+        # the previews misheard a word: it stays, and the final's words after it follow
         (
             ["ask knot what your", "ask knot what your country can"],
             "Ask not what your country can do.",
@@ -64,11 +64,13 @@ def test_a_decode_that_contradicts_sent_text_adds_nothing_and_takes_nothing_back
         ),
     ],
 )
-def test_completed_starts_with_what_was_sent(partials: list[str], final: str, completed: str) -> None:
+def test_the_last_delta_is_the_final_words_after_the_sent_ones(
+    partials: list[str], final: str, deltas: str
+) -> None:
     p = Partials()
     sent = "".join(p.update(h, float(k)) for k, h in enumerate(partials))
     rest = p.finish(final)
-    assert sent + rest == p.text == completed
+    assert sent + rest == p.text == deltas
 
 
 def feed_in_pieces(segmenter: LiveSegmenter, audio: np.ndarray, sizes: list[int]) -> list[object]:
@@ -128,7 +130,10 @@ def test_settled_is_what_the_silence_will_commit_once_it_covers_the_suffix() -> 
     segmenter = LiveSegmenter(OPTS)
     segmenter.feed(np.concatenate([silence(0.5), speechlike(1.5)]))
     assert segmenter.settled() is None  # still speaking
+    spoken = segmenter.speech_samples
+    assert 1.7 * 16000 <= spoken <= len(segmenter.audio())  # prefix padding and speech
     segmenter.feed(silence(0.2))
+    assert spoken <= segmenter.speech_samples <= spoken + 480  # (no new speech: no preview)
     assert segmenter.settled() is None  # the suffix padding is not there yet
     segmenter.feed(silence(0.15))
     settled = segmenter.settled()
