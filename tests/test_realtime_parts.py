@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from app.realtime.partials import Partials
+from app.realtime.partials import Partials, Stability
 from app.realtime.segmenter import LiveSegmenter, SpeechStarted, SpeechStopped
 from app.vad import ChunkingOptions
 from tests.audiogen import silence, speechlike
@@ -22,8 +22,17 @@ OPTS = ChunkingOptions(
 )
 
 
-def test_a_word_is_sent_once_decodes_a_second_apart_agree_and_never_the_last_two() -> None:
+def test_a_word_is_sent_once_successive_previews_agree_and_never_the_last_one() -> None:
     p = Partials()
+    assert p.update("And so", 0.6) == ""  # nothing to agree with yet
+    assert p.update("And so my", 0.8) == "And so"
+    assert p.update("and so, my fellow", 1.0) == " my"  # case and punctuation aside
+    assert p.update("And so my fellow Americans", 1.2) == " fellow"
+    assert p.text == "And so my fellow"
+
+
+def test_a_stricter_rule_waits_for_previews_a_second_apart_and_holds_two_words() -> None:
+    p = Partials(Stability(agree_gap_s=1.0, held_words=2))
     assert p.update("And so", 1.0) == ""  # nothing to agree with yet
     assert p.update("And so my", 1.6) == ""  # agrees, but with a decode of nearly the same audio
     assert p.update("And so my fellow.", 2.0) == "And so"  # agree with 1 s before; not the last two
@@ -35,10 +44,10 @@ def test_a_word_is_sent_once_decodes_a_second_apart_agree_and_never_the_last_two
 def test_a_decode_that_contradicts_sent_text_adds_nothing_and_takes_nothing_back() -> None:
     p = Partials()
     p.update("the cat sat on the", 1.0)
-    assert p.update("the cat sat on the mat", 2.0) == "the cat sat on"
+    assert p.update("the cat sat on the mat", 2.0) == "the cat sat on the"
     assert p.update("a hat sat on the mat", 3.0) == ""
     assert p.update("a hat sat on the mat today", 4.0) == ""
-    assert p.text == "the cat sat on"
+    assert p.text == "the cat sat on the"
 
 
 @pytest.mark.parametrize(
