@@ -85,6 +85,8 @@ class LiveDecoder:
             task = asyncio.create_task(self._decode(audio, options))
             self._track(task)
             utterance.early = Early(len(audio), options, task)
+            if utterance.pending is not None:
+                utterance.pending.cancel()  # a preview still queued would only delay it
         interval = self.settings.realtime.partial_interval_ms
         if utterance.decoding or not interval or utterance.early is not None:
             return  # (early: the person has stopped, the final decode is on its way)
