@@ -68,6 +68,9 @@ def test_two_party_conversation() -> None:
     # 4 points are overlapped speech (no overlap detection) and 4 are two sub-second turns
     # ("Hello?", "Neither did I") the encoder cannot place.
     assert free <= 0.16 and told <= 0.16 and max(free, told) < baseline / 2, (free, told, baseline)
+    # The count holds when the level moves (it was 7 speakers at 0.95x: silhouettes of 2 and 7 tied).
+    louder, quieter = (diarize(rec.samples * g, SpeakerHints()).num_speakers for g in (1.12, 0.9))
+    assert louder == quieter == 2, (louder, quieter)
 
 
 def test_meetings_no_worse_than_one_speaker_on_speech() -> None:
