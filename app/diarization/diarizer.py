@@ -136,9 +136,9 @@ def diarize(
     for _ in range(REFINE_ROUNDS):
         cents = normalise(np.stack([centred[labels == k].mean(axis=0) for k in np.unique(labels)]))
         labels = _smoothed_labels(centred @ cents.T, block_of)
-    if hints.bounds(len(units))[0] <= 1 and sounds_like_one_voice(centred, labels):  # the count's 2nd check
+    # The count's second check: settled speakers that separate no better than one voice split are one.
+    if hints.bounds(len(units))[0] <= 1 and sounds_like_one_voice(centred, labels):
         labels = np.zeros_like(labels)
-        cents = cents[:1]
     centres = unit_start + UNIT_HALF
     switch = (centres[:-1] + centres[1:]) // 2  # sample where step i hands over to step i + 1
     changes = np.flatnonzero((labels[:-1] != labels[1:]) & (block_of[:-1] == block_of[1:]))
