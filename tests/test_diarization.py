@@ -62,8 +62,8 @@ def test_two_party_conversation() -> None:
     free = total_der([(rec, hypothesis(diarize(rec.samples, SpeakerHints())))])
     told = total_der([(rec, hypothesis(diarize(rec.samples, SpeakerHints(num_speakers=2))))])
     baseline = total_der([(rec, one_speaker(rec))])
-    # The issue's 15% without a hint holds (14.0% on the development VM; the bound leaves a point
-    # for other CPUs' int8 kernels, which moved it 12.3-14.0% with the batch's make-up alone). Told
+    # The issue's 15% without a hint holds (12.9% on the development VM; the bound leaves room for
+    # other CPUs' int8 kernels, which moved it 12.3-14.0% with the batch's make-up alone). Told
     # the count it is no better (both find two voices): its 10% is out of reach of 0.8 s units, as
     # 4 points are overlapped speech (no overlap detection) and 4 are two sub-second turns
     # ("Hello?", "Neither did I") the encoder cannot place.

@@ -38,7 +38,10 @@ REFINE_ROUNDS = 3
 VAD_THRESHOLD = 0.3  # Silero speech probability (its default 0.5 misses quiet far-field speech)
 VAD_BLOCK_S = 300.0
 BLOCK_S = 60.0  # embed long stretches in blocks (bounds the feature buffers)
-UNIT_HALF = UNIT_FRAMES * HOP // 2  # samples from a unit's start to its centre
+# Where in its 0.8 s a unit's embedding speaks for: the LSTM's last state hears the unit's end most
+# (placed at the centre, the call's speaker changes came 0.4-0.6 s early; at 0.6 s its DER is
+# 14.0% -> 12.9%, the other sets unchanged).
+UNIT_HEARD = UNIT_FRAMES * HOP * 3 // 4
 STEP = UNIT_STRIDE * HOP  # samples between steps
 FINE = 10 * HOP  # the grid (0.1 s) on which a speaker change is placed
 SUB = STEP // FINE  # grid points per step
@@ -139,7 +142,7 @@ def diarize(
     # The count's second check: settled speakers that separate no better than one voice split are one.
     if hints.bounds(len(units))[0] <= 1 and sounds_like_one_voice(centred, labels):
         labels = np.zeros_like(labels)
-    centres = unit_start + UNIT_HALF
+    centres = unit_start + UNIT_HEARD
     switch = (centres[:-1] + centres[1:]) // 2  # sample where step i hands over to step i + 1
     changes = np.flatnonzero((labels[:-1] != labels[1:]) & (block_of[:-1] == block_of[1:]))
     if len(changes):
@@ -188,7 +191,7 @@ def _place_changes(
             break
         score(middle)
     split = np.array([_split(row) for row in scores]).reshape(-1, 2)
-    placed: npt.NDArray[np.int64] = (grid[rows, split[:, 0]] + grid[rows, split[:, 1]]) // 2 + UNIT_HALF
+    placed: npt.NDArray[np.int64] = (grid[rows, split[:, 0]] + grid[rows, split[:, 1]]) // 2 + UNIT_HEARD
     return placed
 
 
