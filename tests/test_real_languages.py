@@ -78,7 +78,7 @@ def library(live_server: LiveServer) -> dict[str, str]:
     """faster-whisper's own transcribe, language given, on the model the server routes it to.
 
     Clips are decoded side by side on the server's CPU layout (on 2 cores two calls of one thread
-    each): one call on two threads was about 1.6x the CPU time for the same texts (see ``cpu_layout``).
+    each), the same texts as one call on all cores for less time (see ``cpu_layout``).
     """
     layout = cpu_layout(available_cores(), max_batch_size=8)
     texts: dict[str, str] = {}
