@@ -28,16 +28,10 @@ from app.languages import to_bcp47, to_whisper
 from app.metrics import Metrics
 from app.pipeline import ChunkResult, Transcriber, pack_windows
 from app.registry import ModelRegistry
-from app.render import (
-    StreamEvents,
-    Transcription,
-    delta_speaker,
-    done_event,
-    error_event,
-    speaker_events,
-)
+from app.render import Transcription
 from app.routing import Task, plan_route
 from app.schemas import TranscriptionParams
+from app.stream_events import StreamEvents, delta_speaker, done_event, error_event, speaker_events
 from app.upload import Upload
 from app.vad import Chunk, ChunkingOptions
 

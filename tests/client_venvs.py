@@ -14,10 +14,12 @@ Why the pieces below exist:
 * A file lock serialises builders, so two pytest processes (xdist workers, two terminals) never
   build into the same directory at once; the marker is written last, so a half-built venv is
   never mistaken for a finished one.
-* ``uv`` installs are used when available (bootstrapped into ``_uv`` beside the venvs if needed)
-  because pip takes 13-16 minutes per venv on these machines (index pages are slow and pip's
-  HTTP cache stays empty), while uv takes well under a minute.  Set
-  ``ASR_CLIENT_VENVS_INSTALLER=pip`` to force plain pip.
+* ``uv`` installs are used when available (``make install`` puts it in the project's venv, else it
+  is bootstrapped into ``_uv`` beside the venvs) because pip takes 13-16 minutes per venv on these
+  machines (index pages are slow and pip's HTTP cache stays empty), while uv takes well under a
+  minute.  Set ``ASR_CLIENT_VENVS_INSTALLER=pip`` to force plain pip.
+* A venv compiles the bytecode of the modules its drivers import as they first import them, not
+  all of its modules at install time (see ``_build``).
 * A missing interpreter raises ``RuntimeError``: a test that needs a client must fail loudly
   rather than skip and let a broken client compatibility pass unnoticed.
 """
@@ -227,14 +229,21 @@ def _build(target: Path, spec: ClientSpec, wanted: dict[str, object]) -> None:
     python = target / "bin" / "python"
     constraints = ["-c", str(LOCKS_DIR / spec.lock)] if spec.lock else []
     if uv is not None:
-        # --compile-bytecode: this environment sets PYTHONDONTWRITEBYTECODE=1, so without
-        # .pyc files made here every driver run recompiles the SDK (~90 s for airefinery 1.14).
-        cmd = [str(uv), "pip", "install", "--compile-bytecode", "--python", str(python)]
+        cmd = [str(uv), "pip", "install", "--python", str(python)]
         cmd += [*spec.requirements, *constraints]
     else:
-        cmd = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+        cmd = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-compile"]
         cmd += [*spec.requirements, *constraints]
     _run(cmd, f"installing {', '.join(spec.requirements)}")
+    # This environment sets PYTHONDONTWRITEBYTECODE=1: without .pyc files every driver run would
+    # compile the SDK it imports again (~90 s for airefinery 1.14). Compiling the whole venv at
+    # install time (uv's --compile-bytecode) took longer than the rest of the build: air-1.14 holds
+    # ~8,600 modules and its drivers import ~1,650. So the venv writes the bytecode of what its runs
+    # import, once, whatever the caller's environment (a .pth line runs at interpreter start-up).
+    site_packages = next((target / "lib").glob("python3.*/site-packages"))
+    (site_packages / "_client_venv_bytecode.pth").write_text(
+        "import sys; sys.dont_write_bytecode = False\n", encoding="utf-8"
+    )
     marker = {"wanted": wanted, "interpreter": str(interpreter), "interpreter_version": actual}
     tmp = target / (MARKER_NAME + ".tmp")
     tmp.write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")

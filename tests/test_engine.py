@@ -175,11 +175,12 @@ def test_only_the_whisper_decoder_loads_the_model_libraries() -> None:
         "app.service",
         "app.pipeline",
         "app.render",
+        "app.stream_events",
         "app.registry",
         "tests.fakes",
         *(
             f"app.engine.{m}"
-            for m in ("contract", "placement", "passes", "alignment", "segmentation", "quality")
+            for m in ("contract", "placement", "passes", "first_pass", "alignment", "segmentation", "quality")
         ),
     ]
     heavy = "sorted(m for m in ('ctranslate2', 'faster_whisper') if m in sys.modules)"

@@ -8,7 +8,8 @@ from app.audio import SAMPLE_RATE
 from app.config import SubtitleSettings
 from app.engine import Segment, TokenLogprob, Word
 from app.pipeline import ChunkResult
-from app.render import StreamEvents, Transcription, done_event, render_body, tokens_by_word
+from app.render import Transcription, render_body
+from app.stream_events import StreamEvents, done_event, tokens_by_word
 from app.vad import Chunk
 
 

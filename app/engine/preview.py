@@ -10,14 +10,13 @@ first delta after 2.22 against 3.63 s (p50). (Now the mistakes stay in the live 
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from app.engine.contract import Segment, Transcript
-from app.engine.quality import is_silence, needs_fallback
+from app.engine.quality import compression_ratio, is_silence, needs_fallback
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -63,7 +62,7 @@ def preview(
     tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
     text = tokenizer.decode(tokens)
     avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
-    compression = len(text.encode()) / max(len(zlib.compress(text.encode())), 1)  # as faster-whisper
+    compression = compression_ratio(text)
     if (
         not tokens
         or is_silence(result.no_speech_prob, avg_logprob, False)

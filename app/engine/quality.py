@@ -7,6 +7,7 @@ compression ratio (repetitive text compresses well) and the model's no-speech pr
 from __future__ import annotations
 
 import math
+import zlib
 
 from app.engine.contract import Segment
 
@@ -23,6 +24,12 @@ def is_silence(no_speech_prob: float, avg_logprob: float, doubted: bool) -> bool
     ``doubted`` (the rest of a window after Whisper's text ended, which Whisper judged silent: its
     text counts only where Whisper is sure it is speech, whatever the log-probability)."""
     return no_speech_prob > NO_SPEECH_THRESHOLD and (avg_logprob < LOG_PROB_THRESHOLD or doubted)
+
+
+def compression_ratio(text: str) -> float:
+    """How well the text compresses, as faster-whisper measures it (repetitive text: above 2.4)."""
+    data = text.encode()
+    return len(data) / max(len(zlib.compress(data)), 1)
 
 
 def needs_fallback(compression_ratio: float, avg_logprob: float) -> bool:

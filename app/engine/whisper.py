@@ -2,14 +2,13 @@
 that imports faster-whisper and CTranslate2.
 
 All model work for one model runs on its batcher's threads (see ``app.batcher``); callers submit
-windows of audio and get futures of plain dataclasses back. The engine makes the model calls;
-``passes`` decides which windows they run on, ``segmentation`` where text is cut, ``quality`` what
-is kept.
+windows of audio and get futures of plain dataclasses back. The engine loads the model, encodes
+windows and detects languages; ``first_pass`` runs a batch's beam search, ``passes`` decides which
+windows the passes run on, ``segmentation`` where text is cut, ``quality`` what is kept.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,15 +21,14 @@ import numpy as np
 
 from app.audio import SAMPLE_RATE, Samples
 from app.batcher import Batcher, lower_thread_priority
-from app.engine.alignment import align_words, with_token_logprobs
+from app.engine.alignment import with_token_logprobs
 from app.engine.contract import DecodeOptions, Transcript
 from app.engine.detected import DetectedEncodings
+from app.engine.first_pass import EncodedBatch, beam_search
 from app.engine.lazy import defer_import
-from app.engine.passes import N_SAMPLES, Pass, Window, batches, decode_windows, resume_sample, sequential
+from app.engine.passes import N_SAMPLES, Pass, Window, batches, decode_windows, sequential
 from app.engine.placement import CpuLayout, available_cores, cpu_layout, select_placement
 from app.engine.preview import preview, preview_features
-from app.engine.quality import is_silence, needs_fallback
-from app.engine.segmentation import Piece, segment_tokens, timed_segments
 from app.memory import release_free_memory
 
 defer_import("av")
@@ -38,7 +36,7 @@ defer_import("av")
 from faster_whisper import WhisperModel  # noqa: E402
 from faster_whisper.audio import pad_or_trim  # noqa: E402
 from faster_whisper.tokenizer import Tokenizer  # noqa: E402
-from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens  # noqa: E402
+from faster_whisper.transcribe import get_suppressed_tokens  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -219,14 +217,7 @@ class WhisperEngine:
         return [tok.sot_prev, *hot, *previous] if hot or previous else []
 
     def _first_pass(self, windows: list[Window], prefixes: list[list[int]]) -> list[Pass | None]:
-        """Temperature-0 beam search over the windows as one batch; None where it fails.
-
-        English-only models decode the text only (``<|notimestamps|>``): tiny.en is more accurate so (on
-        ../shared/eval, 8.81% -> 7.99% WER on the short clips, 7.24% -> 6.56% on the long files),
-        decodes fewer tokens, and never stops early to leave a sentence for a next window. The word
-        alignment then times each sentence (a segment).
-        """
-        model = self._model
+        """The windows encoded as one batch, each in its language, then ``first_pass.beam_search``."""
         prepared = [self._features(w.samples) for w in windows]
         features, frames = [f for f, _ in prepared], [n for _, n in prepared]
         encoded = self._encode(features, [w.encoded for w in windows])
@@ -234,63 +225,8 @@ class WhisperEngine:
         tokenizers = [
             self._tokenizer(lang, w.options.task) for w, (lang, _) in zip(windows, languages, strict=True)
         ]
-        # Multilingual models decode with timestamp tokens, as faster-whisper does: text-only was no
-        # better there (on the FLEURS clips better in German and Portuguese, worse in Spanish and French).
-        text_only = self.english_only
-        prompts = [
-            [*p, *tok.sot_sequence, *([tok.no_timestamps] if text_only else [])]
-            for p, tok in zip(prefixes, tokenizers, strict=True)
-        ]
-
-        generated = model.model.generate(
-            encoded,
-            prompts,
-            beam_size=windows[0].options.beam_size,
-            max_length=model.max_length,
-            return_scores=True,
-            return_no_speech_prob=True,
-            suppress_blank=True,
-            suppress_tokens=self._suppress,
-        )
-        frame_s = model.feature_extractor.time_per_frame
-        out: list[Pass | None] = []
-        pieces: list[list[Piece]] = []
-        finished: list[bool] = []  # the pass closed its text with a timestamp: nothing was left out
-        for window, tok, result, n_frames, (language, probability) in zip(
-            windows, tokenizers, generated, frames, languages, strict=True
-        ):
-            tokens = result.sequences_ids[0]
-            finished.append(bool(tokens) and tokens[-1] >= tok.timestamp_begin)
-            avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
-            compression = get_compression_ratio(tok.decode(tokens).strip())
-            no_speech = result.no_speech_prob
-            pieces.append([])
-            if is_silence(no_speech, avg_logprob, window.doubted):
-                out.append(Pass(Transcript((), language, probability)))  # silence
-                continue
-            if needs_fallback(compression, avg_logprob):
-                logger.debug("fallback: compression %.2f, avg logprob %.2f", compression, avg_logprob)
-                out.append(None)  # needs temperature fallback
-                continue
-            pieces[-1] = [
-                {"seek": 0, "start": 0.0, "end": n_frames * frame_s, "tokens": sentence}
-                for sentence in segment_tokens(tok, tokens)
-            ]
-            for piece in pieces[-1]:
-                piece["stats"] = (avg_logprob, compression, no_speech)
-            out.append(Pass(Transcript((), language, probability)))
-        align_words(model, features, frames, encoded, tokenizers, pieces)
-        for i, (p, n_frames) in enumerate(zip(out, frames, strict=True)):
-            if p is None:
-                continue
-            text_end = round(pieces[i][-1]["end"] / frame_s) if pieces[i] else n_frames
-            found = timed_segments(tokenizers[i], pieces[i], windows[i].options.word_timestamps)
-            # Whisper said its text is complete (as faster-whisper reads it: it moves on to the next
-            # window); a translation's English words, aligned to other speech, say little.
-            done = finished[i] or windows[i].options.task == "translate"
-            resume = 0 if done else resume_sample(text_end, n_frames)
-            out[i] = Pass(dataclasses.replace(p.transcript, segments=found), resume)
-        return out
+        batch = EncodedBatch(windows, features, frames, encoded, languages, tokenizers)
+        return beam_search(self._model, batch, prefixes, self._suppress)
 
     def _features(self, samples: Samples) -> tuple[np.ndarray, int]:
         """A window's log-mel features padded to 30 s, and how many frames are audio."""
