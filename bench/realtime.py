@@ -9,6 +9,9 @@ silence between them) in 100 ms appends at real time, and measures per clip:
   minus the moment ``speech_stopped`` arrived (which waits for the session's ``silence_duration_ms``
   of silence: the server's own share of the latency);
 - WER of the completed transcripts, next to the WER of the same clips through the batch endpoint;
+- how far the caption the deltas built was from the completed text that replaces it: the share of
+  the words previews sent that the final decode does not have (the last delta, the final's own
+  words after the sent ones, aside), and the WER of all the deltas against the completed text;
 - lag growth: the completed latency of each session's last third of clips minus its first third;
 - the server's CPU time per second of audio streamed (when the bench started the server): what the
   load would cost on a quiet machine, where wall-clock latencies on a shared one cannot tell.
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import difflib
 import json
 import os
 import statistics
@@ -39,6 +43,7 @@ sys.path.insert(0, str(REPO))
 
 from app.audio import PcmFormat  # noqa: E402
 from app.decode import decode_audio  # noqa: E402
+from app.realtime.partials import word_key  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.evalset import Clip, clips, wer  # noqa: E402
 
@@ -46,6 +51,7 @@ RATE = 16000
 STEP = RATE // 10  # 100 ms appends
 GAP_S = 1.5
 LOUD_DBFS = -40.0
+DELTA = "conversation.item.input_audio_transcription.delta"
 
 
 @dataclass
@@ -57,7 +63,9 @@ class Sent:
     first_delta: float | None = None
     completed: float | None = None
     after_stop: float | None = None  # completed minus the arrival of its speech_stopped
-    texts: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)  # completed transcripts
+    captions: list[str] = field(default_factory=list)  # each item's deltas, joined
+    previewed: list[str] = field(default_factory=list)  # the same without the final's last delta
 
 
 def loud_span(samples: np.ndarray) -> tuple[float, float]:
@@ -84,6 +92,8 @@ async def session(url: str, chosen: list[Clip], audio: dict[str, np.ndarray]) ->
     pcm = (np.clip(np.concatenate(stream), -1, 1) * 32767).astype("<i2").tobytes()
     owner: dict[str, Sent] = {}
     stopped: dict[str, float] = {}
+    deltas: dict[str, list[str]] = {}
+    previous = ("", "")  # the last event's type and item
 
     def clip_at(ms: float) -> Sent:
         return next((s for s in reversed(plan) if s.start_s * 1000 <= ms + 400), plan[0])
@@ -142,15 +152,28 @@ async def session(url: str, chosen: list[Clip], audio: dict[str, np.ndarray]) ->
             elif kind == "conversation.item.input_audio_transcription.delta":
                 s = owner[event["item_id"]]
                 s.first_delta = s.first_delta or now
+                deltas.setdefault(event["item_id"], []).append(event["delta"])
             elif kind == "conversation.item.input_audio_transcription.completed":
                 s = owner[event["item_id"]]
                 s.completed, pending = now, pending - {event["item_id"]}
                 s.after_stop = now - stopped.get(event["item_id"], now)
                 s.texts.append(event["transcript"])
+                said = deltas.pop(event["item_id"], [])
+                s.captions.append("".join(said))
+                # the final's last delta comes right before its completed event
+                s.previewed.append("".join(said[:-1] if previous == (DELTA, event["item_id"]) else said))
             elif kind == "error":
                 raise RuntimeError(event["error"]["message"])
+            previous = (kind, event.get("item_id", ""))
         await sender
     return plan
+
+
+def changed_words(sent: str, final: str) -> tuple[int, int]:
+    """(words sent, how many of them the final text does not have, aligned in order)."""
+    a, b = [word_key(w) for w in sent.split()], [word_key(w) for w in final.split()]
+    blocks = difflib.SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks()
+    return len(a), len(a) - sum(block.size for block in blocks)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -194,11 +217,16 @@ def run(
     ]
     live_wer = wer([s.clip.text for s in sent], [" ".join(s.texts) for s in sent])
     batch_wer = wer([s.clip.text for s in sent], [batch[s.clip.id] for s in sent])
+    completed = [t for s in sent for t in s.texts]
+    caption_wer = wer(completed, [c for s in sent for c in s.captions])
+    counts = [changed_words(p, t) for s in sent for p, t in zip(s.previewed, s.texts, strict=True)]
+    previewed, changed = sum(n for n, _ in counts), sum(c for _, c in counts)
     return (
         f"| {n_sessions} | {len(sent)} | {len(first)} | {pct(first, 0.5):.2f} / {pct(first, 0.95):.2f} "
         f"| {pct(done, 0.5):.2f} / {pct(done, 0.95):.2f} "
         f"| {pct(after_stop, 0.5):.2f} / {pct(after_stop, 0.95):.2f} | {max(growth):+.2f} "
-        f"| {live_wer:.2%} | {batch_wer:.2%} | {cpu_per_audio_s:.2f} |"
+        f"| {live_wer:.2%} | {batch_wer:.2%} | {changed / max(previewed, 1):.1%} of {previewed} "
+        f"| {caption_wer:.2%} | {cpu_per_audio_s:.2f} |"
     )
 
 
@@ -244,9 +272,9 @@ def main() -> None:
         print(
             "| sessions | clips | with a delta | first delta s p50 / p95 | completed s p50 / p95 "
             "| completed after speech_stopped s p50 / p95 | lag growth s | live WER | batch WER "
-            "| server CPU s per audio s |"
+            "| previewed words the final changed | deltas WER vs completed | server CPU s per audio s |"
         )
-        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for n in (int(x) for x in args.sessions.split(",")):
             print(run(url, n, chosen, audio, batch, server.pid if server else None), flush=True)
     finally:

@@ -20,7 +20,8 @@ class FakeEngine:
     """Says one word ("w<k>") per loud half second of the audio it is given.
 
     Word k's text records its position in the window, so tests can check the mapping back to
-    chunks; ``delay_s`` makes a call slow, and ``calls`` counts them.
+    chunks; ``delay_s`` makes a call slow, and ``calls`` counts them; ``previews_say`` replaces
+    the "w" of a preview's words (a preview that mishears).
     """
 
     def __init__(
@@ -30,7 +31,9 @@ class FakeEngine:
         encodes_ahead: bool = False,
         hears: str = "en",
         sure: float = 0.9,
+        previews_say: str = "w",
     ) -> None:
+        self.previews_say = previews_say
         self.hears = hears  # the language detect_language reports (and a decode without one)
         self.sure = sure  # the probability detect_language gives it
         self.detections = 0
@@ -91,7 +94,8 @@ class FakeEngine:
         for k in range(0, len(samples) // slot):
             piece = samples[k * slot : (k + 1) * slot]
             if float(np.sqrt(np.mean(piece**2))) > 0.01:
-                words.append(Word(k * SLOT_S, (k + 1) * SLOT_S, f" w{len(words)}", 0.9))
+                said = self.previews_say if options.preview else "w"
+                words.append(Word(k * SLOT_S, (k + 1) * SLOT_S, f" {said}{len(words)}", 0.9))
         if not words:
             return Transcript((), options.language or self.hears, 1.0)
         segment = Segment(

@@ -62,10 +62,11 @@ def update(ws: WebSocketTestSession, **audio_input: Any) -> dict[str, Any]:
     return event
 
 
-def test_vad_turns_stream_append_only_deltas_then_completed(
-    make_client: MakeClient, fake_engine: FakeEngine
+def test_vad_turns_stream_append_only_deltas_then_the_final_decode_completed(
+    make_client: MakeClient,
 ) -> None:
-    client = make_client()
+    engine = FakeEngine(previews_say="p")  # previews mishear every word
+    client = make_client(engine)
     with client.websocket_connect(URL) as ws:
         created = ws.receive_json()
         assert created["type"] == "session.created"
@@ -89,15 +90,19 @@ def test_vad_turns_stream_append_only_deltas_then_completed(
     assert 200 <= start_ms <= 600 and 3300 <= end_ms <= 3800
     deltas = "".join(e["delta"] for e in first if e["type"] == DELTA)
     done = first[-1]
-    assert done["transcript"] == deltas and done["transcript"].startswith("w0 w1 w2")
+    # completed is the final decode's text, not the previews' words; the deltas took nothing back
+    # and their last one adds the final's words after the (misheard) ones already sent.
+    assert done["transcript"].startswith("w0 w1 w2") and "p" not in done["transcript"]
+    assert deltas.startswith("p0 p1") and deltas.split()[-1] == done["transcript"].split()[-1]
+    assert len(deltas.split()) == len(done["transcript"].split())
     assert done["usage"]["type"] == "duration" and 3.0 <= done["usage"]["seconds"] <= 4.5
     assert {e["item_id"] for e in first} == {done["item_id"]}
     committed = next(e for e in second if e["type"] == "input_audio_buffer.committed")
     assert committed["previous_item_id"] == done["item_id"]
     # finals are beam search with the prompt and the previous utterance's text; partials are greedy
-    finals = [o for o in fake_engine.options if o.beam_size > 1]
+    finals = [o for o in engine.options if o.beam_size > 1]
     assert finals[-1].prompt == f"Names. {done['transcript']}" and finals[-1].language == "en"
-    assert any(o.beam_size == 1 and o.preview for o in fake_engine.options)
+    assert any(o.beam_size == 1 and o.preview for o in engine.options)
     # each utterance's final decode ran once: started early, in the silence, and kept at the commit
     assert len(finals) == 2
 

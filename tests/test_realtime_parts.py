@@ -1,4 +1,4 @@
-"""The pieces of a live session: append-only deltas from partial decodes, and the live segmenter."""
+"""The pieces of a live session: append-only deltas from previews, and the live segmenter."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from app.realtime.partials import Partials
+from app.realtime.partials import Partials, Stability
 from app.realtime.segmenter import LiveSegmenter, SpeechStarted, SpeechStopped
 from app.vad import ChunkingOptions
 from tests.audiogen import silence, speechlike
@@ -22,8 +22,17 @@ OPTS = ChunkingOptions(
 )
 
 
-def test_a_word_is_sent_once_decodes_a_second_apart_agree_and_never_the_last_two() -> None:
+def test_a_word_is_sent_once_successive_previews_agree_and_never_the_last_one() -> None:
     p = Partials()
+    assert p.update("And so", 0.6) == ""  # nothing to agree with yet
+    assert p.update("And so my", 0.8) == "And so"
+    assert p.update("and so, my fellow", 1.0) == " my"  # case and punctuation aside
+    assert p.update("And so my fellow Americans", 1.2) == " fellow"
+    assert p.text == "And so my fellow"
+
+
+def test_a_stricter_rule_waits_for_previews_a_second_apart_and_holds_two_words() -> None:
+    p = Partials(Stability(agree_gap_s=1.0, held_words=2))
     assert p.update("And so", 1.0) == ""  # nothing to agree with yet
     assert p.update("And so my", 1.6) == ""  # agrees, but with a decode of nearly the same audio
     assert p.update("And so my fellow.", 2.0) == "And so"  # agree with 1 s before; not the last two
@@ -35,14 +44,14 @@ def test_a_word_is_sent_once_decodes_a_second_apart_agree_and_never_the_last_two
 def test_a_decode_that_contradicts_sent_text_adds_nothing_and_takes_nothing_back() -> None:
     p = Partials()
     p.update("the cat sat on the", 1.0)
-    assert p.update("the cat sat on the mat", 2.0) == "the cat sat on"
+    assert p.update("the cat sat on the mat", 2.0) == "the cat sat on the"
     assert p.update("a hat sat on the mat", 3.0) == ""
     assert p.update("a hat sat on the mat today", 4.0) == ""
-    assert p.text == "the cat sat on"
+    assert p.text == "the cat sat on the"
 
 
 @pytest.mark.parametrize(
-    ("partials", "final", "completed"),
+    ("partials", "final", "deltas"),
     [
         ([], "Ask not what your country can do.", "Ask not what your country can do."),
         (
@@ -50,7 +59,7 @@ def test_a_decode_that_contradicts_sent_text_adds_nothing_and_takes_nothing_back
             "Ask not, what your country can do.",
             "ask not what your country can do.",
         ),
-        # the partials misheard a word: it stays, and the final's words after it follow
+        # the previews misheard a word: it stays, and the final's words after it follow
         (
             ["ask knot what your", "ask knot what your country can"],
             "Ask not what your country can do.",
@@ -64,11 +73,13 @@ def test_a_decode_that_contradicts_sent_text_adds_nothing_and_takes_nothing_back
         ),
     ],
 )
-def test_completed_starts_with_what_was_sent(partials: list[str], final: str, completed: str) -> None:
+def test_the_last_delta_is_the_final_words_after_the_sent_ones(
+    partials: list[str], final: str, deltas: str
+) -> None:
     p = Partials()
     sent = "".join(p.update(h, float(k)) for k, h in enumerate(partials))
     rest = p.finish(final)
-    assert sent + rest == p.text == completed
+    assert sent + rest == p.text == deltas
 
 
 def feed_in_pieces(segmenter: LiveSegmenter, audio: np.ndarray, sizes: list[int]) -> list[object]:
@@ -128,7 +139,10 @@ def test_settled_is_what_the_silence_will_commit_once_it_covers_the_suffix() -> 
     segmenter = LiveSegmenter(OPTS)
     segmenter.feed(np.concatenate([silence(0.5), speechlike(1.5)]))
     assert segmenter.settled() is None  # still speaking
+    spoken = segmenter.speech_samples
+    assert 1.7 * 16000 <= spoken <= len(segmenter.audio())  # prefix padding and speech
     segmenter.feed(silence(0.2))
+    assert spoken <= segmenter.speech_samples <= spoken + 480  # (no new speech: no preview)
     assert segmenter.settled() is None  # the suffix padding is not there yet
     segmenter.feed(silence(0.15))
     settled = segmenter.settled()

@@ -15,9 +15,9 @@ from app.realtime.partials import Partials
 from app.realtime.protocol import SessionConfig
 
 CONTEXT_WORDS = 100  # previous text given to Whisper as its prompt, as in app.pipeline
-# The first preview waits for this much of the utterance (its prefix padding included): on the
-# eval clips, previews of less said nothing.
-FIRST_PREVIEW_SAMPLES = SAMPLE_RATE
+# The first preview waits for this much of the utterance: its prefix padding (300 ms) and ~0.3 s of
+# speech (the segmenter announces an utterance after 250 ms of it).
+FIRST_PREVIEW_SAMPLES = SAMPLE_RATE * 6 // 10
 
 
 @dataclass(slots=True)

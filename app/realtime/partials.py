@@ -1,48 +1,76 @@
-"""Append-only deltas from partial decodes of a growing utterance, and the final text that keeps them.
+"""Append-only deltas from previews of a growing utterance.
 
-A partial decode of audio cut mid-word changes its last words from one decode to the next, and two
-decodes of nearly the same audio agree on the same mistakes. So a word is sent only once the newest
-decode and one of at least ``AGREE_GAP_S`` less audio agree on it and on everything before it (case
-and punctuation aside), and never the newest decode's last ``_UNSURE_WORDS`` words (at the cut).
-Replayed on 20 eval clips with a preview every 200 ms, agreement between successive previews sent
-enough misheard words to make the completed text 11.4% WER against the final decode's 5.9%; with
-previews 1 s apart and the last two words held back, 6.5%, the first delta ~0.9 s later.
-Sent text is never taken back: the completed transcript is the sent text followed by the final
-decode's words after the point where the sent words align with it, so it always starts with exactly
-what the deltas said.
+Deltas are the live caption; the ``completed`` event carries the final decode's own transcript,
+which OpenAI's clients (and our page) show in place of the deltas. So a word a preview misheard
+costs the caption a moment of wrong text, never the transcript: the rule below only has to keep
+captions from flickering with guesses, and can send words early.
+
+A preview of audio cut mid-word changes its last words from one preview to the next. A word is
+sent once the newest preview and one of at least ``agree_gap_s`` less audio (the one before, by
+default) agree on it and on everything before it (case and punctuation aside), and never the
+newest preview's last ``held_words`` words (at the cut). Sent text is never taken back; ``finish``
+sends the final decode's words after the point where the sent words align with them, so the deltas
+end close to the completed text.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
+from dataclasses import dataclass
 
 _NOT_WORD = re.compile(r"[^\w']+")
 
 
-def _key(word: str) -> str:
+def word_key(word: str) -> str:
+    """A word as previews and finals are compared: case and punctuation aside."""
     return _NOT_WORD.sub("", word.lower())
 
 
 def _common_prefix(a: list[str], b: list[str]) -> int:
     n = 0
     for x, y in zip(a, b, strict=False):
-        if _key(x) != _key(y):
+        if word_key(x) != word_key(y):
             break
         n += 1
     return n
 
 
-AGREE_GAP_S = 1.0
-_UNSURE_WORDS = 2
+def aligned_end(sent: list[str], final: list[str]) -> int:
+    """How many of ``final``'s words the ``sent`` words stand for: up to the last final word matched
+    to one of them (a word the previews misheard still counts as sent; what the final adds after
+    is new); with no word in common, as many of its first words as were sent."""
+    matcher = difflib.SequenceMatcher(
+        None, [word_key(w) for w in sent], [word_key(w) for w in final], autojunk=False
+    )
+    end = min(len(sent), len(final))
+    for block in matcher.get_matching_blocks():
+        if block.size:
+            end = block.b + block.size
+    return end
+
+
+@dataclass(frozen=True, slots=True)
+class Stability:
+    """When a preview's words are sent (see the module's docstring)."""
+
+    agree_gap_s: float
+    held_words: int
+
+
+# Successive previews (0.2 s or more apart) agree, the newest's last word held. When completed was
+# made of the sent words, a second between the previews and two held words kept misheard words out of
+# it at the cost of the first delta coming after ~2.2 s of speech (p50) instead of ~1.3 s.
+STABILITY = Stability(agree_gap_s=0.0, held_words=1)
 
 
 class Partials:
-    """The words of one utterance sent so far, and what its recent partial decodes said."""
+    """The words of one utterance sent so far, and what its recent previews said."""
 
-    def __init__(self) -> None:
+    def __init__(self, rule: Stability = STABILITY) -> None:
+        self.rule = rule
         self.sent: list[str] = []
-        # (audio seconds, words) of the decodes since the newest one at least AGREE_GAP_S older
+        # (audio seconds, words) of the previews since the newest one at least agree_gap_s older
         self._recent: list[tuple[float, list[str]]] = []
 
     @property
@@ -50,33 +78,22 @@ class Partials:
         return " ".join(self.sent)
 
     def update(self, hypothesis: str, audio_s: float) -> str:
-        """Take the text of a partial decode of the first ``audio_s`` seconds; return the delta to
-        send ("" when nothing became stable)."""
+        """Take the text of a preview of the first ``audio_s`` seconds; return the delta to send
+        ("" when nothing became stable)."""
         words = hypothesis.split()
-        older = [i for i, (at, _) in enumerate(self._recent) if at <= audio_s - AGREE_GAP_S]
+        older = [i for i, (at, _) in enumerate(self._recent) if at <= audio_s - self.rule.agree_gap_s]
         reference = self._recent[older[-1]][1] if older else []
-        del self._recent[: older[-1] if older else 0]  # the reference may serve the next decode too
+        del self._recent[: older[-1] if older else 0]  # the reference may serve the next preview too
         self._recent.append((audio_s, words))
-        stable = min(_common_prefix(reference, words), len(words) - _UNSURE_WORDS)
+        stable = min(_common_prefix(reference, words), len(words) - self.rule.held_words)
         if stable <= len(self.sent) or _common_prefix(self.sent, words) < len(self.sent):
             return ""
         return self._send(words[len(self.sent) : stable])
 
     def finish(self, final: str) -> str:
-        """Take the final decode's text; return the delta that completes the transcript."""
+        """Take the final decode's text; return the last delta: its words after the sent ones."""
         words = final.split()
-        if not self.sent:
-            return self._send(words)
-        # Where the sent words end in the final text: after the last final word matched to them
-        # (a word the partials misheard still counts as sent; what the final adds after is new).
-        keys = [_key(w) for w in words]
-        matcher = difflib.SequenceMatcher(None, [_key(w) for w in self.sent], keys, autojunk=False)
-        # With no word in common, the sent words stand for as many of the final's first words.
-        end = min(len(self.sent), len(words))
-        for block in matcher.get_matching_blocks():
-            if block.size:
-                end = block.b + block.size
-        return self._send(words[end:])
+        return self._send(words[aligned_end(self.sent, words) if self.sent else 0 :])
 
     def _send(self, words: list[str]) -> str:
         if not words:

@@ -82,6 +82,11 @@ class LiveSegmenter:
         """The open utterance so far (for partial decodes)."""
         return np.concatenate(self._frames) if self._frames else np.zeros(0, np.float32)
 
+    @property
+    def speech_samples(self) -> int:
+        """How much of the open utterance's audio, from its start, runs to its last speech frame."""
+        return 0 if self._first is None else (self._last + 1 - self._start) * FRAME_SAMPLES
+
     def settled(self) -> Samples | None:
         """The open utterance as it will close if no more speech comes (None until the silence after
         its last speech frame holds the whole suffix padding, or when no utterance is announced):

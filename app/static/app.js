@@ -205,21 +205,34 @@ async function startMic() {
   $("mic").setAttribute("aria-pressed", "true");
 }
 
+// The live caption: each utterance's deltas, until its completed transcript (the final decode's own
+// text, which may differ from what the deltas said) takes their place among the finals.
+const captions = new Map();
+
+function showCaptions() {
+  $("partial").textContent = [...captions.values()].join(" ");
+}
+
 function onRealtimeEvent(event) {
-  const partial = $("partial");
   switch (event.type) {
     case "input_audio_buffer.speech_started":
       status("Hearing speech…");
       break;
     case "conversation.item.input_audio_transcription.delta":
-      partial.textContent += event.delta;
+      captions.set(event.item_id, (captions.get(event.item_id) || "") + event.delta);
+      showCaptions();
       break;
     case "conversation.item.input_audio_transcription.completed":
       if (event.transcript) $("finals").textContent += `${event.transcript}\n`;
-      partial.textContent = "";
+      captions.delete(event.item_id);
+      showCaptions();
       status("Listening…");
       break;
     case "conversation.item.input_audio_transcription.failed":
+      captions.delete(event.item_id);
+      showCaptions();
+      status(event.error?.message || "error", true);
+      break;
     case "error":
       status(event.error?.message || "error", true);
       break;
@@ -228,6 +241,8 @@ function onRealtimeEvent(event) {
 
 function stopMic(message = "Stopped") {
   const { socket, audio } = state;
+  captions.clear();
+  showCaptions();
   state.socket = null;
   state.audio = null;
   if (socket && socket.readyState <= WebSocket.OPEN) socket.close(1000);
