@@ -40,13 +40,18 @@ class LiveDecoder:
     """Decodes for one session; ``emit`` sends its delta, completed and failed events."""
 
     def __init__(
-        self, settings: Settings, registry: ModelRegistry, capacity: LiveCapacity, emit: Emit
+        self,
+        settings: Settings,
+        registry: ModelRegistry,
+        capacity: LiveCapacity,
+        emit: Emit,
+        config: SessionConfig,
     ) -> None:
         self.settings = settings
         self.registry = registry
         self.capacity = capacity
         self._emit = emit
-        self.config = SessionConfig()
+        self.config = config
         self.model_id = ""
         self.language: str | None = None
         self._finals: asyncio.Queue[Final] = asyncio.Queue()

@@ -41,14 +41,20 @@ class RealtimeSession:
         self.registry = registry
         self.id = new_id("sess")
         self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.config = SessionConfig(model=settings.default_model)
-        self.decoder = LiveDecoder(settings, registry, capacity, self._emit)
+        self.decoder = LiveDecoder(
+            settings, registry, capacity, self._emit, SessionConfig(model=settings.default_model)
+        )
         self._resampler: Any = None
         self._segmenter: LiveSegmenter | None = None
         self._manual: list[Samples] = []  # the buffer when commits are manual
         self._open: Utterance | None = None  # the utterance being spoken
         self._previous_item: str | None = None
         self._configured = False
+
+    @property
+    def config(self) -> SessionConfig:
+        """The session's settings, as its decoder uses them."""
+        return self.decoder.config
 
     async def start(self) -> None:
         await self._apply(self.config)
@@ -109,7 +115,7 @@ class RealtimeSession:
                 if config.turn_detection is None
                 else LiveSegmenter(chunking_options(self.settings.vad, config.turn_detection))
             )
-        self.config = self.decoder.config = config
+        self.decoder.config = config
         self.decoder.model_id, self.decoder.language = route.model_id, route.language
         self._configured = True
 
