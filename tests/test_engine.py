@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from app.engine.whisper import WhisperEngine
 from app.pipeline import pack_windows
 from app.registry import embedded_model_path
 from app.vad import ChunkingOptions, detect_speech
-from tests.evalset import clips, normalize
+from tests.evalset import clips, normalize, wer
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +37,10 @@ def engine() -> WhisperEngine:
     )
     assert device != "cpu" or engine.layout.workers == 2
     return engine
+
+
+def load(path: Path) -> np.ndarray:
+    return decode_audio(path.read_bytes(), content_type=None, pcm=PcmFormat(), max_duration_s=60).to_float()
 
 
 def long_file(id_part: str) -> np.ndarray:
@@ -79,6 +84,37 @@ def test_a_window_encoded_ahead_decodes_as_one_encoded_in_its_batch(engine: Whis
     assert with_ahead.text == alone.text
     words = [[(w.word, w.start_s, w.end_s) for s in t.segments for w in s.words] for t in (with_ahead, alone)]
     assert words[0] == words[1]
+
+
+def test_a_short_window_is_encoded_where_the_audio_fits_and_reads_the_same(
+    engine: WhisperEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Live decodes ask for a 10 s encoder window: the encoder reads it only where the audio ends
+    half a second before it, and the text matches Whisper's 30 s window's."""
+    fits = [c for c in clips("short") if 3.0 <= c.duration_s <= 8.0][:4]
+    longer = next(c for c in clips("short") if 10.0 <= c.duration_s <= 30.0)
+    audio = {c.id: load(c.path) for c in [*fits, longer]}
+    engine.transcribe(audio[longer.id][:16000], DecodeOptions(language="en"))  # the model is loaded
+    widths: list[int] = []
+    encode = engine._model.encode
+
+    def spied(features: Any, *args: Any, **kwargs: Any) -> Any:
+        widths.append(np.shape(features)[-1])
+        return encode(features, *args, **kwargs)
+
+    monkeypatch.setattr(engine._model, "encode", spied)
+    short, full = DecodeOptions(language="en", short_window=True), DecodeOptions(language="en")
+    pairs = [
+        (engine.transcribe(audio[c.id], short).text, engine.transcribe(audio[c.id], full).text) for c in fits
+    ]
+    assert widths == [1000, 3000] * len(fits)
+    references = [c.text for c in fits]
+    assert all(s for s, _ in pairs)
+    assert wer(references, [s for s, _ in pairs]) <= wer(references, [f for _, f in pairs]) + 0.03
+    widths.clear()
+    engine.transcribe(audio[longer.id], short)
+    engine.transcribe(audio[fits[0].id], DecodeOptions(language="en", preview=True, short_window=True))
+    assert widths == [3000, 1000]  # 10 s or more: Whisper's window; a preview reads the short one
 
 
 @pytest.mark.skipif(

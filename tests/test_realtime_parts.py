@@ -135,22 +135,24 @@ def test_flush_hands_over_the_open_utterance() -> None:
     assert segmenter.flush() is None and not segmenter.speaking
 
 
-def test_settled_is_what_the_silence_will_commit_once_it_covers_the_suffix() -> None:
+def test_settled_is_the_start_of_what_the_silence_will_commit() -> None:
     segmenter = LiveSegmenter(OPTS)
     segmenter.feed(np.concatenate([silence(0.5), speechlike(1.5)]))
     assert segmenter.settled() is None  # still speaking
     spoken = segmenter.speech_samples
     assert 1.7 * 16000 <= spoken <= len(segmenter.audio())  # prefix padding and speech
-    segmenter.feed(silence(0.2))
+    segmenter.feed(silence(0.09))
     assert spoken <= segmenter.speech_samples <= spoken + 480  # (no new speech: no preview)
-    assert segmenter.settled() is None  # the suffix padding is not there yet
+    assert segmenter.settled() is None  # too short a silence to start the final decode
     segmenter.feed(silence(0.15))
     settled = segmenter.settled()
-    assert settled is not None  # the silence holds the suffix: the audio to commit is known
+    assert settled is not None  # the final decode may start: only silence can follow
+    assert np.array_equal(settled, segmenter.audio())  # all of it, less than the suffix padding
     segmenter.feed(speechlike(0.5))
     assert segmenter.settled() is None  # the person spoke again
-    segmenter.feed(silence(0.35))
+    segmenter.feed(silence(0.2))
     longer = segmenter.settled()
     assert longer is not None and len(longer) > len(settled) + 0.4 * 16000
-    (stopped,) = segmenter.feed(silence(0.3))
-    assert isinstance(stopped, SpeechStopped) and np.array_equal(stopped.audio, longer)
+    (stopped,) = segmenter.feed(silence(0.4))
+    assert isinstance(stopped, SpeechStopped) and np.array_equal(stopped.audio[: len(longer)], longer)
+    assert 0.1 * 16000 < len(stopped.audio) - len(longer) <= 0.3 * 16000  # the rest of the suffix

@@ -33,6 +33,9 @@ class DecodeOptions:
     # A quick rough look at speech still being spoken (live partials, see ``engine.preview``):
     # greedy, text only, untimed; queued behind every other decode.
     preview: bool = False
+    # Encode over a 10 s window instead of Whisper's 30 s where the audio fits (see
+    # ``passes.window_samples``): live decodes, where latency counts most.
+    short_window: bool = False
 
 
 @dataclass(frozen=True, slots=True)

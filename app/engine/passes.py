@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 N_SAMPLES = 30 * 16000  # Whisper's window
+SHORT_SAMPLES = 10 * 16000  # a short window (DecodeOptions.short_window)
+_SHORT_MARGIN = 16000 // 2  # the silence a short window keeps after its audio, at least
 HOP_SAMPLES = 160  # samples per mel frame
 # A pass whose words end more than this many frames (10 ms each) before the window's end left
 # speech undecoded; the rest of the window gets another pass, up to MAX_PASSES in all. (A window
@@ -60,6 +62,17 @@ class Pass:
     resume_sample: int = 0
 
 
+def window_samples(window: Window) -> int:
+    """The encoder window the audio is padded to: Whisper's 30 s, or 10 s for a ``short_window``
+    request whose audio ends half a second before that. On CPU the encoder's cost falls ~8x (0.07
+    against 0.56 s on one thread for tiny.en), and the text hardly moves: the 38 eval short clips
+    under 9.5 s, beam 5, 7.89% WER against 7.79% (one word of 5.5 s changed in four clips, both
+    ways), no repetition. (Windows cut to the audio's own length, rounded to 5 s, made Whisper repeat
+    sentences.)"""
+    short = window.options.short_window and len(window.samples) <= SHORT_SAMPLES - _SHORT_MARGIN
+    return SHORT_SAMPLES if short else N_SAMPLES
+
+
 def resume_sample(text_end: int, n_frames: int) -> int:
     """Where the next pass over a window starts (in samples), given the frame where this pass's
     words end among the window's ``n_frames``; 0 when the text reached the window's end."""
@@ -69,23 +82,24 @@ def resume_sample(text_end: int, n_frames: int) -> int:
 def batches(windows: Sequence[Window], prefixes: list[list[int]]) -> list[list[int]]:
     """Windows that can share a first pass, grouped; the others are left out.
 
-    A batched call needs one beam size, and <|startoftranscript|> at the same position in every
-    prompt: windows with previous text share it with their prompts cut to the shortest one's
-    length (the most recent text is kept); hotwords are never cut. (Only on a GPU: on CPU a
+    A batched call needs one beam size and encoder window, and <|startoftranscript|> at the same
+    position in every prompt: windows with previous text share it with their prompts cut to the
+    shortest one's length (the most recent text is kept); hotwords are never cut. (Only on a GPU: on CPU a
     batch is one window, so a window's text never depends on what else is waiting.)
     """
-    groups: dict[tuple[int, str, int], list[int]] = {}
+    groups: dict[tuple[int, int, str, int], list[int]] = {}
     for i, w in enumerate(windows):
         if w.options.temperature[:1] != (0.0,) or len(w.samples) > N_SAMPLES:
             continue
+        shape = (w.options.beam_size, window_samples(w))
         if not prefixes[i]:
-            key = (w.options.beam_size, "none", 0)
+            key = (*shape, "none", 0)
         elif w.options.hotwords:
-            key = (w.options.beam_size, "hotwords", len(prefixes[i]))
+            key = (*shape, "hotwords", len(prefixes[i]))
         else:
-            key = (w.options.beam_size, "previous", 0)
+            key = (*shape, "previous", 0)
         groups.setdefault(key, []).append(i)
-    for (_, kind, _), indices in groups.items():
+    for (_, _, kind, _), indices in groups.items():
         if kind == "previous":
             keep = min(len(prefixes[i]) for i in indices) - 1
             for i in indices:

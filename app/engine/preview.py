@@ -1,11 +1,8 @@
 """Previews: a quick, rough decode of speech still being spoken (a live session's partial text).
 
 Greedy, text only, no word alignment, no second pass, no temperature fallback: a preview that fails
-Whisper's quality checks says nothing (a later one will). The encoder reads Whisper's padded 30 s
-window: a 10 s window costs ~5x less on tiny.en, but its previews agree on more mistakes. Streamed
-at real time, 30 eval clips (one session, quiet 2-core VM), when ``completed`` still kept the words
-previews sent: live WER 9.84% with 10 s windows against 8.23% with 30 s ones (batch: 6.63%), the
-first delta after 2.22 against 3.63 s (p50). (Now the mistakes stay in the live caption only.)
+Whisper's quality checks says nothing (a later one will). Live sessions ask for a short (10 s)
+encoder window (see ``passes.window_samples``).
 """
 
 from __future__ import annotations
@@ -22,17 +19,6 @@ if TYPE_CHECKING:
     from faster_whisper import WhisperModel
     from faster_whisper.tokenizer import Tokenizer
 
-N_FRAMES = 3000  # Whisper's window, in mel frames (10 ms)
-
-
-def preview_features(features: np.ndarray) -> np.ndarray:
-    """Log-mel ``features`` of the audio only (80 x n frames), padded with silence (zeros, as
-    faster-whisper pads its windows) to Whisper's 30 s."""
-    n = min(features.shape[-1], N_FRAMES)
-    padded = np.zeros((features.shape[0], N_FRAMES), np.float32)
-    padded[:, :n] = features[:, :n]
-    return padded
-
 
 def preview(
     model: WhisperModel,
@@ -42,7 +28,7 @@ def preview(
     prefix: list[int],
     suppress: list[int],
 ) -> Transcript:
-    """One greedy text-only pass over ``features`` (from ``preview_features``); ``prefix`` is the
+    """One greedy text-only pass over ``features`` (padded to its window); ``prefix`` is the
     prompt before <|startoftranscript|>; no ``language``: the most likely one (multilingual models)."""
     encoded = model.encode(features)
     if language is None:

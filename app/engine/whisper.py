@@ -26,9 +26,18 @@ from app.engine.contract import DecodeOptions, Transcript
 from app.engine.detected import DetectedEncodings
 from app.engine.first_pass import EncodedBatch, beam_search
 from app.engine.lazy import defer_import
-from app.engine.passes import N_SAMPLES, Pass, Window, batches, decode_windows, sequential
+from app.engine.passes import (
+    HOP_SAMPLES,
+    N_SAMPLES,
+    Pass,
+    Window,
+    batches,
+    decode_windows,
+    sequential,
+    window_samples,
+)
 from app.engine.placement import CpuLayout, available_cores, cpu_layout, select_placement
-from app.engine.preview import preview, preview_features
+from app.engine.preview import preview
 from app.memory import release_free_memory
 
 defer_import("av")
@@ -122,9 +131,11 @@ class WhisperEngine:
     def submit(
         self, samples: Samples, options: DecodeOptions, encoded: Future[Any] | None = None
     ) -> Future[Transcript]:
-        if encoded is None and len(samples) <= N_SAMPLES and not options.preview:
-            encoded = self._detected.take(samples)  # (a preview encodes a window of its own)
-        return self._batcher.submit(Window(samples, options, encoded), priority=int(options.preview))
+        window = Window(samples, options, encoded)
+        # Detection encodes Whisper's 30 s window; a preview encodes its own.
+        if encoded is None and window_samples(window) == N_SAMPLES >= len(samples) and not options.preview:
+            window = Window(samples, options, self._detected.take(samples))
+        return self._batcher.submit(window, priority=int(options.preview))
 
     def encode_ahead(self, samples: Samples) -> Future[Any] | None:
         """On CPU, a worker encodes the window while others decode: a window's encoder pass needs
@@ -176,12 +187,12 @@ class WhisperEngine:
         for i, (w, t) in enumerate(zip(windows, list(results), strict=True)):
             if w.options.logprobs and isinstance(t, Transcript) and t.segments:
                 tok = self._tokenizer(t.language, w.options.task)
-                results[i] = with_token_logprobs(self._model, tok, *self._features(w.samples), t)
+                results[i] = with_token_logprobs(self._model, tok, *self._window_features(w), t)
         return results
 
     def _preview(self, w: Window) -> Transcript | BaseException:
         try:
-            features = preview_features(self._model.feature_extractor(w.samples)[:, :-1])
+            features, _ = self._window_features(w)
             language = w.options.language if self._model.model.is_multilingual else "en"
             return preview(
                 self._model,
@@ -218,7 +229,7 @@ class WhisperEngine:
 
     def _first_pass(self, windows: list[Window], prefixes: list[list[int]]) -> list[Pass | None]:
         """The windows encoded as one batch, each in its language, then ``first_pass.beam_search``."""
-        prepared = [self._features(w.samples) for w in windows]
+        prepared = [self._window_features(w) for w in windows]
         features, frames = [f for f, _ in prepared], [n for _, n in prepared]
         encoded = self._encode(features, [w.encoded for w in windows])
         languages = self._languages(windows, encoded)
@@ -228,11 +239,15 @@ class WhisperEngine:
         batch = EncodedBatch(windows, features, frames, encoded, languages, tokenizers)
         return beam_search(self._model, batch, prefixes, self._suppress)
 
-    def _features(self, samples: Samples) -> tuple[np.ndarray, int]:
-        """A window's log-mel features padded to 30 s, and how many frames are audio."""
+    def _window_features(self, w: Window) -> tuple[np.ndarray, int]:
+        return self._features(w.samples, window_samples(w))
+
+    def _features(self, samples: Samples, window: int = N_SAMPLES) -> tuple[np.ndarray, int]:
+        """Log-mel features padded to an encoder window of ``window`` samples, and how many frames
+        are audio."""
         features = self._model.feature_extractor(samples)
         frames = features.shape[-1] - 1
-        return pad_or_trim(features[:, :frames]), frames
+        return pad_or_trim(features[:, :frames], window // HOP_SAMPLES), frames
 
     def _encode(
         self, features: list[np.ndarray], ahead: Sequence[Future[np.ndarray] | None] = ()

@@ -70,11 +70,14 @@ def decode_options(
     recent = " ".join(context.split()[-CONTEXT_WORDS:])
     prompt = " ".join(p for p in (config.prompt, recent) if p) or None
     if not final:
-        return DecodeOptions(language=language, beam_size=1, prompt=prompt, temperature=(0.0,), preview=True)
+        return DecodeOptions(
+            language=language, beam_size=1, prompt=prompt, temperature=(0.0,), preview=True, short_window=True
+        )
     return DecodeOptions(
         language=language,
         beam_size=settings.beam_size,
         prompt=prompt,
         temperature=DEFAULT_TEMPERATURES,
         logprobs=config.logprobs,
+        short_window=True,
     )

@@ -19,6 +19,11 @@ from app.config import VadSettings
 from app.realtime.protocol import TurnDetection
 from app.vad import ENERGY_FLOOR_DBFS, FLOOR_BELOW_PEAK_DB, FRAME_MS, FRAME_SAMPLES, ChunkingOptions
 
+# The silence after speech at which an utterance's final decode may start (see ``settled``): 0.3 s
+# before the default 500 ms of silence closes it. A pause this long inside an utterance costs a
+# decode that is dropped.
+EARLY_QUIET_MS = 150
+
 
 @dataclass(frozen=True, slots=True)
 class SpeechStarted:
@@ -56,6 +61,7 @@ class LiveSegmenter:
         self._vad = webrtcvad.Vad(opts.aggressiveness)
         self._silence = _frames(opts.silence_duration_ms)
         self._suffix = int(opts.suffix_padding_ms) // FRAME_MS
+        self._early = EARLY_QUIET_MS // FRAME_MS
         self._min_speech = _frames(opts.min_speech_ms)
         self._max_frames = int(opts.max_chunk_s * 1000) // FRAME_MS
         self._lead: collections.deque[Samples] = collections.deque(maxlen=opts.prefix_padding_ms // FRAME_MS)
@@ -88,12 +94,14 @@ class LiveSegmenter:
         return 0 if self._first is None else (self._last + 1 - self._start) * FRAME_SAMPLES
 
     def settled(self) -> Samples | None:
-        """The open utterance as it will close if no more speech comes (None until the silence after
-        its last speech frame holds the whole suffix padding, or when no utterance is announced):
-        its final decode can start before the silence is long enough to close it."""
-        if not self._announced or self._quiet < max(self._suffix, 1):
+        """The open utterance as it would close now, once the silence after its last speech frame
+        holds EARLY_QUIET_MS (None before that, or when no utterance is announced). If no more
+        speech comes it closes with this audio and up to ``suffix_padding_ms`` of silence more,
+        which Whisper transcribes alike: its final decode can start before the silence is long
+        enough to close it."""
+        if not self._announced or self._quiet < max(min(self._early, self._suffix), 1):
             return None
-        keep = len(self._frames) - (self._seen - (self._last + 1 + self._suffix))
+        keep = len(self._frames) - (self._seen - (self._last + 1 + min(self._suffix, self._quiet)))
         return np.concatenate(self._frames[: max(keep, 1)])
 
     def feed(self, samples: Samples) -> list[SpeechStarted | SpeechStopped]:
