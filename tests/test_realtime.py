@@ -103,6 +103,7 @@ def test_vad_turns_stream_append_only_deltas_then_the_final_decode_completed(
     finals = [o for o in engine.options if o.beam_size > 1]
     assert finals[-1].prompt == f"Names. {done['transcript']}" and finals[-1].language == "en"
     assert any(o.beam_size == 1 and o.preview for o in engine.options)
+    assert all(o.short_window for o in engine.options)  # live decodes encode a 10 s window where it fits
     # each utterance's final decode ran once: started early, in the silence, and kept at the commit
     assert len(finals) == 2
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import numpy as np
 import pytest
 
+from app.config import Settings
+from app.realtime.decoder import LiveDecoder
+from app.realtime.decoding import LiveCapacity, Utterance
 from app.realtime.partials import Partials, Stability
+from app.realtime.protocol import SessionConfig
 from app.realtime.segmenter import LiveSegmenter, SpeechStarted, SpeechStopped
 from app.vad import ChunkingOptions
 from tests.audiogen import silence, speechlike
@@ -156,3 +161,23 @@ def test_settled_is_the_start_of_what_the_silence_will_commit() -> None:
     (stopped,) = segmenter.feed(silence(0.4))
     assert isinstance(stopped, SpeechStopped) and np.array_equal(stopped.audio[: len(longer)], longer)
     assert 0.1 * 16000 < len(stopped.audio) - len(longer) <= 0.3 * 16000  # the rest of the suffix
+
+
+def test_the_last_preview_slot_is_kept_for_an_utterance_with_nothing_sent() -> None:
+    """With one of two preview slots taken, a caption under way waits; first words do not."""
+
+    async def scenario() -> tuple[int, int]:
+        capacity = LiveCapacity(max_sessions=4, max_partials=2, partials=1)
+        decoder = LiveDecoder(Settings(), None, capacity, lambda *a, **k: None, SessionConfig())  # type: ignore[arg-type]
+        segmenter = LiveSegmenter(OPTS)
+        segmenter.feed(np.concatenate([silence(0.5), speechlike(1.0)]))
+        under_way, fresh = Utterance("a"), Utterance("b")
+        under_way.partials.sent = ["Hello"]
+        decoder.heard(under_way, segmenter)
+        after_under_way = capacity.partials
+        decoder.heard(fresh, segmenter)
+        after_fresh = capacity.partials
+        await decoder.close()  # (the preview started is cancelled: no model here)
+        return after_under_way, after_fresh
+
+    assert asyncio.run(scenario()) == (1, 2)
