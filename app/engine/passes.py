@@ -84,8 +84,8 @@ def batches(windows: Sequence[Window], prefixes: list[list[int]]) -> list[list[i
 
     A batched call needs one beam size and encoder window, and <|startoftranscript|> at the same
     position in every prompt: windows with previous text share it with their prompts cut to the
-    shortest one's length (the most recent text is kept); hotwords are never cut. (Only on a GPU: on CPU a
-    batch is one window, so a window's text never depends on what else is waiting.)
+    shortest one's length (the most recent text is kept); hotwords are never cut. (Only on a GPU:
+    on CPU a batch is one window, so a window's text never depends on what else is waiting.)
     """
     groups: dict[tuple[int, int, str, int], list[int]] = {}
     for i, w in enumerate(windows):
