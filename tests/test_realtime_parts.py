@@ -46,13 +46,14 @@ def test_a_stricter_rule_waits_for_previews_a_second_apart_and_holds_two_words()
     assert p.text == "And so my fellow"
 
 
-def test_a_decode_that_contradicts_sent_text_adds_nothing_and_takes_nothing_back() -> None:
+def test_previews_that_rewrite_sent_words_take_nothing_back_and_go_on_after_them() -> None:
     p = Partials()
     p.update("the cat sat on the", 1.0)
     assert p.update("the cat sat on the mat", 2.0) == "the cat sat on the"
-    assert p.update("a hat sat on the mat", 3.0) == ""
-    assert p.update("a hat sat on the mat today", 4.0) == ""
-    assert p.text == "the cat sat on the"
+    assert p.update("a hat sat on the mat", 3.0) == ""  # disagrees with the preview before
+    assert p.update("a hat sat on the mat today", 4.0) == " mat"  # agrees: after "sat on the"
+    assert p.update("a hat sat on the mat today and", 5.0) == " today"
+    assert p.text == "the cat sat on the mat today"
 
 
 @pytest.mark.parametrize(

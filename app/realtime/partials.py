@@ -8,9 +8,11 @@ captions from flickering with guesses, and can send words early.
 A preview of audio cut mid-word changes its last words from one preview to the next. A word is
 sent once the newest preview and one of at least ``agree_gap_s`` less audio (the one before, by
 default) agree on it and on everything before it (case and punctuation aside), and never the
-newest preview's last ``held_words`` words (at the cut). Sent text is never taken back; ``finish``
-sends the final decode's words after the point where the sent words align with them, so the deltas
-end close to the completed text.
+newest preview's last ``held_words`` words (at the cut). Sent text is never taken back: once
+previews hear a sent word differently ("The Zion" becoming "There's iron" as the audio grows),
+their words after the point where the sent ones align with them go on (a caption stopped there
+stays frozen for the rest of the utterance); ``finish`` does the same with the final decode's words,
+so the deltas end close to the completed text.
 """
 
 from __future__ import annotations
@@ -86,9 +88,8 @@ class Partials:
         del self._recent[: older[-1] if older else 0]  # the reference may serve the next preview too
         self._recent.append((audio_s, words))
         stable = min(_common_prefix(reference, words), len(words) - self.rule.held_words)
-        if stable <= len(self.sent) or _common_prefix(self.sent, words) < len(self.sent):
-            return ""
-        return self._send(words[len(self.sent) : stable])
+        start = aligned_end(self.sent, words) if self.sent else 0
+        return self._send(words[start:stable])
 
     def finish(self, final: str) -> str:
         """Take the final decode's text; return the last delta: its words after the sent ones."""
