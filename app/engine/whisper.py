@@ -132,8 +132,10 @@ class WhisperEngine:
         self, samples: Samples, options: DecodeOptions, encoded: Future[Any] | None = None
     ) -> Future[Transcript]:
         window = Window(samples, options, encoded)
-        # Detection encodes Whisper's 30 s window; a preview encodes its own.
-        if encoded is None and window_samples(window) == N_SAMPLES >= len(samples) and not options.preview:
+        # Encodings made ahead and by detection are of Whisper's 30 s window; a preview encodes its own.
+        if window_samples(window) != N_SAMPLES or options.preview:
+            window = Window(samples, options)
+        elif encoded is None and len(samples) <= N_SAMPLES:
             window = Window(samples, options, self._detected.take(samples))
         return self._batcher.submit(window, priority=int(options.preview))
 
