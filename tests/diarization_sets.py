@@ -36,7 +36,7 @@ def load(path: Path) -> npt.NDArray[np.float32]:
     return mono if rate == RATE else np.asarray(soxr.resample(mono, rate, RATE), np.float32)
 
 
-def _speech_spans(samples: npt.NDArray[np.float32], pause_s: float = 0.5) -> list[tuple[float, float]]:
+def speech_spans(samples: npt.NDArray[np.float32], pause_s: float = 0.5) -> list[tuple[float, float]]:
     """A clip's speech (10 ms frames within 30 dB of its loudest and 12 dB over its noise floor),
     split where it pauses for ``pause_s`` or more: what an annotator would mark as turns."""
     n = len(samples) // 160
@@ -71,7 +71,7 @@ def conversation(seed: int, n_speakers: int, turns: int = 10) -> Recording:
     for speaker in order:
         pause = noise.normal(0, 3e-4, int(rng.uniform(0.4, 1.2) * RATE)).astype(np.float32)
         audio = load(rng.choice(by_speaker[speaker]))
-        spans = _speech_spans(audio)
+        spans = speech_spans(audio)
         speech = audio[int(spans[0][0] * RATE) : int(spans[-1][1] * RATE)]  # no lead-in or tail
         pieces += [pause, speech]
         t += len(pause) / RATE

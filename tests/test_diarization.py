@@ -14,7 +14,7 @@ from app.diarization.attribution import air_label, openai_label, split_segment
 from app.diarization.diarizer import speech_regions
 from app.diarization.embedder import log_mel
 from app.engine import Segment, TokenLogprob, Word
-from tests.diarization_sets import RATE, Recording, _speech_spans, conversation, labelled, load, total_der
+from tests.diarization_sets import RATE, Recording, conversation, labelled, load, speech_spans, total_der
 from tests.evalset import clips
 
 # Conversations of 2-4 speakers joined from the eval set's short clips (seeded, exact turns).
@@ -93,7 +93,7 @@ def _short_turn(seed: int, opens: bool) -> tuple[Recording, tuple[float, float]]
 
     def speech(who: str) -> np.ndarray:
         audio = load(rng.choice(by_speaker[who]))
-        spans = _speech_spans(audio)
+        spans = speech_spans(audio)
         return audio[int(spans[0][0] * RATE) : int(spans[-1][1] * RATE)]
 
     def pause(s: float) -> np.ndarray:

@@ -8,11 +8,11 @@ captions from flickering with guesses, and can send words early.
 A preview of audio cut mid-word changes its last words from one preview to the next. A word is
 sent once the newest preview and one of at least ``agree_gap_s`` less audio (the one before, by
 default) agree on it and on everything before it (case and punctuation aside), and never the
-newest preview's last ``held_words`` words (at the cut). Sent text is never taken back: once
-previews hear a sent word differently ("The Zion" becoming "There's iron" as the audio grows),
-their words after the point where the sent ones align with them go on (a caption stopped there
-stays frozen for the rest of the utterance); ``finish`` does the same with the final decode's words,
-so the deltas end close to the completed text.
+newest preview's last ``held_words`` words (at the cut). Sent text is never taken back, and does
+not hold the caption up: once previews hear a sent word differently ("The Zion" becoming "There's
+iron" as the audio grows), their words after the point where the sent ones align with them are
+sent. ``finish`` does the same with the final decode's words, so the deltas end close to the
+completed text.
 """
 
 from __future__ import annotations

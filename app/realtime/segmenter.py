@@ -19,7 +19,7 @@ from app.config import VadSettings
 from app.realtime.protocol import TurnDetection
 from app.vad import ENERGY_FLOOR_DBFS, FLOOR_BELOW_PEAK_DB, FRAME_MS, FRAME_SAMPLES, ChunkingOptions
 
-# The silence after speech at which an utterance's final decode may start (see ``settled``): 0.3 s
+# The silence after speech at which an utterance's final decode may start (see ``settled``): 0.35 s
 # before the default 500 ms of silence closes it. A pause this long inside an utterance costs a
 # decode that is dropped.
 EARLY_QUIET_MS = 150
