@@ -15,7 +15,14 @@ import numpy as np
 
 from app.diarization import SpeakerHints, diarize
 from app.diarization.diarizer import speech_regions
-from tests.diarization_sets import Recording, conversation, labelled, total_der
+from tests.diarization_sets import (
+    CONVERSATIONS,
+    Recording,
+    conversation,
+    labelled,
+    total_der,
+    unseen_voices_conversation,
+)
 
 
 def _hyp(rec: Recording, hints: SpeakerHints) -> tuple[list[tuple[float, float, int]], int, float]:
@@ -32,9 +39,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.diarization")
     parser.add_argument("--hour", action="store_true", help="also diarize a 1-hour recording")
     args = parser.parse_args()
-    plan = ((2, range(4)), (3, range(3)), (4, range(3)))
     sets = {
-        "joined 2-4 speakers (10)": [conversation(seed, n) for n, seeds in plan for seed in seeds],
+        "joined 2-4 speakers (the tests' 18)": [conversation(seed, n) for seed, n in CONVERSATIONS],
+        "joined 2-4 speakers, seeds 6-31 (78)": [conversation(s, n) for n in (2, 3, 4) for s in range(6, 32)],
+        "with the long files' readers, not fitted to (48)": [
+            conversation(s, n, long_readers=True) for n in (2, 3, 4) for s in range(16)
+        ],
+        "FLEURS readers, one clip each, not fitted to (36)": [
+            unseen_voices_conversation(seed, n) for n in (2, 3, 4) for seed in range(12)
+        ],
         "AMI excerpts (8)": [r for r in labelled() if r.id.startswith("pyannote-debug")],
         "two-party call": labelled(["pyannote-sample"]),
     }

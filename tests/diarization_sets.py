@@ -5,8 +5,9 @@ different speakers (exact speaker turns), the eval set's RTTM-labelled recording
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +17,12 @@ import soxr
 from pyannote.core import Annotation, Segment, Timeline
 from pyannote.metrics.diarization import DiarizationErrorRate
 
-from tests.evalset import EVAL_DIR, clips
+from tests.evalset import EVAL_DIR, Clip, clips
 
 Turns = list[tuple[float, float, str]]  # (start_s, end_s, speaker)
 RATE = 16000
+# The tests' conversations (seed, speakers): 2-4 speakers joined from the eval set's short clips.
+CONVERSATIONS = [(seed, n) for n in (2, 3, 4) for seed in range(6)]
 
 
 @dataclass(frozen=True)
@@ -51,15 +54,39 @@ def speech_spans(samples: npt.NDArray[np.float32], pause_s: float = 0.5) -> list
     return [(s / 100, e / 100) for s, e in spans]
 
 
-def conversation(seed: int, n_speakers: int, turns: int = 10) -> Recording:
+@cache
+def _long_readers() -> dict[str, list[npt.NDArray[np.float32]]]:
+    """The long files' readers (voices the diarizer was not tuned on), each file cut at its pauses
+    of 0.45 s or more into up to 20 utterances of 2-8 s."""
+    out = {}
+    for clip in clips("long"):
+        audio = load(clip.path)
+        pieces: list[list[float]] = []
+        for start, end in speech_spans(audio, pause_s=0.45):
+            if pieces and end - pieces[-1][0] <= 8:
+                pieces[-1][1] = end
+            else:
+                pieces.append([start, end])
+        cut = [audio[int((s - 0.05) * RATE) : int((e + 0.05) * RATE)] for s, e in pieces if e - s >= 2]
+        out[clip.raw["speaker"]] = cut[:20]
+    return out
+
+
+def conversation(seed: int, n_speakers: int, turns: int = 10, *, long_readers: bool = False) -> Recording:
     """Clips of ``n_speakers`` speakers (who have several clips) taking turns, joined with pauses of
-    0.4-1.2 s of faint noise; no one speaks twice in a row and everyone speaks."""
+    0.4-1.2 s of faint noise; no one speaks twice in a row and everyone speaks. ``long_readers``:
+    one or two of them (one of two) are the long files' readers, speaking their utterances."""
     rng = random.Random(seed)
-    by_speaker: dict[str, list[Path]] = {}
+    by_speaker: dict[str, list[Callable[[], npt.NDArray[np.float32]]]] = {}
     for clip in clips("short"):
-        by_speaker.setdefault(clip.raw["speaker"], []).append(clip.path)
+        by_speaker.setdefault(clip.raw["speaker"], []).append(partial(load, clip.path))
     pool = sorted(s for s, paths in by_speaker.items() if len(paths) >= 4)
-    chosen = rng.sample(pool, n_speakers)
+    chosen: list[str] = []
+    if long_readers:
+        unseen = _long_readers()
+        chosen = rng.sample(sorted(unseen), 1 if n_speakers == 2 else rng.choice([1, 2]))
+        by_speaker |= {s: [partial(np.copy, a) for a in utterances] for s, utterances in unseen.items()}
+    chosen += rng.sample(pool, n_speakers - len(chosen))
     order = list(chosen)
     rng.shuffle(order)
     while len(order) < turns:
@@ -70,7 +97,7 @@ def conversation(seed: int, n_speakers: int, turns: int = 10) -> Recording:
     t = 0.0
     for speaker in order:
         pause = noise.normal(0, 3e-4, int(rng.uniform(0.4, 1.2) * RATE)).astype(np.float32)
-        audio = load(rng.choice(by_speaker[speaker]))
+        audio = rng.choice(by_speaker[speaker])()
         spans = speech_spans(audio)
         speech = audio[int(spans[0][0] * RATE) : int(spans[-1][1] * RATE)]  # no lead-in or tail
         pieces += [pause, speech]
@@ -78,7 +105,8 @@ def conversation(seed: int, n_speakers: int, turns: int = 10) -> Recording:
         reference += [(t + s - spans[0][0], t + e - spans[0][0], speaker) for s, e in spans]
         t += len(speech) / RATE
     pieces.append(noise.normal(0, 3e-4, RATE // 2).astype(np.float32))
-    return Recording(f"conv-{n_speakers}-{seed}", np.concatenate(pieces), reference, n_speakers)
+    name = f"{'unseen' if long_readers else 'conv'}-{n_speakers}-{seed}"
+    return Recording(name, np.concatenate(pieces), reference, n_speakers)
 
 
 def read_rttm(path: Path) -> Turns:
@@ -120,3 +148,48 @@ def total_der(pairs: Iterable[tuple[Recording, Iterable[tuple[float, float, obje
         uem = Timeline([Segment(0.0, len(rec.samples) / RATE)])
         metric(annotation(rec.reference), annotation(hypothesis), uem=uem)
     return float(abs(metric))
+
+
+def _turns_of(audio: npt.NDArray[np.float32], parts: int) -> list[tuple[npt.NDArray[np.float32], Turns]]:
+    """One reader's clip cut at its pauses into ``parts`` turns of at least 2 s (fewer if it is
+    short), each with its speech spans (relative to the turn)."""
+    spans = speech_spans(audio, pause_s=0.2)
+    total = spans[-1][1] - spans[0][0]
+    cuts = [0]
+    for i in range(1, len(spans)):
+        t, last = spans[i][0] - spans[0][0], spans[cuts[-1]][0] - spans[0][0]
+        if len(cuts) < parts and t - last >= max(2.0, total / parts - 1) and total - t >= 2.0:
+            cuts.append(i)
+    out = []
+    for a, b in zip(cuts, [*cuts[1:], len(spans)], strict=True):
+        start, end = spans[a][0], spans[b - 1][1]
+        out.append(
+            (audio[int(start * RATE) : int(end * RATE)], [(s - start, e - start, "") for s, e in spans[a:b]])
+        )
+    return out
+
+
+def unseen_voices_conversation(seed: int, n_speakers: int) -> Recording:
+    """Voices the diarizer was not tuned on: the multilingual set's FLEURS readers, each clip cut
+    into 2-3 turns, taking turns with 0.4-1.2 s pauses; at most one clip per language (FLEURS
+    repeats readers within a language), so 2-5 speakers."""
+    rng = random.Random(seed)
+    by_language: dict[str, list[Clip]] = {}
+    for clip in clips("multilingual"):
+        by_language.setdefault(clip.raw["language"], []).append(clip)
+    chosen = [rng.choice(by_language[lang]) for lang in rng.sample(sorted(by_language), n_speakers)]
+    queues = {c.id: _turns_of(load(c.path), 3 if c.duration_s > 10 else 2) for c in chosen}
+    noise = np.random.default_rng(seed)
+    pieces: list[npt.NDArray[np.float32]] = []
+    reference: Turns = []
+    t, last = 0.0, ""
+    while options := [c for c, q in queues.items() if q and c != last]:
+        last = rng.choice(options)
+        audio, spans = queues[last].pop(0)
+        pause = noise.normal(0, 3e-4, int(rng.uniform(0.4, 1.2) * RATE)).astype(np.float32)
+        t += len(pause) / RATE
+        pieces += [pause, audio]
+        reference += [(t + s, t + e, last) for s, e, _ in spans]
+        t += len(audio) / RATE
+    pieces.append(noise.normal(0, 3e-4, RATE // 2).astype(np.float32))
+    return Recording(f"voices-{n_speakers}-{seed}", np.concatenate(pieces), reference, n_speakers)

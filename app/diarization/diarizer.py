@@ -6,7 +6,8 @@ per step (longer windows tell voices apart better, more of them make the count s
 step is then given to the closest speaker, its scores averaged with its neighbours' so that a turn
 changes where the voice does, not at every uncertain step. Re-segmentation scores the steps with
 the file's mean embedding taken out: what every step of a file shares (the channel, the room, a
-phone line) otherwise dominates the cosine, and two callers on one line score 0.92 alike. Where
+phone line) otherwise dominates the cosine, and two callers on one line score 0.92 alike. The count
+is then checked on whole segments (``recount``), where two voices that blur at 0.8 s part. Where
 the speaker changes, units on a 0.1 s grid around the change place it more finely than the steps
 can. When there are two speakers, edge units hear the first and last 0.6 s of each stretch of
 speech, which no step does (a short reply next to a pause). Runs in a worker thread.
@@ -28,13 +29,13 @@ from app.diarization.embedder import (
     SpeakerEncoder,
     shared_encoder,
 )
-from app.diarization.turns import Diarization, Turn
+from app.diarization.recount import split_merged_voices
+from app.diarization.turns import Diarization, from_steps
 
 WINDOW_UNITS = 2  # 1.4 s of speech per clustering window
 WINDOW_STEP = 1  # one window per step
 SMOOTH_UNITS = 3  # steps whose speaker scores are averaged
 CLOSE_PAUSE_S = 0.3  # shorter pauses belong to the speech around them
-BRIDGE_S = 0.8  # one speaker's turns closer than this become one turn
 REFINE_ROUNDS = 3
 VAD_THRESHOLD = 0.3  # Silero speech probability (its default 0.5 misses quiet far-field speech)
 VAD_BLOCK_S = 300.0
@@ -139,11 +140,14 @@ def diarize(
     # clustered windows only seeded them), then each step again to the closest; file mean removed.
     mean = units.mean(axis=0)
     centred = normalise(units - mean)
-    for _ in range(REFINE_ROUNDS):
-        cents = normalise(np.stack([centred[labels == k].mean(axis=0) for k in np.unique(labels)]))
-        labels = _smoothed_labels(centred @ cents.T, block_of)
-    # The count's second check: settled speakers that separate no better than one voice split are one.
-    if hints.bounds(len(units))[0] <= 1 and sounds_like_one_voice(centred, labels):
+    labels, cents = _refined(centred, labels, block_of)
+    low, high = hints.bounds(len(units))
+    if low < high:  # the count checked on whole segments, where two similar voices part
+        split = split_merged_voices(units, labels, block_of, high)
+        if not (split == labels).all():
+            labels, cents = _refined(centred, np.unique(split, return_inverse=True)[1], block_of)
+    # One voice after all: settled speakers that separate no better than one voice split are one.
+    if low <= 1 and sounds_like_one_voice(centred, labels):
         labels = np.zeros_like(labels)
     # Two voices: edge units hear the ends of the stretches, which no step does; the steps are given
     # to the same two centroids again with them in the sequence.
@@ -172,7 +176,17 @@ def diarize(
         span = np.array([blocks[b] for b in block_of[changes].tolist()]).reshape(-1, 2)
         fits = (grid >= span[:, :1]) & (grid + UNIT_SAMPLES <= span[:, 1:])
         switch[changes] = _place_changes(samples, grid, fits, scores, contrast, mean, encoder)
-    return Diarization(_turns(blocks, switch, block_of, labels))
+    return from_steps(blocks, switch, block_of, labels)
+
+
+def _refined(
+    centred: npt.NDArray[np.float32], labels: npt.NDArray[np.int64], block_of: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """Labels after REFINE_ROUNDS of giving each step to the closest centroid, and the centroids."""
+    for _ in range(REFINE_ROUNDS):
+        cents = normalise(np.stack([centred[labels == k].mean(axis=0) for k in np.unique(labels)]))
+        labels = _smoothed_labels(centred @ cents.T, block_of)
+    return labels, cents
 
 
 def _with_edges(
@@ -262,27 +276,3 @@ def _split(row: npt.NDArray[np.float64]) -> tuple[int, int]:
     total = np.cumsum(row[points])
     k = int((2 * total[:-1] - total[-1]).argmax())
     return int(points[k]), int(points[k + 1])
-
-
-def _turns(
-    blocks: list[tuple[int, int]],
-    switch: npt.NDArray[np.int64],
-    block_of: npt.NDArray[np.int64],
-    labels: npt.NDArray[np.int64],
-) -> tuple[Turn, ...]:
-    """Each block's samples go to its steps, step i up to ``switch[i]``; runs become turns."""
-    raw: list[Turn] = []
-    for b, (start, end) in enumerate(blocks):
-        idx = np.flatnonzero(block_of == b)
-        if not len(idx):
-            continue
-        bounds = [start / SAMPLE_RATE, *(switch[idx[:-1]] / SAMPLE_RATE).tolist(), end / SAMPLE_RATE]
-        for i, speaker in enumerate(labels[idx].tolist()):
-            if raw and raw[-1].speaker == speaker and bounds[i] - raw[-1].end_s < BRIDGE_S:
-                raw[-1] = Turn(raw[-1].start_s, bounds[i + 1], speaker)
-            else:
-                raw.append(Turn(bounds[i], bounds[i + 1], speaker))
-    order: dict[int, int] = {}
-    for t in raw:
-        order.setdefault(t.speaker, len(order))
-    return tuple(Turn(round(t.start_s, 3), round(t.end_s, 3), order[t.speaker]) for t in raw)

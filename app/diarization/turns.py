@@ -1,9 +1,16 @@
-"""A file's speaker turns (the diarizer's output) and who spoke over a stretch of time."""
+"""A file's speaker turns (the diarizer's output, built from its labelled steps) and who spoke when."""
 
 from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from app.audio import SAMPLE_RATE
+
+BRIDGE_S = 0.8  # one speaker's turns closer than this become one turn
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,3 +44,29 @@ class Diarization:
             return best
         middle = (start_s + end_s) / 2
         return min(self.turns, key=lambda t: max(t.start_s - middle, middle - t.end_s)).speaker
+
+
+def from_steps(
+    blocks: list[tuple[int, int]],
+    switch: npt.NDArray[np.int64],
+    block_of: npt.NDArray[np.int64],
+    labels: npt.NDArray[np.int64],
+) -> Diarization:
+    """Each block (a stretch of speech, in samples) goes to its steps, step i up to sample
+    ``switch[i]``; one speaker's runs closer than BRIDGE_S become one turn; speakers are numbered
+    in order of first appearance."""
+    raw: list[Turn] = []
+    for b, (start, end) in enumerate(blocks):
+        idx = np.flatnonzero(block_of == b)
+        if not len(idx):
+            continue
+        bounds = [start / SAMPLE_RATE, *(switch[idx[:-1]] / SAMPLE_RATE).tolist(), end / SAMPLE_RATE]
+        for i, speaker in enumerate(labels[idx].tolist()):
+            if raw and raw[-1].speaker == speaker and bounds[i] - raw[-1].end_s < BRIDGE_S:
+                raw[-1] = Turn(raw[-1].start_s, bounds[i + 1], speaker)
+            else:
+                raw.append(Turn(bounds[i], bounds[i + 1], speaker))
+    order: dict[int, int] = {}
+    for t in raw:
+        order.setdefault(t.speaker, len(order))
+    return Diarization(tuple(Turn(round(t.start_s, 3), round(t.end_s, 3), order[t.speaker]) for t in raw))
