@@ -57,8 +57,8 @@ def speech_spans(samples: npt.NDArray[np.float32], pause_s: float = 0.5) -> list
 @cache
 def _long_readers() -> dict[str, list[npt.NDArray[np.float32]]]:
     """The long files' readers (voices the diarizer was not tuned on), each file cut at its pauses
-    of 0.45 s or more into up to 20 utterances of 2-8 s."""
-    out = {}
+    of 0.45 s or more into utterances of 2-8 s: up to 20 per reader who has at least 4."""
+    out: dict[str, list[npt.NDArray[np.float32]]] = {}
     for clip in clips("long"):
         audio = load(clip.path)
         pieces: list[list[float]] = []
@@ -68,8 +68,8 @@ def _long_readers() -> dict[str, list[npt.NDArray[np.float32]]]:
             else:
                 pieces.append([start, end])
         cut = [audio[int((s - 0.05) * RATE) : int((e + 0.05) * RATE)] for s, e in pieces if e - s >= 2]
-        out[clip.raw["speaker"]] = cut[:20]
-    return out
+        out.setdefault(clip.raw.get("speaker", clip.id), []).extend(cut)
+    return {speaker: cut[:20] for speaker, cut in out.items() if len(cut) >= 4}
 
 
 def conversation(seed: int, n_speakers: int, turns: int = 10, *, long_readers: bool = False) -> Recording:
@@ -84,9 +84,10 @@ def conversation(seed: int, n_speakers: int, turns: int = 10, *, long_readers: b
     chosen: list[str] = []
     if long_readers:
         unseen = _long_readers()
-        chosen = rng.sample(sorted(unseen), 1 if n_speakers == 2 else rng.choice([1, 2]))
+        wanted = 1 if n_speakers == 2 else rng.choice([1, 2])
+        chosen = rng.sample(sorted(unseen), min(wanted, len(unseen)))
         by_speaker |= {s: [partial(np.copy, a) for a in utterances] for s, utterances in unseen.items()}
-    chosen += rng.sample(pool, n_speakers - len(chosen))
+    chosen += rng.sample([s for s in pool if s not in chosen], n_speakers - len(chosen))
     order = list(chosen)
     rng.shuffle(order)
     while len(order) < turns:
