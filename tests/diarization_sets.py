@@ -5,7 +5,7 @@ different speakers (exact speaker turns), the eval set's RTTM-labelled recording
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache, partial
 from pathlib import Path
@@ -20,6 +20,7 @@ from pyannote.metrics.diarization import DiarizationErrorRate
 from tests.evalset import EVAL_DIR, Clip, clips
 
 Turns = list[tuple[float, float, str]]  # (start_s, end_s, speaker)
+Spans = list[tuple[float, float]]  # (start_s, end_s) of one speaker's speech
 RATE = 16000
 # The tests' conversations (seed, speakers): 2-4 speakers joined from the eval set's short clips.
 CONVERSATIONS = [(seed, n) for n in (2, 3, 4) for seed in range(6)]
@@ -92,21 +93,37 @@ def conversation(seed: int, n_speakers: int, turns: int = 10, *, long_readers: b
     rng.shuffle(order)
     while len(order) < turns:
         order.append(rng.choice([s for s in chosen if s != order[-1]]))
-    noise = np.random.default_rng(seed)
+
+    def spoken() -> Iterator[tuple[str, float, npt.NDArray[np.float32], Spans]]:
+        for speaker in order:
+            pause_s = rng.uniform(0.4, 1.2)
+            audio = rng.choice(by_speaker[speaker])()
+            spans = speech_spans(audio)
+            speech = audio[int(spans[0][0] * RATE) : int(spans[-1][1] * RATE)]  # no lead-in or tail
+            yield speaker, pause_s, speech, [(s - spans[0][0], e - spans[0][0]) for s, e in spans]
+
+    name = f"{'unseen' if long_readers else 'conv'}-{n_speakers}-{seed}"
+    return _joined(name, spoken(), np.random.default_rng(seed), n_speakers)
+
+
+def _joined(
+    name: str,
+    turns: Iterable[tuple[str, float, npt.NDArray[np.float32], Spans]],
+    noise: np.random.Generator,
+    n_speakers: int,
+) -> Recording:
+    """Turns (speaker, the pause before it, its audio, its speech spans) joined with pauses of faint
+    noise, and 0.5 s of it at the end; the reference is the spans, placed."""
     pieces: list[npt.NDArray[np.float32]] = []
     reference: Turns = []
     t = 0.0
-    for speaker in order:
-        pause = noise.normal(0, 3e-4, int(rng.uniform(0.4, 1.2) * RATE)).astype(np.float32)
-        audio = rng.choice(by_speaker[speaker])()
-        spans = speech_spans(audio)
-        speech = audio[int(spans[0][0] * RATE) : int(spans[-1][1] * RATE)]  # no lead-in or tail
-        pieces += [pause, speech]
+    for speaker, pause_s, audio, spans in turns:
+        pause = noise.normal(0, 3e-4, int(pause_s * RATE)).astype(np.float32)
         t += len(pause) / RATE
-        reference += [(t + s - spans[0][0], t + e - spans[0][0], speaker) for s, e in spans]
-        t += len(speech) / RATE
+        pieces += [pause, audio]
+        reference += [(t + s, t + e, speaker) for s, e in spans]
+        t += len(audio) / RATE
     pieces.append(noise.normal(0, 3e-4, RATE // 2).astype(np.float32))
-    name = f"{'unseen' if long_readers else 'conv'}-{n_speakers}-{seed}"
     return Recording(name, np.concatenate(pieces), reference, n_speakers)
 
 
@@ -151,7 +168,7 @@ def total_der(pairs: Iterable[tuple[Recording, Iterable[tuple[float, float, obje
     return float(abs(metric))
 
 
-def _turns_of(audio: npt.NDArray[np.float32], parts: int) -> list[tuple[npt.NDArray[np.float32], Turns]]:
+def _turns_of(audio: npt.NDArray[np.float32], parts: int) -> list[tuple[npt.NDArray[np.float32], Spans]]:
     """One reader's clip cut at its pauses into ``parts`` turns of at least 2 s (fewer if it is
     short), each with its speech spans (relative to the turn)."""
     spans = speech_spans(audio, pause_s=0.2)
@@ -165,7 +182,7 @@ def _turns_of(audio: npt.NDArray[np.float32], parts: int) -> list[tuple[npt.NDAr
     for a, b in zip(cuts, [*cuts[1:], len(spans)], strict=True):
         start, end = spans[a][0], spans[b - 1][1]
         out.append(
-            (audio[int(start * RATE) : int(end * RATE)], [(s - start, e - start, "") for s, e in spans[a:b]])
+            (audio[int(start * RATE) : int(end * RATE)], [(s - start, e - start) for s, e in spans[a:b]])
         )
     return out
 
@@ -180,17 +197,12 @@ def unseen_voices_conversation(seed: int, n_speakers: int) -> Recording:
         by_language.setdefault(clip.raw["language"], []).append(clip)
     chosen = [rng.choice(by_language[lang]) for lang in rng.sample(sorted(by_language), n_speakers)]
     queues = {c.id: _turns_of(load(c.path), 3 if c.duration_s > 10 else 2) for c in chosen}
-    noise = np.random.default_rng(seed)
-    pieces: list[npt.NDArray[np.float32]] = []
-    reference: Turns = []
-    t, last = 0.0, ""
-    while options := [c for c, q in queues.items() if q and c != last]:
-        last = rng.choice(options)
-        audio, spans = queues[last].pop(0)
-        pause = noise.normal(0, 3e-4, int(rng.uniform(0.4, 1.2) * RATE)).astype(np.float32)
-        t += len(pause) / RATE
-        pieces += [pause, audio]
-        reference += [(t + s, t + e, last) for s, e, _ in spans]
-        t += len(audio) / RATE
-    pieces.append(noise.normal(0, 3e-4, RATE // 2).astype(np.float32))
-    return Recording(f"voices-{n_speakers}-{seed}", np.concatenate(pieces), reference, n_speakers)
+
+    def spoken() -> Iterator[tuple[str, float, npt.NDArray[np.float32], Spans]]:
+        last = ""
+        while options := [c for c, q in queues.items() if q and c != last]:
+            last = rng.choice(options)
+            audio, spans = queues[last].pop(0)
+            yield last, rng.uniform(0.4, 1.2), audio, spans
+
+    return _joined(f"voices-{n_speakers}-{seed}", spoken(), np.random.default_rng(seed), n_speakers)
