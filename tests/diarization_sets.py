@@ -5,7 +5,7 @@ different speakers (exact speaker turns), the eval set's RTTM-labelled recording
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache, partial
 from pathlib import Path
@@ -55,6 +55,21 @@ def speech_spans(samples: npt.NDArray[np.float32], pause_s: float = 0.5) -> list
     return [(s / 100, e / 100) for s, e in spans]
 
 
+def short_clip_readers() -> dict[str, list[Path]]:
+    """The short clips' readers who have at least 4 clips, and their clips."""
+    by_speaker: dict[str, list[Path]] = {}
+    for clip in clips("short"):
+        by_speaker.setdefault(clip.raw["speaker"], []).append(clip.path)
+    return {speaker: paths for speaker, paths in by_speaker.items() if len(paths) >= 4}
+
+
+def trimmed(audio: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], Spans]:
+    """A clip without its lead-in and tail, and its speech spans (relative to what is left)."""
+    spans = speech_spans(audio)
+    speech = audio[int(spans[0][0] * RATE) : int(spans[-1][1] * RATE)]
+    return speech, [(s - spans[0][0], e - spans[0][0]) for s, e in spans]
+
+
 @cache
 def _long_readers() -> dict[str, list[npt.NDArray[np.float32]]]:
     """The long files' readers (voices the diarizer was not tuned on), each file cut at its pauses
@@ -78,10 +93,9 @@ def conversation(seed: int, n_speakers: int, turns: int = 10, *, long_readers: b
     0.4-1.2 s of faint noise; no one speaks twice in a row and everyone speaks. ``long_readers``:
     one or two of them (one of two) are the long files' readers, speaking their utterances."""
     rng = random.Random(seed)
-    by_speaker: dict[str, list[Callable[[], npt.NDArray[np.float32]]]] = {}
-    for clip in clips("short"):
-        by_speaker.setdefault(clip.raw["speaker"], []).append(partial(load, clip.path))
-    pool = sorted(s for s, paths in by_speaker.items() if len(paths) >= 4)
+    readers = short_clip_readers()
+    by_speaker = {s: [partial(load, path) for path in paths] for s, paths in readers.items()}
+    pool = sorted(readers)
     chosen: list[str] = []
     if long_readers:
         unseen = _long_readers()
@@ -97,10 +111,7 @@ def conversation(seed: int, n_speakers: int, turns: int = 10, *, long_readers: b
     def spoken() -> Iterator[tuple[str, float, npt.NDArray[np.float32], Spans]]:
         for speaker in order:
             pause_s = rng.uniform(0.4, 1.2)
-            audio = rng.choice(by_speaker[speaker])()
-            spans = speech_spans(audio)
-            speech = audio[int(spans[0][0] * RATE) : int(spans[-1][1] * RATE)]  # no lead-in or tail
-            yield speaker, pause_s, speech, [(s - spans[0][0], e - spans[0][0]) for s, e in spans]
+            yield speaker, pause_s, *trimmed(rng.choice(by_speaker[speaker])())
 
     name = f"{'unseen' if long_readers else 'conv'}-{n_speakers}-{seed}"
     return _joined(name, spoken(), np.random.default_rng(seed), n_speakers)

@@ -4,7 +4,6 @@ pyannote.metrics (collar 0.25), bounded clustering, and attributing speakers to 
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,8 +21,9 @@ from tests.diarization_sets import (
     conversation,
     labelled,
     load,
-    speech_spans,
+    short_clip_readers,
     total_der,
+    trimmed,
 )
 from tests.evalset import clips
 
@@ -96,16 +96,12 @@ def _short_turn(seed: int, opens: bool) -> tuple[Recording, tuple[float, float]]
     (``opens``: the start of one of B's clips), or that closes one before a pause, straight after A
     (the end of one); then B speaks at length. The recording and where the short turn is."""
     rng = random.Random(seed)
-    by_speaker: dict[str, list[Path]] = {}
-    for clip in clips("short"):
-        by_speaker.setdefault(clip.raw["speaker"], []).append(clip.path)
-    a, b = rng.sample(sorted(s for s, paths in by_speaker.items() if len(paths) >= 4), 2)
+    readers = short_clip_readers()
+    a, b = rng.sample(sorted(readers), 2)
     noise = np.random.default_rng(seed)
 
     def speech(who: str) -> np.ndarray:
-        audio = load(rng.choice(by_speaker[who]))
-        spans = speech_spans(audio)
-        return audio[int(spans[0][0] * RATE) : int(spans[-1][1] * RATE)]
+        return trimmed(load(rng.choice(readers[who])))[0]
 
     def pause(s: float) -> np.ndarray:
         return noise.normal(0, 3e-4, int(s * RATE)).astype(np.float32)
