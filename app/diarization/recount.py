@@ -43,9 +43,12 @@ def _mean(emb: npt.NDArray[np.float32], weight: npt.NDArray[np.float64]) -> npt.
     return normalise((emb * weight[:, None]).sum(axis=0).astype(np.float32))
 
 
-def _halves(emb: npt.NDArray[np.float32], weight: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
-    """Weighted spherical 2-means of unit-norm segment embeddings (True marks one half), seeded
-    deterministically in linear time: the segment least like the mean, and the one least like it."""
+def _halves(
+    emb: npt.NDArray[np.float32], weight: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float32]]:
+    """Weighted spherical 2-means of unit-norm segment embeddings: True marks one half; and the two
+    halves' mean embeddings (other, marked). Seeded deterministically in linear time: the segment
+    least like the mean, and the one least like it."""
     first = int((emb @ _mean(emb, weight)).argmin())
     centres = emb[[first, int((emb @ emb[first]).argmin())]]
     side = np.zeros(len(emb), bool)
@@ -55,7 +58,7 @@ def _halves(emb: npt.NDArray[np.float32], weight: npt.NDArray[np.float64]) -> np
             break
         side = new
         centres = np.stack([_mean(emb[~side], weight[~side]), _mean(emb[side], weight[side])])
-    return side
+    return side, centres
 
 
 def _odd_half(
@@ -67,15 +70,12 @@ def _odd_half(
     with each single step then joining the half it is closer to (one 0.8 s step is often an
     outlier that seeds a half too small to count)."""
     steady = weight >= MIN_STEPS
-    parts = [_halves(emb, weight)]
+    parts = [_halves(emb, weight)[0]]
     if 2 <= steady.sum() < len(emb):
         side = np.zeros(len(emb), bool)
-        side[steady] = _halves(emb[steady], weight[steady])
+        side[steady], centres = _halves(emb[steady], weight[steady])
         if side.any():
-            halves = np.stack(
-                [_mean(emb[steady & ~side], weight[steady & ~side]), _mean(emb[side], weight[side])]
-            )
-            side[~steady] = (emb[~steady] @ halves.T).argmax(axis=1) == 1
+            side[~steady] = (emb[~steady] @ centres.T).argmax(axis=1) == 1
             parts.append(side)
     best = None
     for side in parts:
