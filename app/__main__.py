@@ -1,6 +1,6 @@
 """The ``asr-server`` command (also ``python -m app``).
 
-Start-up is ordered: the C allocator is tuned before any thread starts (see ``app.memory``), and
+Start-up is ordered: the C allocator is tuned before any thread starts (see ``app.engine.memory``), and
 the default model loads on a second thread while this one imports the web stack. Loading runs in
 CTranslate2's C++ without the GIL, so start-up takes the longer of the two rather than their sum.
 """
@@ -14,18 +14,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.memory import tune_malloc
-
 if TYPE_CHECKING:
     from app.config import Settings
     from app.engine import Engine
-    from app.metrics import Metrics
+    from app.server.metrics import Metrics
 
 logger = logging.getLogger("app")
 
 
 def _load_default_model(settings: Settings, metrics: Metrics) -> Engine:
-    from app.registry import whisper_factory
+    from app.models.registry import whisper_factory
 
     model_id = settings.default_model
     if model_id not in settings.models:
@@ -39,14 +37,16 @@ def cli(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", help="bind address (default from config: 0.0.0.0)")
     parser.add_argument("--port", type=int, help="port (default from config: 8000)")
     args = parser.parse_args(argv)
-    tune_malloc()
     # numpy's BLAS only multiplies mel filters here; its idle worker threads would spin after each
     # call, taking CPU from CTranslate2. Read when numpy loads, so set before anything imports it.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from app.engine.memory import tune_malloc  # imports numpy (through the engine's contract)
+
+    tune_malloc()
 
     from app.config import load_settings
-    from app.logs import configure_logging
-    from app.metrics import Metrics
+    from app.server.logs import configure_logging
+    from app.server.metrics import Metrics
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = load_settings(args.config, **overrides)

@@ -56,7 +56,7 @@ class VadSettings(BaseModel):
 
 
 class SubtitleSettings(BaseModel):
-    """How srt and vtt answers lay out cues (see app/subtitles.py)."""
+    """How srt and vtt answers lay out cues (see app/transcription/subtitles.py)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -115,7 +115,7 @@ class Settings(BaseModel):
         }
     )
     # A detected language other than English that is less likely than this stays on the English
-    # model: Whisper's detection names a language for noise too (see app/routing.py).
+    # model: Whisper's detection names a language for noise too (see app/models/selection.py).
     language_detection_min_probability: float = Field(0.8, ge=0, le=1)
     models_dir: Path = Path("models")
     # Where the embedded multilingual model is assembled (once); None: $XDG_CACHE_HOME/asr-server.

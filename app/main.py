@@ -12,19 +12,20 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.access import AccessMiddleware
 from app.config import Settings, load_settings
-from app.connections import AcceptErrorFilter, Every, connection_cap, guarded_protocol, raise_fd_limit
-from app.drain import Drain, DrainingServer
 from app.engine import Engine
 from app.errors import AsrError, ClientGone, ServerBusy, error_body
-from app.metrics import Metrics
-from app.pipeline import Transcriber
-from app.realtime.decoding import LiveCapacity
-from app.registry import ModelRegistry, whisper_factory
+from app.models.registry import ModelRegistry, whisper_factory
+from app.realtime.capacity import LiveCapacity
 from app.routes import page, realtime, system, transcriptions
-from app.service import TranscriptionService
-from app.upload import BodyGuard
+from app.server.access import AccessMiddleware
+from app.server.admission import Admission
+from app.server.connections import AcceptErrorFilter, Every, connection_cap, guarded_protocol, raise_fd_limit
+from app.server.drain import Drain, DrainingServer
+from app.server.metrics import Metrics
+from app.server.upload_limits import BodyGuard
+from app.transcription.service import TranscriptionService
+from app.transcription.windows import WindowRunner
 
 logger = logging.getLogger(__name__)
 
@@ -40,20 +41,22 @@ def create_app(
     settings = settings or load_settings()
     metrics = metrics or Metrics()
     registry = ModelRegistry(settings, whisper_factory(settings, metrics), engines)
-    transcriber = Transcriber(
+    admission = Admission(
+        settings.max_concurrent_requests + settings.max_queued_requests,
+        int(settings.audio_budget_mb * (1 << 20)),
+    )
+    runner = WindowRunner(
         settings.max_concurrent_requests,
-        settings.max_queued_requests,
-        audio_budget_bytes=int(settings.audio_budget_mb * (1 << 20)),
         max_lanes=settings.max_batch_size,
         lane_windows=settings.lane_windows,
     )
-    service = TranscriptionService(settings, registry, transcriber, metrics)
+    service = TranscriptionService(settings, registry, runner, metrics)
     drain = Drain(settings.drain_timeout_s)
     metrics.watch(
-        in_progress=lambda: transcriber.active_requests,
-        waiting=lambda: transcriber.waiting_requests,
+        in_progress=lambda: admission.active,
+        waiting=lambda: admission.active - runner.decoding,
         http_in_flight=lambda: drain.in_flight,
-        decoded_audio_bytes=lambda: service.decoded_audio_bytes,
+        decoded_audio_bytes=lambda: admission.held_bytes,
         draining=lambda: drain.draining,
     )
 
@@ -68,6 +71,7 @@ def create_app(
 
     app = FastAPI(title="asr-server", version="0.1.0", lifespan=lifespan)
     app.state.service = service
+    app.state.admission = admission
     app.state.metrics = metrics
     app.state.drain = drain
     app.include_router(transcriptions.router)
@@ -142,7 +146,7 @@ def serve(
         port=settings.port,
         log_level=settings.log_level,
         log_config=None,
-        access_log=False,  # app.access logs each request, with its id
+        access_log=False,  # app.server.access logs each request, with its id
         timeout_graceful_shutdown=10,
         http=guarded_protocol(cap, settings.header_timeout_s),
     )

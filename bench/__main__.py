@@ -30,11 +30,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-from app.audio import PcmFormat  # noqa: E402
+from app.audio.decode import decode_audio  # noqa: E402
+from app.audio.pcm import PcmFormat  # noqa: E402
 from app.config import load_settings  # noqa: E402
-from app.decode import decode_audio  # noqa: E402
 from app.engine.placement import Placement, available_cores, cpu_layout, select_placement  # noqa: E402
-from app.registry import embedded_model_path  # noqa: E402
+from app.models.registry import embedded_model_path  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.evalset import clips, wer  # noqa: E402
 
@@ -117,8 +117,8 @@ class Library:
 
     def first_chunk_s(self, item: Item) -> float:
         """Seconds for the file's first VAD chunk alone (what a stream's first delta waits for)."""
-        from app.chunker import chunk_frames
-        from app.vad import ChunkingOptions, detect_speech
+        from app.audio.chunking import ChunkingOptions, chunk_frames
+        from app.audio.vad import detect_speech
 
         opts = ChunkingOptions(**load_settings().vad.model_dump())
         chunk = chunk_frames(detect_speech(item.samples, opts.aggressiveness), len(item.samples), opts)[0]

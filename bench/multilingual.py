@@ -24,8 +24,8 @@ from whisper_normalizer.basic import BasicTextNormalizer
 
 from app.config import load_settings
 from app.engine.placement import available_cores
-from app.packaged_model import assembled_model
-from app.registry import embedded_model_path
+from app.models.packaged import assembled_model
+from app.models.registry import embedded_model_path
 from bench.__main__ import Server
 from tests.evalset import Clip, clips
 

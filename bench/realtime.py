@@ -41,8 +41,8 @@ from websockets.asyncio.client import connect
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from app.audio import PcmFormat  # noqa: E402
-from app.decode import decode_audio  # noqa: E402
+from app.audio.decode import decode_audio  # noqa: E402
+from app.audio.pcm import PcmFormat  # noqa: E402
 from app.realtime.partials import word_key  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.evalset import Clip, clips, wer  # noqa: E402

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from app.audio import SAMPLE_RATE, Samples
-from app.engine import DecodeOptions, Segment, Transcript, Word
+from app.audio.pcm import SAMPLE_RATE, Samples
+from app.engine import DecodeOptions, DecodeResult, Segment, Word
 
 SLOT_S = 0.5
 
@@ -55,7 +55,7 @@ class FakeEngine:
 
     def submit(
         self, samples: Samples, options: DecodeOptions, encoded: Future[Any] | None = None
-    ) -> Future[Transcript]:
+    ) -> Future[DecodeResult]:
         with self._lock:
             self.ahead.append((options.prompt, encoded is not None and encoded.result() == _where(samples)))
         return self._executor.submit(self.transcribe, samples, options)
@@ -79,7 +79,7 @@ class FakeEngine:
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    def transcribe(self, samples: Samples, options: DecodeOptions) -> Transcript:
+    def transcribe(self, samples: Samples, options: DecodeOptions) -> DecodeResult:
         with self._lock:
             self.calls += 1
             self.options.append(options)
@@ -97,7 +97,7 @@ class FakeEngine:
                 said = self.previews_say if options.preview else "w"
                 words.append(Word(k * SLOT_S, (k + 1) * SLOT_S, f" {said}{len(words)}", 0.9))
         if not words:
-            return Transcript((), options.language or self.hears, 1.0)
+            return DecodeResult((), options.language or self.hears, 1.0)
         segment = Segment(
             start_s=words[0].start_s,
             end_s=words[-1].end_s,
@@ -109,7 +109,7 @@ class FakeEngine:
             temperature=0.0,
             words=tuple(words),
         )
-        return Transcript((segment,), options.language or self.hears, 1.0)
+        return DecodeResult((segment,), options.language or self.hears, 1.0)
 
 
 def _where(samples: Samples) -> tuple[int, int]:

@@ -15,8 +15,8 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from app.audio import PcmFormat
-from app.decode import decode_audio
+from app.audio.decode import decode_audio
+from app.audio.pcm import PcmFormat
 from app.errors import AsrError
 
 Mutation = Callable[[random.Random, bytes], bytes]

@@ -14,8 +14,8 @@ import srt
 import webvtt
 from fastapi.testclient import TestClient
 
-from app.audio import Samples
-from app.engine import DecodeOptions, TokenLogprob, Transcript
+from app.audio.pcm import Samples
+from app.engine import DecodeOptions, DecodeResult, TokenLogprob
 from tests.audiogen import pcm_bytes, silence, speechlike, wav_bytes, white_noise
 from tests.conftest import MakeClient, sse_events
 from tests.fakes import FakeEngine
@@ -272,7 +272,7 @@ class DetectingEngine(FakeEngine):
     def __init__(self) -> None:
         super().__init__(english_only=False)
 
-    def transcribe(self, samples: Samples, options: DecodeOptions) -> Transcript:
+    def transcribe(self, samples: Samples, options: DecodeOptions) -> DecodeResult:
         t = super().transcribe(samples, options)
         return t if options.language else dataclasses.replace(t, language="fr")
 
@@ -280,7 +280,7 @@ class DetectingEngine(FakeEngine):
 class LogprobEngine(FakeEngine):
     """Fills segments' token logprobs (one token per word) when asked, as the real engine does."""
 
-    def transcribe(self, samples: Samples, options: DecodeOptions) -> Transcript:
+    def transcribe(self, samples: Samples, options: DecodeOptions) -> DecodeResult:
         t = super().transcribe(samples, options)
         if not options.logprobs:
             return t

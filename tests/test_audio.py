@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.audio import SAMPLE_RATE, PcmFormat
-from app.decode import decode_audio, parse_pcm_content_type
+from app.audio.decode import decode_audio, parse_pcm_content_type
+from app.audio.pcm import SAMPLE_RATE, PcmFormat
 from app.errors import InvalidRequest, UnsupportedAudio, UploadTooLarge
 from tests.audiogen import pcm_bytes, speechlike, tone, wav_bytes
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from app.batcher import Batcher
+from app.engine.batcher import Batcher
 
 
 class Recorder:

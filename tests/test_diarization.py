@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 
 from app.diarization import Diarization, SpeakerHints, Turn, clustering, diarize
-from app.diarization.attribution import air_label, openai_label, split_segment
+from app.diarization.attribution import split_segment
 from app.diarization.diarizer import speech_regions
 from app.diarization.embedder import log_mel
 from app.diarization.recount import split_merged_voices
 from app.engine import Segment, TokenLogprob, Word
+from app.transcription.render import air_label, openai_label
 from tests.diarization_sets import (
     CONVERSATIONS,
     RATE,

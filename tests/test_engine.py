@@ -12,16 +12,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from app.audio import PcmFormat
-from app.chunker import chunk_frames
+from app.audio.chunking import ChunkingOptions, chunk_frames
+from app.audio.decode import decode_audio
+from app.audio.pcm import PcmFormat
+from app.audio.vad import detect_speech
 from app.config import Settings
-from app.decode import decode_audio
 from app.engine import DecodeOptions
 from app.engine.segmentation import segment_tokens, split_at_pauses
 from app.engine.whisper import WhisperEngine
-from app.pipeline import pack_windows
-from app.registry import embedded_model_path
-from app.vad import ChunkingOptions, detect_speech
+from app.models.registry import embedded_model_path
+from app.transcription.windows import pack_windows
 from tests.evalset import clips, normalize, wer
 
 
@@ -208,11 +208,11 @@ def test_only_the_whisper_decoder_loads_the_model_libraries() -> None:
     or faster-whisper (a second of start-up, and memory); the decoder module loads both."""
     light = [
         "app.main",
-        "app.service",
-        "app.pipeline",
-        "app.render",
-        "app.stream_events",
-        "app.registry",
+        "app.transcription.service",
+        "app.transcription.windows",
+        "app.transcription.render",
+        "app.transcription.events",
+        "app.models.registry",
         "tests.fakes",
         *(
             f"app.engine.{m}"

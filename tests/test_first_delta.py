@@ -14,14 +14,13 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
-from app.audio import PcmFormat
-from app.chunker import chunk_frames
+from app.audio.chunking import Chunk, chunk_frames
+from app.audio.decode import decode_audio
+from app.audio.pcm import PcmFormat
+from app.audio.vad import detect_speech
 from app.config import ModelSpec
-from app.decode import decode_audio
-from app.schemas import parse_params
-from app.service import TranscriptionService
-from app.upload import Upload
-from app.vad import Chunk, detect_speech
+from app.transcription.params import Upload, parse_params
+from app.transcription.service import TranscriptionService
 from tests.audiogen import silence, speechlike, wav_bytes
 from tests.conftest import MakeClient, sse_events
 from tests.fakes import FakeEngine
@@ -71,7 +70,7 @@ class Run:
         params = parse_params({"model": "whisper-1", "stream": "true", **fields})
 
         async def scenario() -> None:
-            with service.transcriber.admission.enter() as ticket:
+            with client.app.state.admission.enter() as ticket:  # type: ignore[attr-defined]
                 job = await service.prepare(Upload(params, self.upload, "long.wav", "audio/wav"), ticket)
                 try:
                     async for event in service.events(job):
@@ -141,7 +140,7 @@ def test_a_stream_the_budget_cannot_hold_is_refused_before_it_starts(
         URL, data={"model": "whisper-1", "stream": "true"}, files={"file": ("a.wav", long_speech)}
     )
     assert r.status_code == 503 and r.headers["retry-after"].isdigit(), r.text
-    assert client.app.state.service.transcriber.admission.held_bytes == 0  # type: ignore[attr-defined]
+    assert client.app.state.admission.held_bytes == 0  # type: ignore[attr-defined]
 
 
 def test_a_limit_found_halfway_ends_the_stream_with_an_error_event(
@@ -160,5 +159,5 @@ def test_a_limit_found_halfway_ends_the_stream_with_an_error_event(
     assert any(e["type"] == "transcript.text.delta" for e in events[:-1])
     assert events[-1]["type"] == "error" and "100 s" in events[-1]["error"]["message"], events[-1]
     assert all(e != "[DONE]" and e["type"] != "transcript.text.done" for e in events)
-    admission = client.app.state.service.transcriber.admission  # type: ignore[attr-defined]
+    admission = client.app.state.admission  # type: ignore[attr-defined]
     assert admission.held_bytes == 0 and admission.active == 0

@@ -322,7 +322,7 @@ def test_fleet_survives_sigterm_and_sigkill_under_load(fleet: Fleet) -> None:
     reference = next(c.text for c in clips("short") if c.id == STREAM_CLIP_ID)
     assert wer([reference], [done["text"]]) < 0.3
     log = [json.loads(line) for line in drained.log_path.read_text().splitlines() if line.startswith("{")]
-    drain_lines = [e["message"] for e in log if e["logger"] == "app.drain"]
+    drain_lines = [e["message"] for e in log if e["logger"] == "app.server.drain"]
     in_flight = re.fullmatch(r"draining: (\d+) requests in flight, up to \d+ s", drain_lines[0])
     assert in_flight and int(in_flight.group(1)) >= 1, drain_lines  # at least the stream
     finished = re.fullmatch(r"drained in ([\d.]+) s \(0 requests still in flight\)", drain_lines[-1])

@@ -13,8 +13,8 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
-from app.audio import SAMPLE_RATE, PcmFormat
-from app.decode import decode_audio
+from app.audio.decode import decode_audio
+from app.audio.pcm import SAMPLE_RATE, PcmFormat
 from app.errors import UnsupportedAudio
 from tests.conftest import LiveServer
 from tests.containers import CLIP, FORMATS, make_all, video_without_audio

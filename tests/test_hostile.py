@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.schemas import MAX_PROMPT_CHARS
+from app.transcription.params import MAX_PROMPT_CHARS
 from tests.audiogen import speechlike, wav_bytes
 from tests.conftest import MakeClient
 from tests.guarded import fake_server
@@ -122,7 +122,7 @@ def test_head_health_and_bounded_echoes(client: TestClient) -> None:
 
 def test_the_audio_budget_refuses_what_it_cannot_hold(make_client: MakeClient) -> None:
     client = make_client(audio_budget_mb=1.0)  # 1 MB: ~32 s of 16 kHz 16-bit audio
-    admission = client.app.state.service.transcriber.admission  # type: ignore[attr-defined]
+    admission = client.app.state.admission  # type: ignore[attr-defined]
     r = client.post(URL, data={"model": "whisper-1"}, files={"file": ("a.wav", wav_bytes(speechlike(60.0)))})
     assert r.status_code == 503 and r.headers["retry-after"].isdigit(), r.text
     assert admission.held_bytes == 0 and admission.active == 0

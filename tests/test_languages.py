@@ -1,5 +1,5 @@
 """Language routing, detection and /v1/audio/translations on fake engines: an English-only tiny.en
-whose multilingual_model is a multilingual "base" (see app/routing.py)."""
+whose multilingual_model is a multilingual "base" (see app/models/selection.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 
 from app.config import EMBEDDED_MULTILINGUAL, ModelSpec
 from app.errors import InvalidRequest
-from app.languages import WHISPER_LANGUAGES
-from app.routing import Route, plan_route
+from app.models.selection import Route, plan_route
+from app.transcription.languages import WHISPER_LANGUAGES
 from tests.conftest import MakeClient
 from tests.fakes import FakeEngine
 from tests.test_api import assert_error, speech_wav

@@ -1,4 +1,4 @@
-"""The allocator settings the ``asr-server`` command applies (``app.memory``), in fresh processes."""
+"""The allocator settings the ``asr-server`` command applies (``app.engine.memory``), in fresh processes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 # first round's memory.
 _PROBE = """
 import ctypes, ctypes.util, resource, sys, threading
-from app.memory import release_free_memory, tune_malloc
+from app.engine.memory import release_free_memory, tune_malloc
 if sys.argv[1] == "tuned":
     tune_malloc()
 libc = ctypes.CDLL(ctypes.util.find_library("c"))

@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.websockets import WebSocketDisconnect
 
-from app.batcher import Batcher
-from app.drain import Drain
-from app.logs import JsonFormatter
+from app.engine.batcher import Batcher
+from app.server.drain import Drain
+from app.server.logs import JsonFormatter
 from tests.audiogen import silence, speechlike, wav_bytes
 from tests.conftest import MakeClient, sse_events
 
@@ -78,24 +78,25 @@ def test_each_app_has_its_own_registry(make_client: MakeClient) -> None:
 
 def test_decoded_audio_is_counted_while_held(make_client: MakeClient) -> None:
     client = make_client()
-    service = client.app.state.service  # type: ignore[attr-defined]
+    admission = client.app.state.admission  # type: ignore[attr-defined]
     assert transcribe(client).status_code == 200  # type: ignore[attr-defined]
-    assert service.decoded_audio_bytes == 0  # the request is over: its samples are freed
+    assert admission.held_bytes == 0  # the request is over: its samples are freed
     samples_bytes = round(AUDIO_S * 16000) * 2  # 16 kHz mono 16-bit
     holder = []
 
     class Hold(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            holder.append(service.decoded_audio_bytes)
+            holder.append(admission.held_bytes)
 
     handler = Hold(logging.DEBUG)
-    logging.getLogger("app.service").addHandler(handler)  # the service's debug line, mid-request
-    logging.getLogger("app.service").setLevel(logging.DEBUG)
+    # The service's debug line, mid-request.
+    logging.getLogger("app.transcription.service").addHandler(handler)
+    logging.getLogger("app.transcription.service").setLevel(logging.DEBUG)
     try:
         transcribe(client)
     finally:
-        logging.getLogger("app.service").removeHandler(handler)
-        logging.getLogger("app.service").setLevel(logging.NOTSET)
+        logging.getLogger("app.transcription.service").removeHandler(handler)
+        logging.getLogger("app.transcription.service").setLevel(logging.NOTSET)
     assert holder == [samples_bytes]
 
 
@@ -124,7 +125,7 @@ def test_the_api_document_has_one_operation_per_id(client: TestClient) -> None:
 
 def test_not_ready_without_capacity_and_503s_counted_by_reason(make_client: MakeClient) -> None:
     client = make_client(max_concurrent_requests=1, max_queued_requests=0)
-    with client.app.state.service.transcriber.admission.enter():  # type: ignore[attr-defined]
+    with client.app.state.admission.enter():  # type: ignore[attr-defined]
         ready = client.get("/health/ready")
         busy = transcribe(client)
     assert ready.status_code == 503 and ready.json()["status"] == "busy"
@@ -173,13 +174,13 @@ def test_drain_finishes_when_nothing_is_in_flight_or_time_is_up() -> None:
 
 
 def test_request_id_is_taken_or_made_and_echoed(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="app.access")
+    caplog.set_level(logging.INFO, logger="app.server.access")
     given = transcribe_with_id(client, "req-42")
     assert given == "req-42"
     made = transcribe_with_id(client, None)
     assert re.fullmatch(r"[0-9a-f]{32}", made)
     assert transcribe_with_id(client, "bad id\twith spaces") != "bad id\twith spaces"
-    lines = [r for r in caplog.records if r.name == "app.access"]
+    lines = [r for r in caplog.records if r.name == "app.server.access"]
     assert len(lines) == 3  # one line per request
     fields = lines[0].fields  # type: ignore[attr-defined]
     assert fields["request_id"] == "req-42" and fields["status"] == 200 and fields["model"] == "tiny.en"
@@ -187,7 +188,9 @@ def test_request_id_is_taken_or_made_and_echoed(client: TestClient, caplog: pyte
     assert lines[0].getMessage().startswith("request_id=req-42 method=POST path=/v1/audio/transcriptions")
     as_json = json.loads(JsonFormatter().format(lines[0]))
     assert (
-        as_json["request_id"] == "req-42" and as_json["logger"] == "app.access" and as_json["audio_s"] == 3.3
+        as_json["request_id"] == "req-42"
+        and as_json["logger"] == "app.server.access"
+        and as_json["audio_s"] == 3.3
     )
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from app import packaged_model
-from app.packaged_model import MODEL_SHA256, SMALL_FILES, PackagedModelError, assembled_model, sha256_of
+from app.models import packaged as packaged_model
+from app.models.packaged import MODEL_SHA256, SMALL_FILES, PackagedModelError, assembled_model, sha256_of
 from tests.conftest import REPO
 
 MODEL_BYTES = 145_217_532
@@ -43,7 +43,7 @@ def test_assembled_once_verified_and_repaired(cache: Path) -> None:
 
 
 def test_two_processes_starting_together_get_one_whole_model(cache: Path) -> None:
-    code = "import sys; from pathlib import Path; from app.packaged_model import assembled_model; " + (
+    code = "import sys; from pathlib import Path; from app.models.packaged import assembled_model; " + (
         "print(assembled_model(Path(sys.argv[1])))"
     )
     command = [sys.executable, "-c", code, str(cache)]

@@ -6,11 +6,12 @@ import anyio
 import numpy as np
 import pytest
 
-from app.audio import SAMPLE_RATE, Audio
-from app.engine import DecodeOptions, Segment, Transcript, Word
-from app.feed import ChunkFeed
-from app.pipeline import ChunkResult, Transcriber, _split_window, pack_windows, split_lanes
-from app.vad import Chunk
+from app.audio.chunking import Chunk
+from app.audio.feed import ChunkFeed
+from app.audio.pcm import SAMPLE_RATE, Audio
+from app.engine import DecodeOptions, DecodeResult, Segment, Word
+from app.transcription.result import ChunkResult
+from app.transcription.windows import WindowRunner, _split_window, pack_windows, split_lanes
 from tests.audiogen import silence, tone
 from tests.fakes import FakeEngine
 
@@ -30,7 +31,7 @@ def test_windows_span_at_most_window_s() -> None:
 
 def run(audio: Audio, chunks: list[Chunk], engine: FakeEngine) -> list[ChunkResult]:
     async def collect() -> list[ChunkResult]:
-        t = Transcriber(1, 0)
+        t = WindowRunner(1)
         return [
             r
             async for r in t.run(
@@ -85,7 +86,7 @@ def test_lanes_decode_side_by_side_and_results_keep_their_order() -> None:
     feed = ChunkFeed.complete(audio, chunks)
 
     async def collect() -> list[ChunkResult]:
-        t = Transcriber(1, 0, max_lanes=3, lane_windows=2)
+        t = WindowRunner(1, max_lanes=3, lane_windows=2)
         options = DecodeOptions(language="en")
         return [r async for r in t.run(engine, feed, options, condition_on_previous_text=True, window_s=9)]
 
@@ -110,7 +111,7 @@ def test_a_word_stretched_back_over_a_pause_starts_with_the_speech() -> None:
     words = (Word(0.3, 1.0, " one", 0.9), Word(1.0, 5.9, " two", 0.9), Word(5.9, 6.4, " three", 0.9))
     segment = Segment(0.3, 6.4, " one two three", (1, 2, 3), -0.1, 1.2, 0.01, 0.0, words)
     # window-relative times: the window starts at 0 s here, so they equal the file's
-    results = _split_window(Transcript((segment,), "en", 1.0), window, 0)
+    results = _split_window(DecodeResult((segment,), "en", 1.0), window, 0)
     placed = [w for r in results for w in r.words]
     assert [(w.word, w.start_s) for w in placed] == [(" one", 0.3), (" two", 5.3), (" three", 5.9)]
     assert [r.text for r in results] == ["one", "two three"]

@@ -20,13 +20,13 @@ import srt
 from faster_whisper import WhisperModel
 from whisper_normalizer.basic import BasicTextNormalizer
 
-from app.audio import PcmFormat
-from app.decode import decode_audio
+from app.audio.decode import decode_audio
+from app.audio.pcm import PcmFormat
 from app.engine import DecodeOptions
 from app.engine.placement import available_cores, cpu_layout
 from app.engine.whisper import WhisperEngine
-from app.packaged_model import assembled_model
-from app.registry import embedded_model_path
+from app.models.packaged import assembled_model
+from app.models.registry import embedded_model_path
 from tests.conftest import LiveServer, sse_events
 from tests.evalset import Clip, clips
 from tests.test_real_clients import run_client, sdk_env

@@ -14,7 +14,7 @@ import soxr
 from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketTestSession
 
-from app.audio import Samples
+from app.audio.pcm import Samples
 from app.config import ModelSpec
 from tests.audiogen import pcm_bytes, silence, speechlike
 from tests.conftest import MakeClient

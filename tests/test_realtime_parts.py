@@ -8,13 +8,14 @@ import dataclasses
 import numpy as np
 import pytest
 
+from app.audio.chunking import ChunkingOptions
 from app.config import Settings
+from app.realtime.capacity import LiveCapacity
 from app.realtime.decoder import LiveDecoder
-from app.realtime.decoding import LiveCapacity, Utterance
 from app.realtime.partials import Partials, Stability
 from app.realtime.protocol import SessionConfig
 from app.realtime.segmenter import LiveSegmenter, SpeechStarted, SpeechStopped
-from app.vad import ChunkingOptions
+from app.realtime.utterances import Utterance
 from tests.audiogen import silence, speechlike
 
 OPTS = ChunkingOptions(

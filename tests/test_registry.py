@@ -11,7 +11,7 @@ import pytest
 
 from app.config import ModelSpec, Settings, load_settings
 from app.engine import Engine
-from app.registry import ModelRegistry
+from app.models.registry import ModelRegistry
 from tests.fakes import FakeEngine
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 
-from app.audio import SAMPLE_RATE
+from app.audio.chunking import Chunk
+from app.audio.pcm import SAMPLE_RATE
 from app.config import SubtitleSettings
 from app.engine import Segment, TokenLogprob, Word
-from app.pipeline import ChunkResult
-from app.render import Transcription, render_body
-from app.stream_events import StreamEvents, done_event, tokens_by_word
-from app.vad import Chunk
+from app.transcription.events import StreamEvents, done_event, tokens_by_word
+from app.transcription.render import render_body
+from app.transcription.result import ChunkResult, Transcription
 
 
 def seconds(start_s: float, end_s: float) -> Chunk:

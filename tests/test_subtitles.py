@@ -9,7 +9,7 @@ import srt
 
 from app.config import SubtitleSettings
 from app.engine import Segment, Word
-from app.subtitles import Cue, cues, subtitles
+from app.transcription.subtitles import Cue, cues, subtitles
 
 TEXT = (
     "it was the best of times it was the worst of times it was the age of wisdom it was the age "

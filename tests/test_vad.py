@@ -7,8 +7,8 @@ import random
 
 import numpy as np
 
-from app.chunker import Chunker, chunk_frames
-from app.vad import FRAME_MS, FRAME_SAMPLES, Chunk, ChunkingOptions, SpeechDetector, detect_speech, is_tonal
+from app.audio.chunking import Chunk, Chunker, ChunkingOptions, chunk_frames
+from app.audio.vad import FRAME_MS, FRAME_SAMPLES, SpeechDetector, detect_speech, is_tonal
 from tests.audiogen import speechlike, tone, white_noise
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
-from app.audio import Pcm16, Samples
-from app.batcher import lower_thread_priority
+from app.audio.pcm import Pcm16, Samples
 from app.diarization.clustering import SpeakerHints
 from app.diarization.diarizer import diarize
 from app.diarization.turns import Diarization, Turn
+from app.engine.batcher import lower_thread_priority
 
 __all__ = ["Diarization", "SpeakerHints", "Turn", "diarize", "start"]
 

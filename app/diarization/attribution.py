@@ -1,30 +1,12 @@
-"""Speaker turns -> who said each word and segment; segments cut where the speaker changes.
-
-Labels: OpenAI's ``diarized_json`` names speakers ``A``, ``B``, ... in order of first appearance;
-the AI Refinery schema allows only ``Guest-1``..``Guest-3`` and ``Unknown``, so its label is the
-same speaker's number while there is one and ``Unknown`` past the third.
-"""
+"""Speaker turns -> who said each word and segment; segments cut where the speaker changes."""
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
-import string
 
 from app.diarization.turns import Diarization
 from app.engine import Segment, Word
-
-AIR_GUESTS = 3
-
-
-def openai_label(speaker: int) -> str:
-    """A, B, ..., Z, AA, AB, ..."""
-    letters = string.ascii_uppercase
-    return letters[speaker] if speaker < 26 else openai_label(speaker // 26 - 1) + letters[speaker % 26]
-
-
-def air_label(speaker: int | None) -> str:
-    return f"Guest-{speaker + 1}" if speaker is not None and speaker < AIR_GUESTS else "Unknown"
 
 
 def word_speakers(words: tuple[Word, ...], diarization: Diarization) -> list[int | None]:
@@ -78,7 +60,3 @@ def split_segment(segment: Segment, diarization: Diarization) -> list[tuple[Segm
         out.append((piece, speaker))
         w0, lp0, t0 = w0 + n, lp0 + n_lp, t0 + n_tok
     return out
-
-
-def by_speaker(segments: list[Segment], diarization: Diarization) -> list[tuple[Segment, int | None]]:
-    return [piece for s in segments for piece in split_segment(s, diarization)]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from app.audio import SAMPLE_RATE, Pcm16, Samples
+from app.audio.pcm import SAMPLE_RATE, Pcm16, Samples
 from app.diarization.clustering import SpeakerHints, cluster, normalise, sounds_like_one_voice
 from app.diarization.embedder import (
     BATCH,
@@ -75,7 +75,7 @@ def speech_regions(samples: Pcm16 | Samples) -> list[tuple[int, int]]:
 
 
 def _floats(part: Pcm16 | Samples) -> Samples:
-    """A block as float32 in [-1, 1): uploads are held as 16-bit samples (app/audio.py)."""
+    """A block as float32 in [-1, 1): uploads are held as 16-bit samples (app/audio/pcm.py)."""
     if part.dtype == np.int16:
         return part.astype(np.float32) / np.float32(32768.0)
     return part.astype(np.float32, copy=False)

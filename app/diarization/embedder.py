@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from app.audio import SAMPLE_RATE
+from app.audio.pcm import SAMPLE_RATE
 
 N_FFT = 512
 WIN_LENGTH = 400

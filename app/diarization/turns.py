@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from app.audio import SAMPLE_RATE
+from app.audio.pcm import SAMPLE_RATE
 
 BRIDGE_S = 0.8  # one speaker's turns closer than this become one turn
 

@@ -1,6 +1,6 @@
 """The inference engine: the contract the server speaks (re-exported here) and its Whisper decoder.
 
-- ``contract``: what a model takes and returns (``DecodeOptions``, ``Transcript``, ``Engine``).
+- ``contract``: what a model takes and returns (``DecodeOptions``, ``DecodeResult``, ``Engine``).
 - ``placement``: which device and compute type; how many CPU workers of how many threads.
 - ``whisper``: ``WhisperEngine`` loads the model, batches windows and makes the model calls; the only
   module that imports faster-whisper and CTranslate2.
@@ -17,11 +17,19 @@ Importing ``app.engine`` loads the contract only.
 from app.engine.contract import (
     DEFAULT_TEMPERATURES,
     DecodeOptions,
+    DecodeResult,
     Engine,
     Segment,
     TokenLogprob,
-    Transcript,
     Word,
 )
 
-__all__ = ["DEFAULT_TEMPERATURES", "DecodeOptions", "Engine", "Segment", "TokenLogprob", "Transcript", "Word"]
+__all__ = [
+    "DEFAULT_TEMPERATURES",
+    "DecodeOptions",
+    "DecodeResult",
+    "Engine",
+    "Segment",
+    "TokenLogprob",
+    "Word",
+]

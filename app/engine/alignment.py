@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from app.engine.contract import TokenLogprob, Transcript
+from app.engine.contract import DecodeResult, TokenLogprob
 from app.engine.segmentation import Piece
 
 if TYPE_CHECKING:
@@ -53,8 +53,8 @@ def align_words(
 
 
 def with_token_logprobs(
-    model: WhisperModel, tok: Tokenizer, features: np.ndarray, n_frames: int, transcript: Transcript
-) -> Transcript:
+    model: WhisperModel, tok: Tokenizer, features: np.ndarray, n_frames: int, transcript: DecodeResult
+) -> DecodeResult:
     """The transcript with its text tokens' log-probabilities, from one teacher-forced alignment
     pass over its window's padded ``features`` (the text may come from several passes, so it is
     aligned whole)."""

@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from app.audio import Samples
+from app.audio.pcm import Samples
 
 # Whisper's fallback schedule: retry a window hotter when it decodes as repetitive or unlikely.
 DEFAULT_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -69,7 +69,7 @@ class Segment:
 
 
 @dataclass(frozen=True, slots=True)
-class Transcript:
+class DecodeResult:
     """What one ``transcribe`` call produced."""
 
     segments: tuple[Segment, ...]
@@ -89,7 +89,7 @@ class Engine(Protocol):
 
     def submit(
         self, samples: Samples, options: DecodeOptions, encoded: Future[Any] | None = None
-    ) -> Future[Transcript]:
+    ) -> Future[DecodeResult]:
         """Queue one window (at most 30 s) for decoding; safe to call from any thread. ``encoded``
         is what ``encode_ahead`` returned for these samples."""
         ...
@@ -105,7 +105,7 @@ class Engine(Protocol):
         ...
 
     def lane(self) -> AbstractContextManager[None]:
-        """Announce a caller that will submit windows one after another (see ``app.batcher``)."""
+        """Announce a caller that will submit windows one after another (see ``app.engine.batcher``)."""
         ...
 
     def close(self) -> None: ...

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from app.audio import Samples
+from app.audio.pcm import Samples
 
 # A few requests' worth (~3 MB each on base): one not taken (routed to another model) soon goes.
 _KEPT = 4

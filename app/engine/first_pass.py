@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from app.engine.alignment import align_words
-from app.engine.contract import Transcript
+from app.engine.contract import DecodeResult
 from app.engine.passes import Pass, Window, resume_sample
 from app.engine.quality import compression_ratio, is_silence, needs_fallback
 from app.engine.segmentation import Piece, segment_tokens, timed_segments
@@ -83,7 +83,7 @@ def beam_search(
         no_speech = result.no_speech_prob
         pieces.append([])
         if is_silence(no_speech, avg_logprob, window.doubted):
-            out.append(Pass(Transcript((), language, probability)))  # silence
+            out.append(Pass(DecodeResult((), language, probability)))  # silence
             continue
         if needs_fallback(compression, avg_logprob):
             logger.debug("fallback: compression %.2f, avg logprob %.2f", compression, avg_logprob)
@@ -95,7 +95,7 @@ def beam_search(
         ]
         for piece in pieces[-1]:
             piece["stats"] = (avg_logprob, compression, no_speech)
-        out.append(Pass(Transcript((), language, probability)))
+        out.append(Pass(DecodeResult((), language, probability)))
     align_words(model, batch.features, frames, batch.encoded, tokenizers, pieces)
     for i, (p, n_frames) in enumerate(zip(out, frames, strict=True)):
         if p is None:

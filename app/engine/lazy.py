@@ -23,7 +23,7 @@ def defer_import(name: str) -> None:
 
     faster-whisper imports PyAV (FFmpeg's libraries: ~16 MiB of RSS and part of a second at start)
     for its own file decoding, which the server never calls: PyAV loads only when an upload needs
-    it (app/av_audio.py).
+    it (app/audio/ffmpeg.py).
     """
     if name not in sys.modules and importlib.util.find_spec(name) is not None:
         sys.modules[name] = _Deferred(name)

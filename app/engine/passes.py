@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from app.audio import SAMPLE_RATE, Samples
-from app.engine.contract import DecodeOptions, Segment, Transcript, Word
+from app.audio.pcm import SAMPLE_RATE, Samples
+from app.engine.contract import DecodeOptions, DecodeResult, Segment, Word
 from app.engine.quality import kept
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ class Rest:
 class Pass:
     """One pass's segments; ``resume_sample`` > 0 where its words end before the window's end."""
 
-    transcript: Transcript
+    transcript: DecodeResult
     resume_sample: int = 0
 
 
@@ -110,8 +110,8 @@ def batches(windows: Sequence[Window], prefixes: list[list[int]]) -> list[list[i
 def decode_windows(
     windows: Sequence[Window],
     passes: Callable[[list[Window]], list[Pass | None]],
-    sequential: Callable[[Window], Transcript],
-) -> list[Transcript | BaseException]:
+    sequential: Callable[[Window], DecodeResult],
+) -> list[DecodeResult | BaseException]:
     """Decode the windows in batched ``passes``; where a pass's words end before its window's end
     (Whisper skipped speech, typically a new speaker after a pause), the rest of the window is
     decoded in the next pass, with the text so far as its prompt. A window a pass gives up on
@@ -147,7 +147,7 @@ def decode_windows(
                 )
         pending = following
     fallback.update(pending)  # still unfinished after MAX_PASSES
-    results: list[Transcript | BaseException] = []
+    results: list[DecodeResult | BaseException] = []
     for i, w in enumerate(windows):
         if i in fallback:
             rest = fallback[i]
@@ -160,11 +160,11 @@ def decode_windows(
             segments[i] += _shifted(alone.segments, rest.offset / SAMPLE_RATE, _end(segments[i]))
             languages[i] = languages[i] or (alone.language, alone.language_probability)
         language, probability = languages[i] or (w.options.language or "en", 1.0)
-        results.append(Transcript(kept(tuple(segments[i])), language, probability))
+        results.append(DecodeResult(kept(tuple(segments[i])), language, probability))
     return results
 
 
-def sequential(model: WhisperModel, window: Window) -> Transcript:
+def sequential(model: WhisperModel, window: Window) -> DecodeResult:
     """faster-whisper's own loop, temperature fallback included (with timestamps: its segments
     need no word alignment to be timed)."""
     options = window.options
@@ -181,7 +181,7 @@ def sequential(model: WhisperModel, window: Window) -> Transcript:
         vad_filter=False,  # windows come from our own VAD
     )
     decoded = tuple(_from_library(s) for s in segments)  # runs the model, here
-    return Transcript(kept(decoded), info.language, info.language_probability)
+    return DecodeResult(kept(decoded), info.language, info.language_probability)
 
 
 def _shifted(segments: Sequence[Segment], offset_s: float, floor_s: float) -> list[Segment]:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from app.engine.contract import Segment, Transcript
+from app.engine.contract import DecodeResult, Segment
 from app.engine.quality import compression_ratio, is_silence, needs_fallback
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ def preview(
     tokenizer_for: Callable[[str], Tokenizer],
     prefix: list[int],
     suppress: list[int],
-) -> Transcript:
+) -> DecodeResult:
     """One greedy text-only pass over ``features`` (padded to its window); ``prefix`` is the
     prompt before <|startoftranscript|>; no ``language``: the most likely one (multilingual models)."""
     encoded = model.encode(features)
@@ -54,7 +54,7 @@ def preview(
         or is_silence(result.no_speech_prob, avg_logprob, False)
         or needs_fallback(compression, avg_logprob)
     ):
-        return Transcript((), language, 1.0)
+        return DecodeResult((), language, 1.0)
     end_s = features.shape[-1] * model.feature_extractor.time_per_frame
     segment = Segment(0.0, end_s, text, tuple(tokens), avg_logprob, compression, result.no_speech_prob, 0.0)
-    return Transcript((segment,), language, 1.0)
+    return DecodeResult((segment,), language, 1.0)

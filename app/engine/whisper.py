@@ -1,7 +1,7 @@
 """``WhisperEngine``: a CTranslate2 Whisper model behind the ``Engine`` contract; the only module
 that imports faster-whisper and CTranslate2.
 
-All model work for one model runs on its batcher's threads (see ``app.batcher``); callers submit
+All model work for one model runs on its batcher's threads (see ``app.engine.batcher``); callers submit
 windows of audio and get futures of plain dataclasses back. The engine loads the model, encodes
 windows and detects languages; ``first_pass`` runs a batch's beam search, ``passes`` decides which
 windows the passes run on, ``segmentation`` where text is cut, ``quality`` what is kept.
@@ -19,13 +19,14 @@ from typing import Any
 import ctranslate2
 import numpy as np
 
-from app.audio import SAMPLE_RATE, Samples
-from app.batcher import Batcher, lower_thread_priority
+from app.audio.pcm import SAMPLE_RATE, Samples
 from app.engine.alignment import with_token_logprobs
-from app.engine.contract import DecodeOptions, Transcript
+from app.engine.batcher import Batcher, lower_thread_priority
+from app.engine.contract import DecodeOptions, DecodeResult
 from app.engine.detected import DetectedEncodings
 from app.engine.first_pass import EncodedBatch, beam_search
 from app.engine.lazy import defer_import
+from app.engine.memory import release_free_memory
 from app.engine.passes import (
     HOP_SAMPLES,
     N_SAMPLES,
@@ -38,7 +39,6 @@ from app.engine.passes import (
 )
 from app.engine.placement import CpuLayout, available_cores, cpu_layout, select_placement
 from app.engine.preview import preview
-from app.memory import release_free_memory
 
 defer_import("av")
 
@@ -100,7 +100,7 @@ class WhisperEngine:
                 local_files_only=local_files_only,
             )
 
-        self._batcher: Batcher[Window, Transcript] = Batcher(
+        self._batcher: Batcher[Window, DecodeResult] = Batcher(
             self._decode_batch,
             setup=load,
             on_idle=release_free_memory,
@@ -130,7 +130,7 @@ class WhisperEngine:
 
     def submit(
         self, samples: Samples, options: DecodeOptions, encoded: Future[Any] | None = None
-    ) -> Future[Transcript]:
+    ) -> Future[DecodeResult]:
         window = Window(samples, options, encoded)
         # Encodings made ahead and by detection are of Whisper's 30 s window; a preview encodes its own.
         if window_samples(window) != N_SAMPLES or options.preview:
@@ -146,7 +146,7 @@ class WhisperEngine:
             return None
         return self._pool.submit(lambda: np.asarray(self._model.encode(self._features(samples)[0][None])))
 
-    def transcribe(self, samples: Samples, options: DecodeOptions) -> Transcript:
+    def transcribe(self, samples: Samples, options: DecodeOptions) -> DecodeResult:
         """Decode one window and wait for it (blocking)."""
         return self.submit(samples, options).result()
 
@@ -178,7 +178,7 @@ class WhisperEngine:
             )
         return self._tokenizers[task, language]
 
-    def _decode_batch(self, windows: Sequence[Window]) -> list[Transcript | BaseException]:
+    def _decode_batch(self, windows: Sequence[Window]) -> list[DecodeResult | BaseException]:
         """Previews apart (see ``engine.preview``), the windows' passes (see ``passes.decode_windows``),
         then their token log-probabilities where a request asked for them."""
         full = [w for w in windows if not w.options.preview]
@@ -187,12 +187,12 @@ class WhisperEngine:
         )
         results = [self._preview(w) if w.options.preview else next(decoded) for w in windows]
         for i, (w, t) in enumerate(zip(windows, list(results), strict=True)):
-            if w.options.logprobs and isinstance(t, Transcript) and t.segments:
+            if w.options.logprobs and isinstance(t, DecodeResult) and t.segments:
                 tok = self._tokenizer(t.language, w.options.task)
                 results[i] = with_token_logprobs(self._model, tok, *self._window_features(w), t)
         return results
 
-    def _preview(self, w: Window) -> Transcript | BaseException:
+    def _preview(self, w: Window) -> DecodeResult | BaseException:
         try:
             features, _ = self._window_features(w)
             language = w.options.language if self._model.model.is_multilingual else "en"

@@ -22,16 +22,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from app.audio import SAMPLE_RATE, Samples
+from app.audio.pcm import SAMPLE_RATE, Samples
+from app.audio.vad import is_tonal
 from app.config import Settings
-from app.engine import DecodeOptions, Transcript
+from app.engine import DecodeOptions, DecodeResult
 from app.errors import AsrError, ServerBusy
-from app.realtime.decoding import FIRST_PREVIEW_SAMPLES, Early, Final, LiveCapacity, Utterance, decode_options
+from app.models.registry import ModelRegistry
+from app.realtime.capacity import LiveCapacity
 from app.realtime.protocol import SessionConfig
 from app.realtime.segmenter import LiveSegmenter
-from app.registry import ModelRegistry
-from app.render import logprobs_json
-from app.vad import is_tonal
+from app.realtime.utterances import FIRST_PREVIEW_SAMPLES, Early, Final, Utterance, decode_options
+from app.transcription.render import logprobs_json
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class LiveDecoder:
 
     async def _decode(
         self, audio: Samples, options: DecodeOptions, utterance: Utterance | None = None
-    ) -> Transcript:
+    ) -> DecodeResult:
         async with self.registry.lease(self.model_id) as engine:
             future = engine.submit(audio, options)
             if utterance is not None:
@@ -174,7 +175,7 @@ class LiveDecoder:
         try:
             early, options = utterance.early, self._options(final=True)
             if is_tonal(job.audio):
-                transcript = Transcript((), self.language or "en", 1.0)
+                transcript = DecodeResult((), self.language or "en", 1.0)
             elif early is not None and early.samples <= len(job.audio) and early.options == options:
                 transcript = await early.task  # the audio without the last of the silence
             else:

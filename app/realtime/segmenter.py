@@ -14,10 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import webrtcvad
 
-from app.audio import Samples
+from app.audio.chunking import ChunkingOptions
+from app.audio.pcm import Samples
+from app.audio.vad import ENERGY_FLOOR_DBFS, FLOOR_BELOW_PEAK_DB, FRAME_MS, FRAME_SAMPLES
 from app.config import VadSettings
 from app.realtime.protocol import TurnDetection
-from app.vad import ENERGY_FLOOR_DBFS, FLOOR_BELOW_PEAK_DB, FRAME_MS, FRAME_SAMPLES, ChunkingOptions
 
 # The silence after speech at which an utterance's final decode may start (see ``settled``): 0.35 s
 # before the default 500 ms of silence closes it. A pause this long inside an utterance costs a

@@ -13,12 +13,13 @@ from typing import Any
 import numpy as np
 import soxr
 
-from app.audio import SAMPLE_RATE, Samples
+from app.audio.pcm import SAMPLE_RATE, Samples
 from app.config import Settings
 from app.errors import InvalidRequest
-from app.languages import to_whisper
+from app.models.registry import ModelRegistry
+from app.models.selection import plan_route
+from app.realtime.capacity import LiveCapacity
 from app.realtime.decoder import LiveDecoder
-from app.realtime.decoding import LiveCapacity, Utterance
 from app.realtime.protocol import (
     BetaTranscriptionSession,
     ClientEvent,
@@ -29,8 +30,8 @@ from app.realtime.protocol import (
     session_json,
 )
 from app.realtime.segmenter import LiveSegmenter, SpeechStarted, SpeechStopped, chunking_options
-from app.registry import ModelRegistry
-from app.routing import plan_route
+from app.realtime.utterances import Utterance
+from app.transcription.languages import to_whisper
 
 
 class RealtimeSession:

@@ -1,0 +1,1 @@
+"""The web API: thin HTTP routes over the transcription service and live sessions."""

@@ -9,13 +9,19 @@ from fastapi import Depends, Request
 
 from app.config import Settings
 from app.errors import Unauthorized
-from app.registry import ModelRegistry
-from app.service import TranscriptionService
+from app.models.registry import ModelRegistry
+from app.server.admission import Admission
+from app.transcription.service import TranscriptionService
 
 
 def get_service(request: Request) -> TranscriptionService:
     service: TranscriptionService = request.app.state.service
     return service
+
+
+def get_admission(request: Request) -> Admission:
+    admission: Admission = request.app.state.admission
+    return admission
 
 
 def get_settings(request: Request) -> Settings:
@@ -39,6 +45,7 @@ def require_api_key(request: Request) -> str | None:
     return token.strip()
 
 
+AdmissionDep = Annotated[Admission, Depends(get_admission)]
 ServiceDep = Annotated[TranscriptionService, Depends(get_service)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]

@@ -18,11 +18,11 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from app.errors import AsrError, ServerBusy, Unauthorized
+from app.realtime.capacity import LiveCapacity
 from app.realtime.decoder import SessionOverloaded
-from app.realtime.decoding import LiveCapacity
 from app.realtime.protocol import error_event, error_for, parse_client_event
 from app.realtime.session import RealtimeSession
-from app.service import TranscriptionService
+from app.transcription.service import TranscriptionService
 
 logger = logging.getLogger(__name__)
 router = APIRouter()

@@ -11,10 +11,10 @@ from fastapi.responses import JSONResponse
 
 from app.config import EMBEDDED_MODEL, EMBEDDED_MULTILINGUAL, Settings
 from app.errors import RETRY_AFTER_S, error_body
-from app.languages import WHISPER_LANGUAGES
-from app.metrics import CONTENT_TYPE_LATEST
-from app.registry import ModelRegistry
-from app.routes.deps import ApiKeyDep, RegistryDep, ServiceDep, SettingsDep, require_api_key
+from app.models.registry import ModelRegistry
+from app.routes.deps import AdmissionDep, ApiKeyDep, RegistryDep, ServiceDep, SettingsDep, require_api_key
+from app.server.metrics import CONTENT_TYPE_LATEST
+from app.transcription.languages import WHISPER_LANGUAGES
 
 router = APIRouter()
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
@@ -32,12 +32,12 @@ def probe(path: str) -> Callable[[Endpoint], Endpoint]:
 
 
 @probe("/health")
-async def health(request: Request, service: ServiceDep) -> dict[str, Any]:
+async def health(request: Request, service: ServiceDep, admission: AdmissionDep) -> dict[str, Any]:
     """For existing users and Docker's HEALTHCHECK: 200 while the process answers."""
     return {
         "status": "draining" if request.app.state.drain.draining else "ok",
         "models_loaded": service.registry.loaded(),
-        "active_requests": service.transcriber.active_requests,
+        "active_requests": admission.active,
     }
 
 
@@ -48,7 +48,7 @@ async def live() -> dict[str, Any]:
 
 
 @probe("/health/ready")
-async def ready(request: Request, service: ServiceDep) -> Response:
+async def ready(request: Request, service: ServiceDep, admission: AdmissionDep) -> Response:
     """Readiness: send this replica traffic only when its models are loaded, it is not draining
     and it has room for another request."""
     loaded = service.registry.loaded()
@@ -57,7 +57,7 @@ async def ready(request: Request, service: ServiceDep) -> Response:
         reason, message = "draining", "the server is shutting down"
     elif missing:
         reason, message = "loading", f"models not loaded yet: {', '.join(missing)}"
-    elif not service.transcriber.has_capacity:
+    elif not admission.has_room:
         reason, message = "busy", "no capacity left for another request"
     else:
         return JSONResponse({"status": "ready", "models_loaded": loaded})

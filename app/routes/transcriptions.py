@@ -14,11 +14,12 @@ from sse_starlette import EventSourceResponse
 from starlette.types import Receive, Scope, Send
 
 from app.errors import ClientGone
-from app.render import CONTENT_TYPES, render_body
-from app.routes.deps import ApiKeyDep, ServiceDep
-from app.routing import Task
-from app.service import Job, TranscriptionService
-from app.upload import read_upload
+from app.models.selection import Task
+from app.routes.deps import AdmissionDep, ApiKeyDep, ServiceDep
+from app.routes.upload import read_upload
+from app.server.admission import Admission
+from app.transcription.render import CONTENT_TYPES, render_body
+from app.transcription.service import Job, TranscriptionService
 
 router = APIRouter(tags=["audio"])
 T = TypeVar("T")
@@ -52,19 +53,25 @@ _TRANSLATION_DOC = _form_doc(
 
 @router.post("/v1/audio/transcriptions", openapi_extra=_DOC)
 @router.post("/inference/audio/transcriptions", include_in_schema=False)
-async def create_transcription(request: Request, service: ServiceDep, _key: ApiKeyDep) -> Response:
-    return await _answer(request, service, "transcribe")
+async def create_transcription(
+    request: Request, service: ServiceDep, admission: AdmissionDep, _key: ApiKeyDep
+) -> Response:
+    return await _answer(request, service, admission, "transcribe")
 
 
 @router.post("/v1/audio/translations", openapi_extra=_TRANSLATION_DOC)
-async def create_translation(request: Request, service: ServiceDep, _key: ApiKeyDep) -> Response:
-    return await _answer(request, service, "translate")
+async def create_translation(
+    request: Request, service: ServiceDep, admission: AdmissionDep, _key: ApiKeyDep
+) -> Response:
+    return await _answer(request, service, admission, "translate")
 
 
-async def _answer(request: Request, service: TranscriptionService, task: Task) -> Response:
+async def _answer(
+    request: Request, service: TranscriptionService, admission: Admission, task: Task
+) -> Response:
     async with contextlib.AsyncExitStack() as held:  # what the request holds; a stream takes it over
         # In line from before the body is read: a full line answers 503 at once.
-        ticket = held.enter_context(service.transcriber.admission.enter())
+        ticket = held.enter_context(admission.enter())
         upload = await held.enter_async_context(
             read_upload(request, int(service.settings.max_upload_mb * (1 << 20)))
         )

@@ -1,54 +1,20 @@
-"""Find speech in 16 kHz audio with webrtcvad: one flag per 30 ms frame (``app.chunker`` turns the
+"""Find speech in 16 kHz audio with webrtcvad: one flag per 30 ms frame (``app.audio.chunking`` turns the
 flags into chunks), and tell steady tones from speech.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 import webrtcvad
 
-from app.audio import SAMPLE_RATE, Pcm16, Samples, to_int16
+from app.audio.pcm import SAMPLE_RATE, Pcm16, Samples, to_int16
 
 FRAME_MS = 30
 FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000
 _VAD_BLOCK_FRAMES = 2000  # one minute of frames per block
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkingOptions:
-    """Resolved server_vad parameters for one request."""
-
-    prefix_padding_ms: int
-    silence_duration_ms: int
-    aggressiveness: int
-    suffix_padding_ms: int
-    min_speech_ms: int
-    max_chunk_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class Chunk:
-    """A span of the upload to transcribe, in samples of the 16 kHz timeline."""
-
-    start: int
-    end: int
-    speech_start: int | None = None  # the first speech frame (start includes prefix padding)
-
-    @property
-    def start_s(self) -> float:
-        return self.start / SAMPLE_RATE
-
-    @property
-    def speech_start_s(self) -> float:
-        return (self.start if self.speech_start is None else self.speech_start) / SAMPLE_RATE
-
-    @property
-    def duration_s(self) -> float:
-        return (self.end - self.start) / SAMPLE_RATE
 
 
 # Frames quieter than this are never speech, whatever webrtcvad says: it calls a quiet room's

@@ -1,5 +1,5 @@
-"""Decoded audio: 16 kHz mono 16-bit samples, and the ``Sink`` that decoders (``app.decode``,
-``app.av_audio``) hand their blocks to. Each block is downmixed and resampled as it is decoded, so
+"""Decoded audio: 16 kHz mono 16-bit samples, and the ``Sink`` that decoders (``app.audio.decode``,
+``app.audio.ffmpeg``) hand their blocks to. Each block is downmixed and resampled as it is decoded, so
 memory holds 16 kHz mono int16 (115 MB an hour), never the source at its own rate; the samples a
 decode may produce are bounded at the source rate x channels, from the header and again block by
 block.

@@ -1,4 +1,4 @@
-"""Turn per-frame speech flags into chunks, as the flags come in.
+"""Speech chunks (``Chunk``) and how per-frame speech flags become them, as the flags come in.
 
 The policy is pure (flags in, chunk boundaries out), so it is tested exactly without audio. Fed a
 block of flags at a time, ``Chunker`` hands out each chunk once no later flag can change it, so a
@@ -8,7 +8,43 @@ flags at once (``chunk_frames``) it gives the same chunks.
 
 from __future__ import annotations
 
-from app.vad import FRAME_MS, FRAME_SAMPLES, Chunk, ChunkingOptions
+from dataclasses import dataclass
+
+from app.audio.pcm import SAMPLE_RATE
+from app.audio.vad import FRAME_MS, FRAME_SAMPLES
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkingOptions:
+    """Resolved server_vad parameters for one request."""
+
+    prefix_padding_ms: int
+    silence_duration_ms: int
+    aggressiveness: int
+    suffix_padding_ms: int
+    min_speech_ms: int
+    max_chunk_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A span of the upload to transcribe, in samples of the 16 kHz timeline."""
+
+    start: int
+    end: int
+    speech_start: int | None = None  # the first speech frame (start includes prefix padding)
+
+    @property
+    def start_s(self) -> float:
+        return self.start / SAMPLE_RATE
+
+    @property
+    def speech_start_s(self) -> float:
+        return (self.start if self.speech_start is None else self.speech_start) / SAMPLE_RATE
+
+    @property
+    def duration_s(self) -> float:
+        return (self.end - self.start) / SAMPLE_RATE
 
 
 class Chunker:

@@ -1,9 +1,9 @@
 """Decode an upload, block by block, into 16 kHz mono 16-bit samples, within memory limits.
 
-Containers are told apart by their bytes (``app.sniff``), never by the declared content type (the
+Containers are told apart by their bytes (``app.audio.sniff``), never by the declared content type (the
 AI Refinery SDK labels every upload ``audio/wav``); only an explicit raw-PCM content type
 (``audio/pcm``, ``audio/L16``) skips sniffing. libsndfile reads WAV/FLAC/OGG/AIFF/MP3, FFmpeg (PyAV,
-``app.av_audio``) the rest; both hand their blocks to a ``Sink`` (``app.audio``).
+``app.audio.ffmpeg``) the rest; both hand their blocks to a ``Sink`` (``app.audio.pcm``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import BinaryIO
 import numpy as np
 import soundfile as sf
 
-from app.audio import (
+from app.audio.pcm import (
     MAX_SOURCE_RATE,
     MIN_SOURCE_RATE,
     SAMPLE_RATE,
@@ -27,8 +27,8 @@ from app.audio import (
     Sink,
     clean,
 )
+from app.audio.sniff import HEAD_BYTES, describe_text, identify, plausible_pcm
 from app.errors import InvalidRequest, UnsupportedAudio
-from app.sniff import HEAD_BYTES, describe_text, identify, plausible_pcm
 
 _BLOCK_SAMPLES = 1 << 18
 _UNKNOWN_FRAMES = 1 << 60  # libsndfile's "unknown length"
@@ -98,7 +98,7 @@ def decode_audio(
             return opened
         file.seek(0)
     if found.decoder != "none":
-        from app.av_audio import decode_with_av  # PyAV loads FFmpeg: only when needed
+        from app.audio.ffmpeg import decode_with_av  # PyAV loads FFmpeg: only when needed
 
         return decode_with_av(file, sink, found.name)
     if found.name:

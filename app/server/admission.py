@@ -23,6 +23,10 @@ class Admission:
         self.held_bytes = 0  # decoded audio held by requests in progress (a gauge for /metrics)
         self._lock = threading.Lock()  # decoding charges from worker threads
 
+    @property
+    def has_room(self) -> bool:
+        return self.active < self.capacity
+
     def enter(self) -> Ticket:
         """A ticket for a new request, or 503 while the line is full."""
         with self._lock:

@@ -20,12 +20,12 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.drain import Drain
 from app.errors import RETRY_AFTER_S, Draining, error_body
-from app.logs import key_values
-from app.metrics import Metrics
+from app.server.drain import Drain
+from app.server.logs import key_values
+from app.server.metrics import Metrics
 
-logger = logging.getLogger("app.access")
+logger = logging.getLogger("app.server.access")
 
 # Answered while draining, not counted in flight, logged at debug level (probes come often).
 PROBE_PATHS = frozenset({"/health", "/health/live", "/health/ready", "/metrics"})

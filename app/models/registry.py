@@ -18,8 +18,8 @@ import anyio.to_thread
 from app.config import EMBEDDED_MODEL, EMBEDDED_MULTILINGUAL, ModelSpec, Settings
 from app.engine import Engine
 from app.errors import ModelNotFound, shown
-from app.metrics import Metrics
-from app.packaged_model import assembled_model
+from app.models.packaged import assembled_model
+from app.server.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 

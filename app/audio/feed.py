@@ -1,7 +1,7 @@
 """An upload's chunks, handed over as they become final while the rest is still being decoded.
 
 ``ChunkFeed.decode`` runs decode -> VAD -> chunking on a worker thread, a block at a time: each
-chunk is handed over once no later audio can change it (``app.chunker``), so a stream's first
+chunk is handed over once no later audio can change it (``app.audio.chunking``), so a stream's first
 window (and the language detection) can start while the rest of a long upload waits. The decode
 pauses once the first chunk (and the audio its language is detected on) is there, until
 ``resume()``: the first window then has the CPU to itself, so the first delta does not grow with
@@ -21,10 +21,10 @@ from collections.abc import Callable
 import anyio.to_thread
 import numpy as np
 
-from app.audio import SAMPLE_RATE, Audio, Listener, Pcm16, Samples, Sink
-from app.chunker import Chunker, chunk_frames
+from app.audio.chunking import Chunk, Chunker, ChunkingOptions, chunk_frames
+from app.audio.pcm import SAMPLE_RATE, Audio, Listener, Pcm16, Samples, Sink
+from app.audio.vad import SpeechDetector, detect_speech, is_tonal
 from app.errors import ClientGone
-from app.vad import Chunk, ChunkingOptions, SpeechDetector, detect_speech, is_tonal
 
 
 class ChunkFeed:

@@ -1,5 +1,5 @@
-"""What a live session decodes: each utterance's decode state, the options of previews and final
-decodes, and the limits all sessions share."""
+"""What a live session decodes: each utterance's decode state, and the options of previews and
+final decodes."""
 
 from __future__ import annotations
 
@@ -8,27 +8,16 @@ import dataclasses
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from app.audio import SAMPLE_RATE, Samples
+from app.audio.pcm import SAMPLE_RATE, Samples
 from app.config import Settings
-from app.engine import DEFAULT_TEMPERATURES, DecodeOptions, Transcript
+from app.engine import DEFAULT_TEMPERATURES, DecodeOptions, DecodeResult
 from app.realtime.partials import Partials
 from app.realtime.protocol import SessionConfig
+from app.transcription.windows import join_prompt
 
-CONTEXT_WORDS = 100  # previous text given to Whisper as its prompt, as in app.pipeline
 # The first preview waits for this much of the utterance: its prefix padding (300 ms) and ~0.3 s of
 # speech (the segmenter announces an utterance after 250 ms of it).
 FIRST_PREVIEW_SAMPLES = SAMPLE_RATE * 6 // 10
-
-
-@dataclass(slots=True)
-class LiveCapacity:
-    """What all sessions share: the session count, and the partial decodes running at once (the
-    rest of the model's workers stay free for final decodes, so completed events keep up)."""
-
-    max_sessions: int
-    max_partials: int
-    sessions: int = 0
-    partials: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +26,7 @@ class Early:
 
     samples: int
     options: DecodeOptions
-    task: asyncio.Task[Transcript]
+    task: asyncio.Task[DecodeResult]
 
 
 @dataclass(eq=False, slots=True)
@@ -46,7 +35,7 @@ class Utterance:
     partials: Partials = dataclasses.field(default_factory=Partials)
     decoded_samples: int = 0  # audio length of the last partial decode submitted
     decoding: bool = False  # a partial decode is running
-    pending: Future[Transcript] | None = None  # that decode, dropped if still queued at the commit
+    pending: Future[DecodeResult] | None = None  # that decode, dropped if still queued at the commit
     early: Early | None = None
     closed: bool = False
 
@@ -67,8 +56,7 @@ def decode_options(
 ) -> DecodeOptions:
     """A preview's options (greedy, text only: see ``app.engine.preview``) or a final decode's (the
     HTTP path's: beam search, temperature fallback); both prompted with the session's recent text."""
-    recent = " ".join(context.split()[-CONTEXT_WORDS:])
-    prompt = " ".join(p for p in (config.prompt, recent) if p) or None
+    prompt = join_prompt(config.prompt, context)
     if not final:
         return DecodeOptions(
             language=language, beam_size=1, prompt=prompt, temperature=(0.0,), preview=True, short_window=True

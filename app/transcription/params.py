@@ -1,4 +1,4 @@
-"""Wire schemas: the transcription request as both SDK encodings send it, and the JSON bodies.
+"""A transcription request: its fields as both SDK encodings send them, validated, and its audio.
 
 The AI Refinery SDK sends structured fields as JSON strings (``chunking_strategy='{"type": ...}'``,
 ``include='["confidence"]'``, ``stream='True'``); openai-python sends bracket fields
@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, BinaryIO, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -207,10 +208,11 @@ def _message(error: Any) -> str:
     return msg.removeprefix("Value error, ")
 
 
-class TranscriptionBody(BaseModel):
-    """The ``json`` answer (the seed's ASRResponse)."""
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A request that passed its form: validated parameters and the audio file (open while in use)."""
 
-    text: str
-    success: bool = True
-    error: str | None = None
-    confidence: float | None = None
+    params: TranscriptionParams
+    file: BinaryIO  # the audio, spooled to a temporary file once over 1 MB (not held in memory)
+    filename: str | None
+    content_type: str | None

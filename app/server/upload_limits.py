@@ -1,35 +1,17 @@
-"""Reading the multipart upload: size limit and read timeouts (enforced while the body streams in),
-and the form."""
+"""An upload's size limit and read timeouts, enforced while the body streams in (before any route)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import BinaryIO
 
 import anyio
-from starlette.datastructures import UploadFile
-from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import ClientGone, InvalidRequest, UploadTimeout, UploadTooLarge, error_body
-from app.schemas import TranscriptionParams, fold_form_fields, parse_params
+from app.errors import ClientGone, UploadTimeout, UploadTooLarge, error_body
 
 # Room for the multipart framing and the text fields on top of the audio itself.
 _FORM_OVERHEAD_BYTES = 1 << 20
-# A text field (prompt, extra_body, ...) larger than this is refused by the form parser (400).
-_MAX_FIELD_BYTES = 64 << 10
-
-
-@dataclass(frozen=True, slots=True)
-class Upload:
-    params: TranscriptionParams
-    file: BinaryIO  # the audio, spooled to a temporary file once over 1 MB (not held in memory)
-    filename: str | None
-    content_type: str | None
 
 
 class BodyGuard:
@@ -93,30 +75,3 @@ class BodyGuard:
 def too_large(max_bytes: int) -> UploadTooLarge:
     mb = max_bytes / (1 << 20)
     return UploadTooLarge(f"the upload is larger than this server's limit of {mb:g} MB", field="file")
-
-
-@asynccontextmanager
-async def read_upload(request: Request, max_bytes: int) -> AsyncIterator[Upload]:
-    """Parse the multipart form into validated parameters and the audio file (open while in use)."""
-    content_type = request.headers.get("content-type", "").lower()
-    if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
-        raise InvalidRequest(
-            "send the audio as multipart/form-data with a 'file' field and a 'model' field",
-            field="file",
-        )
-    try:
-        form = await request.form(max_files=1, max_fields=256, max_part_size=_MAX_FIELD_BYTES)
-    except ClientDisconnect:
-        raise ClientGone("the client went away during the upload") from None
-    try:
-        text_fields = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
-        files = [v for v in form.values() if isinstance(v, UploadFile)]
-        params = parse_params(fold_form_fields(text_fields))
-        if not files:
-            raise InvalidRequest("field 'file' is required (the audio to transcribe)", field="file")
-        upload = files[0]
-        if upload.size is not None and upload.size > max_bytes:
-            raise too_large(max_bytes)
-        yield Upload(params, upload.file, upload.filename, upload.content_type)
-    finally:
-        await form.close()

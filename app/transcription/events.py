@@ -8,18 +8,15 @@ import itertools
 from collections.abc import Sequence
 from typing import Any
 
-from app.diarization.attribution import word_speakers
-from app.diarization.turns import Diarization
 from app.engine import Segment, TokenLogprob, Word
-from app.pipeline import ChunkResult
-from app.render import (
-    Transcription,
+from app.transcription.render import (
     diarized_segment,
     logprobs_json,
     segment_json,
     speaker_fields,
     word_json,
 )
+from app.transcription.result import ChunkResult, Transcription
 
 
 def delta_event(
@@ -113,23 +110,17 @@ class StreamEvents:
         return events
 
 
-def delta_speaker(speakers: Diarization, result: ChunkResult) -> dict[str, Any]:
-    """The speaker fields of a chunk's delta: whoever speaks most over its words."""
-    start = result.words[0].start_s if result.words else result.chunk.speech_start_s
-    end = result.words[-1].end_s if result.words else result.chunk.start_s + result.chunk.duration_s
-    return speaker_fields(speakers.speaker_at(start, end))
-
-
 def speaker_events(t: Transcription, *, words: bool, segments: bool, diarized: bool) -> list[dict[str, Any]]:
     """A diarized stream's events once its speakers are settled (before done): OpenAI's
     ``transcript.text.segment`` for diarized_json, else the word / segment events asked for."""
     events: list[dict[str, Any]] = []
-    for i, (s, speaker) in enumerate(t.speaker_segments()):
+    for i, spoken in enumerate(t.spoken):
+        s, speaker = spoken.segment, spoken.speaker
         if diarized:
             events.append(diarized_segment(i, s, speaker))
             continue
-        if words and t.speakers is not None:
-            for w, who in zip(s.words, word_speakers(s.words, t.speakers), strict=True):
+        if words:
+            for w, who in zip(s.words, spoken.word_speakers, strict=True):
                 events.append({"type": "transcript.word", **word_json(w, i), **speaker_fields(who)})
         if segments:
             events.append(

@@ -15,7 +15,7 @@ import av
 import av.container
 import numpy as np
 
-from app.audio import SAMPLE_RATE, Audio, Sink, clean
+from app.audio.pcm import SAMPLE_RATE, Audio, Sink, clean
 from app.errors import AsrError, UnsupportedAudio
 
 logger = logging.getLogger(__name__)

@@ -1,20 +1,20 @@
-"""Transcript -> response bodies (json, text, verbose_json, diarized_json, srt, vtt); the JSON pieces
-(segments, words, speakers, logprobs) that a stream's events (``app.stream_events``) share."""
+"""A finished ``Transcription`` -> response bodies (json, text, verbose_json, diarized_json, srt, vtt);
+the JSON pieces (segments, words, speakers, logprobs) that a stream's events share; speaker labels."""
 
 from __future__ import annotations
 
 import json
+import string
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from app.config import SubtitleSettings
-from app.diarization.attribution import air_label, by_speaker, openai_label, word_speakers
-from app.diarization.turns import Diarization
 from app.engine import Segment, TokenLogprob, Word
-from app.engine.quality import token_confidence
-from app.pipeline import ChunkResult
-from app.subtitles import subtitles
+from app.transcription.result import Transcription
+from app.transcription.subtitles import subtitles
+
+# The AI Refinery schema allows only Guest-1..Guest-3 and Unknown.
+AIR_GUESTS = 3
 
 CONTENT_TYPES = {
     "json": "application/json",
@@ -24,42 +24,6 @@ CONTENT_TYPES = {
     "vtt": "text/vtt; charset=utf-8",
     "diarized_json": "application/json",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Transcription:
-    """The whole request's result, assembled from its chunks."""
-
-    results: tuple[ChunkResult, ...]
-    duration_s: float
-    language: str  # BCP-47, e.g. "en-US"
-    logprobs: bool = False  # the request's include has "logprobs"
-    words: bool = False  # its timestamp_granularities has "word"
-    task: str = "transcribe"  # or "translate": English text, ``language`` is what was spoken
-    speakers: Diarization | None = None  # when diarization was asked for
-
-    def speaker_segments(self) -> list[tuple[Segment, int | None]]:
-        """Segments (cut where the speaker changes when diarized) and their speakers."""
-        if self.speakers is None:
-            return [(s, None) for s in self.segments]
-        return by_speaker(self.segments, self.speakers)
-
-    @property
-    def segments(self) -> list[Segment]:
-        return [s for r in self.results for s in r.segments]
-
-    @property
-    def text(self) -> str:
-        return join_texts(r.text for r in self.results)
-
-    @property
-    def confidence(self) -> float | None:
-        return token_confidence(self.segments)
-
-
-def join_texts(texts: Iterable[str]) -> str:
-    """Chunk texts joined by single spaces: exactly what the stream's deltas add up to."""
-    return " ".join(t for t in texts if t)
 
 
 def render_body(t: Transcription, response_format: str, subtitle_layout: SubtitleSettings) -> str:
@@ -117,6 +81,17 @@ def word_json(w: Word, segment_id: int) -> dict[str, Any]:
     }
 
 
+def openai_label(speaker: int) -> str:
+    """OpenAI's diarized_json speaker names in order of first appearance: A, B, ..., Z, AA, AB, ..."""
+    letters = string.ascii_uppercase
+    return letters[speaker] if speaker < 26 else openai_label(speaker // 26 - 1) + letters[speaker % 26]
+
+
+def air_label(speaker: int | None) -> str:
+    """The same speaker's number while there is one in AI Refinery's labels, ``Unknown`` past them."""
+    return f"Guest-{speaker + 1}" if speaker is not None and speaker < AIR_GUESTS else "Unknown"
+
+
 def speaker_fields(speaker: int | None) -> dict[str, Any]:
     """``speaker`` as diarized_json names it (A, B, ...), ``speaker_id`` as AI Refinery does."""
     return {"speaker": None if speaker is None else openai_label(speaker), "speaker_id": air_label(speaker)}
@@ -126,17 +101,19 @@ def verbose_json(t: Transcription) -> dict[str, Any]:
     """One body valid for both the AI Refinery ``TranscriptionVerbose`` and OpenAI's."""
     segments: list[dict[str, Any]] = []
     words: list[dict[str, Any]] = []
-    for i, (s, speaker) in enumerate(t.speaker_segments()):
+    for i, spoken in enumerate(t.spoken):
+        s = spoken.segment
         segments.append(segment_json(i, s))
-        if t.speakers is not None:
-            segments[-1].update(speaker_fields(speaker))
+        if t.diarized:
+            segments[-1].update(speaker_fields(spoken.speaker))
         if t.words:
-            words.extend(word_json(w, i) for w in s.words)
-            if t.speakers is not None:
-                for w, who in zip(
-                    words[len(words) - len(s.words) :], word_speakers(s.words, t.speakers), strict=True
-                ):
-                    w.update(speaker_fields(who))
+            if t.diarized:
+                words.extend(
+                    word_json(w, i) | speaker_fields(who)
+                    for w, who in zip(s.words, spoken.word_speakers, strict=True)
+                )
+            else:
+                words.extend(word_json(w, i) for w in s.words)
     confidence = t.confidence
     body: dict[str, Any] = {
         "task": t.task,
@@ -151,7 +128,7 @@ def verbose_json(t: Transcription) -> dict[str, Any]:
     }
     if t.words:
         body["words"] = words
-    if t.speakers is not None:
+    if t.diarized:
         body["speakers"] = list(dict.fromkeys(s["speaker_id"] for s in segments))
     if t.task == "translate":
         body["source_language"] = t.language
@@ -172,7 +149,7 @@ def diarized_segment(i: int, s: Segment, speaker: int | None) -> dict[str, Any]:
 
 def diarized_json(t: Transcription) -> dict[str, Any]:
     """OpenAI's ``TranscriptionDiarized``: the text and its speaker segments."""
-    segments = [diarized_segment(i, s, who) for i, (s, who) in enumerate(t.speaker_segments())]
+    segments = [diarized_segment(i, s.segment, s.speaker) for i, s in enumerate(t.spoken)]
     return {
         "task": "transcribe",
         "duration": round(t.duration_s, 3),

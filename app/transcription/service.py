@@ -1,7 +1,7 @@
 """The transcription use case: validate everything that can fail before the first byte is sent,
 then run the chunks and hand results to the renderer (one body, or a stream of events).
 
-A stream starts on its first chunk as soon as that chunk is final (``app.feed``); the rest of the
+A stream starts on its first chunk as soon as that chunk is final (``app.audio.feed``); the rest of the
 upload is decoded meanwhile, and a failure found there ends the stream with an error event."""
 
 from __future__ import annotations
@@ -16,24 +16,24 @@ from typing import Any
 import anyio.to_thread
 
 from app import diarization
-from app.admission import Ticket
-from app.audio import SAMPLE_RATE, Audio, Listener, PcmFormat
+from app.audio.chunking import Chunk, ChunkingOptions
+from app.audio.decode import decode_audio
+from app.audio.feed import ChunkFeed, speech_chunks
+from app.audio.pcm import SAMPLE_RATE, Audio, Listener, PcmFormat
 from app.config import Settings
-from app.decode import decode_audio
 from app.diarization import Diarization, SpeakerHints
 from app.engine import DEFAULT_TEMPERATURES, DecodeOptions
 from app.errors import AsrError, RequestTimeout
-from app.feed import ChunkFeed, speech_chunks
-from app.languages import to_bcp47, to_whisper
-from app.metrics import Metrics
-from app.pipeline import ChunkResult, Transcriber, pack_windows
-from app.registry import ModelRegistry
-from app.render import Transcription
-from app.routing import Task, plan_route
-from app.schemas import TranscriptionParams
-from app.stream_events import StreamEvents, delta_speaker, done_event, error_event, speaker_events
-from app.upload import Upload
-from app.vad import Chunk, ChunkingOptions
+from app.models.registry import ModelRegistry
+from app.models.selection import Task, plan_route
+from app.server.admission import Ticket
+from app.server.metrics import Metrics
+from app.transcription.events import StreamEvents, done_event, error_event, speaker_events
+from app.transcription.languages import to_bcp47, to_whisper
+from app.transcription.params import TranscriptionParams, Upload
+from app.transcription.render import speaker_fields
+from app.transcription.result import ChunkResult, Transcription, chunk_speaker
+from app.transcription.windows import WindowRunner, pack_windows
 
 logger = logging.getLogger(__name__)
 
@@ -63,22 +63,17 @@ class TranscriptionService:
         self,
         settings: Settings,
         registry: ModelRegistry,
-        transcriber: Transcriber,
+        runner: WindowRunner,
         metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
-        self.transcriber = transcriber
+        self.runner = runner
         self.metrics = metrics or Metrics()
-
-    @property
-    def decoded_audio_bytes(self) -> int:
-        """Decoded audio that requests in progress hold (charged while it is decoded)."""
-        return self.transcriber.admission.held_bytes
 
     async def prepare(self, upload: Upload, ticket: Ticket, task: Task = "transcribe") -> Job:
         """Every check that can fail before inference: model, language, audio (charged to the
-        request's ``ticket``), VAD; then the model that decodes it (see app/routing.py).
+        request's ``ticket``), VAD; then the model that decodes it (see app/models/selection.py).
 
         A stream (unless diarized: the speakers need all of the audio) waits only for its first
         chunk; its feed keeps decoding the upload, which must stay open until ``job.feed.close()``.
@@ -174,7 +169,7 @@ class TranscriptionService:
         # The lease keeps the model loaded while it runs (and reloads it if it was unloaded as idle
         # since prepare() looked at it).
         async with self.registry.lease(job.model_id) as engine:
-            async for result in self.transcriber.run(
+            async for result in self.runner.run(
                 engine,
                 job.feed,
                 job.options,
@@ -247,7 +242,7 @@ class TranscriptionService:
                 results.append(result)
                 for event in render.chunk(result):
                     if pending is not None and pending.done() and event["type"] == "transcript.text.delta":
-                        event.update(delta_speaker(pending.result(), result))
+                        event.update(speaker_fields(chunk_speaker(pending.result(), result)))
                     if waiting_for_delta and event["type"] == "transcript.text.delta":
                         waiting_for_delta = False
                         since = time.monotonic() - job.started

@@ -17,17 +17,16 @@ import math
 import time
 from collections.abc import AsyncIterator, Awaitable
 from concurrent.futures import Future
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
 
-from app.admission import Admission
-from app.audio import SAMPLE_RATE, Samples
-from app.engine import DecodeOptions, Engine, Segment, Transcript, Word
+from app.audio.chunking import Chunk
+from app.audio.feed import ChunkFeed
+from app.audio.pcm import SAMPLE_RATE, Samples
+from app.engine import DecodeOptions, DecodeResult, Engine, Segment, Word
 from app.errors import RequestTimeout
-from app.feed import ChunkFeed
-from app.vad import Chunk
+from app.transcription.result import ChunkResult
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -36,53 +35,14 @@ T = TypeVar("T")
 _PROMPT_WORDS = 100
 
 
-@dataclass(frozen=True, slots=True)
-class ChunkResult:
-    """One chunk's transcript; segment and word times are on the upload's timeline."""
+class WindowRunner:
+    """Runs requests' windows on their engines, at most ``max_concurrent`` requests at a time."""
 
-    index: int
-    chunk: Chunk
-    segments: tuple[Segment, ...]  # the segments that start in this chunk
-    words: tuple[Word, ...]  # the words spoken in this chunk
-    language: str
-
-    @property
-    def text(self) -> str:
-        if self.words:
-            return "".join(w.word for w in self.words).strip()
-        return "".join(s.text for s in self.segments).strip()
-
-
-class Transcriber:
-    """Holds the line (``admission``: requests in progress, decoded audio held) and runs windows."""
-
-    def __init__(
-        self,
-        max_concurrent: int,
-        max_queued: int,
-        *,
-        audio_budget_bytes: int = 1 << 30,
-        max_lanes: int = 8,
-        lane_windows: int = 3,
-    ) -> None:
+    def __init__(self, max_concurrent: int, *, max_lanes: int = 8, lane_windows: int = 3) -> None:
         self._slots = asyncio.Semaphore(max_concurrent)
-        self.admission = Admission(max_concurrent + max_queued, audio_budget_bytes)
-        self._decoding = 0
+        self.decoding = 0  # requests past the wait for a slot
         self._max_lanes = max_lanes
         self._lane_windows = lane_windows
-
-    @property
-    def active_requests(self) -> int:
-        """Requests admitted and not finished: reading, decoding or waiting for a slot."""
-        return self.admission.active
-
-    @property
-    def waiting_requests(self) -> int:
-        return self.admission.active - self._decoding
-
-    @property
-    def has_capacity(self) -> bool:
-        return self.admission.active < self.admission.capacity
 
     async def run(
         self,
@@ -106,9 +66,9 @@ class Transcriber:
         """
         options = dataclasses.replace(options, word_timestamps=options.word_timestamps or streaming)
         await _within(deadline, self._slots.acquire())
-        self._decoding += 1
+        self.decoding += 1
         loop = asyncio.get_running_loop()
-        decoded: list[asyncio.Future[Transcript]] = []
+        decoded: list[asyncio.Future[DecodeResult]] = []
         windows: list[list[Chunk]] = []
         tasks: list[asyncio.Task[None]] = []
 
@@ -135,7 +95,7 @@ class Transcriber:
             try:
                 with engine.lane():
                     for k, w in enumerate(todo):
-                        prompt = _join_prompt(options.prompt, previous if condition_on_previous_text else "")
+                        prompt = join_prompt(options.prompt, previous if condition_on_previous_text else "")
                         future = engine.submit(
                             current, dataclasses.replace(lane_options, prompt=prompt), encoded
                         )
@@ -193,7 +153,7 @@ class Transcriber:
             for future in decoded:
                 if future.done() and not future.cancelled():
                     future.exception()  # retrieved: no "never retrieved" warnings
-            self._decoding -= 1
+            self.decoding -= 1
             self._slots.release()
 
 
@@ -232,7 +192,7 @@ def pack_windows(chunks: list[Chunk], window_s: float, *, first_alone: bool = Fa
     return windows
 
 
-def _split_window(transcript: Transcript, window: list[Chunk], first_index: int) -> list[ChunkResult]:
+def _split_window(transcript: DecodeResult, window: list[Chunk], first_index: int) -> list[ChunkResult]:
     """Move a window's segments and words onto the upload's timeline and hand each to its chunk.
 
     A word belongs to the chunk its midpoint falls in (speech the VAD missed, between two chunks,
@@ -276,7 +236,8 @@ def _split_window(transcript: Transcript, window: list[Chunk], first_index: int)
     ]
 
 
-def _join_prompt(user_prompt: str | None, previous: str) -> str | None:
+def join_prompt(user_prompt: str | None, previous: str) -> str | None:
+    """The caller's prompt, then the last words of the text decoded before (live sessions too)."""
     tail = " ".join(previous.split()[-_PROMPT_WORDS:])
     joined = " ".join(p for p in (user_prompt, tail) if p)
     return joined or None
