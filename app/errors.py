@@ -6,7 +6,10 @@ clear error, plus ``code`` for programs that branch on the kind of failure.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 
 # Seconds a client (or load balancer) is told to wait before retrying a 503.
 RETRY_AFTER_S = 1
@@ -111,23 +114,39 @@ class ClientGone(AsrError):
     code = "client_closed_request"
 
 
-class EngineError(AsrError):
-    status_code = 500
-    code = "engine_error"
+Absent = SkipJsonSchema[None]  # the None of an ``absent_if_none`` field: not a value on the wire
+
+
+def _is_none(value: object) -> bool:
+    return value is None
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def absent_if_none(description: str) -> Any:
+    """A wire field left out of the answer (not sent as ``null``) while it is ``None``: declare it
+    ``T | Absent``, and the OpenAPI document shows it as an optional ``T``."""
+    return Field(None, exclude_if=_is_none, description=description, json_schema_extra=_no_default)
+
+
+class ErrorBody(BaseModel):
+    """The body of every non-2xx answer: the seed's envelope, plus ``code`` (and ``param``, the
+    field at fault, when there is one)."""
+
+    text: None
+    success: Literal[False]
+    error: str = Field(description="what went wrong, for a person")
+    confidence: None
+    code: str = Field(description="the kind of failure, for a program: invalid_request, server_busy, ...")
+    param: str | Absent = absent_if_none("the request field at fault")
 
 
 def error_body(message: str, code: str, field: str | None = None) -> dict[str, Any]:
-    """The error envelope of a non-2xx answer."""
-    body: dict[str, Any] = {
-        "text": None,
-        "success": False,
-        "error": message,
-        "confidence": None,
-        "code": code,
-    }
-    if field is not None:
-        body["param"] = field
-    return body
+    """The error envelope of a non-2xx answer, as JSON-ready data."""
+    body = ErrorBody(text=None, success=False, error=message, confidence=None, code=code, param=field)
+    return body.model_dump()
 
 
 def shown(value: str, limit: int = 64) -> str:

@@ -18,6 +18,7 @@ from app.errors import AsrError, ClientGone, ServerBusy, error_body
 from app.models.registry import ModelRegistry, whisper_factory
 from app.realtime.capacity import LiveCapacity
 from app.routes import page, realtime, system, transcriptions
+from app.routes.openapi import with_wire_schemas
 from app.server.access import AccessMiddleware
 from app.server.admission import Admission
 from app.server.connections import AcceptErrorFilter, Every, connection_cap, guarded_protocol, raise_fd_limit
@@ -70,6 +71,7 @@ def create_app(
         registry.close()
 
     app = FastAPI(title="asr-server", version="0.1.0", lifespan=lifespan)
+    app.openapi = with_wire_schemas(app)  # type: ignore[method-assign]
     app.state.service = service
     app.state.admission = admission
     app.state.metrics = metrics

@@ -6,6 +6,7 @@ the first delta is out (fake engines)."""
 from __future__ import annotations
 
 import io
+import json
 import threading
 from typing import Any
 
@@ -20,6 +21,7 @@ from app.audio.pcm import PcmFormat
 from app.audio.vad import detect_speech
 from app.config import ModelSpec
 from app.transcription.params import Upload, parse_params
+from app.transcription.protocol import to_json
 from app.transcription.service import TranscriptionService
 from tests.audiogen import silence, speechlike, wav_bytes
 from tests.conftest import MakeClient, sse_events
@@ -73,7 +75,8 @@ class Run:
             with client.app.state.admission.enter() as ticket:  # type: ignore[attr-defined]
                 job = await service.prepare(Upload(params, self.upload, "long.wav", "audio/wav"), ticket)
                 try:
-                    async for event in service.events(job):
+                    async for typed in service.events(job):
+                        event = json.loads(to_json(typed))  # as the client reads it
                         if event["type"] == "transcript.text.delta" and self.decoded_s < 0:
                             self.decoded_s, self.gate_was_shut = (
                                 job.feed.duration_s,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from app.audio.chunking import Chunk
 from app.audio.pcm import SAMPLE_RATE
 from app.config import SubtitleSettings
 from app.engine import Segment, TokenLogprob, Word
 from app.transcription.events import StreamEvents, done_event, tokens_by_word
+from app.transcription.protocol import StreamEvent, to_json
 from app.transcription.render import render_body
 from app.transcription.result import ChunkResult, Transcription
 
@@ -47,6 +49,11 @@ RESULTS = (
 )
 
 
+def wire(events: list[StreamEvent]) -> list[dict[str, Any]]:
+    """Events as the client reads them."""
+    return [json.loads(to_json(e)) for e in events]
+
+
 def tokens_text(logprobs: list[dict[str, object]]) -> str:
     return "".join(str(lp["token"]) for lp in logprobs)
 
@@ -74,7 +81,7 @@ def test_tokens_are_split_over_their_words() -> None:
 
 def test_stream_events_carry_each_chunks_own_tokens_words_and_segments() -> None:
     render = StreamEvents(words=True, segments=True, logprobs=True)
-    first, second = render.chunk(RESULTS[0]), render.chunk(RESULTS[1])
+    first, second = wire(render.chunk(RESULTS[0])), wire(render.chunk(RESULTS[1]))
     assert [e["type"] for e in first] == [
         "transcript.text.delta",
         "transcript.word",
@@ -106,7 +113,7 @@ def test_stream_events_carry_each_chunks_own_tokens_words_and_segments() -> None
 
 def test_stream_events_without_extras() -> None:
     render = StreamEvents(words=False, segments=False, logprobs=False)
-    events = [e for r in RESULTS for e in render.chunk(r)]
+    events = wire([e for r in RESULTS for e in render.chunk(r)])
     assert [e["type"] for e in events] == ["transcript.text.delta"] * 2
     assert all(e["logprobs"] is None for e in events)
     silent = ChunkResult(2, seconds(5.0, 6.0), (), (), "en")
@@ -115,10 +122,10 @@ def test_stream_events_without_extras() -> None:
 
 def test_done_event_usage_confidence_and_logprobs() -> None:
     t = Transcription(RESULTS, 7.25, "en-US", logprobs=True)
-    done = done_event(t)
+    (done,) = wire([done_event(t)])
     assert done["usage"] == {"type": "duration", "seconds": 7.25}
     assert done["text"] == "Hello wörld, café again"
     # token-weighted: 7 tokens at -0.25, 1 at -0.5
     assert abs(done["confidence"] - 2.718281828 ** ((7 * -0.25 + 1 * -0.5) / 8)) < 1e-4
     assert tokens_text(done["logprobs"]) == SPANNING.text + SECOND.text
-    assert done_event(Transcription(RESULTS, 7.25, "en-US"))["logprobs"] is None
+    assert done_event(Transcription(RESULTS, 7.25, "en-US")).logprobs is None

@@ -29,14 +29,21 @@ from app.engine import DecodeOptions, DecodeResult
 from app.errors import AsrError, ServerBusy
 from app.models.registry import ModelRegistry
 from app.realtime.capacity import LiveCapacity
+from app.realtime.events import (
+    ServerEvent,
+    TranscriptionCompleted,
+    TranscriptionDelta,
+    TranscriptionFailed,
+    TranscriptionFailure,
+)
 from app.realtime.protocol import SessionConfig
 from app.realtime.segmenter import LiveSegmenter
 from app.realtime.utterances import FIRST_PREVIEW_SAMPLES, Early, Final, Utterance, decode_options
-from app.transcription.render import logprobs_json
+from app.transcription.render import logprobs_json, usage
 
 logger = logging.getLogger(__name__)
 
-Emit = Callable[..., None]  # (event type, **fields)
+Emit = Callable[[ServerEvent], None]
 
 
 class LiveDecoder:
@@ -137,11 +144,7 @@ class LiveDecoder:
     def _delta(self, utterance: Utterance, delta: str) -> None:
         if delta:
             self._emit(
-                "conversation.item.input_audio_transcription.delta",
-                item_id=utterance.item_id,
-                content_index=0,
-                delta=delta,
-                logprobs=None,
+                TranscriptionDelta(item_id=utterance.item_id, content_index=0, delta=delta, logprobs=None)
             )
 
     # --- committed utterances -----------------------------------------------------------------
@@ -192,22 +195,19 @@ class LiveDecoder:
         self._context = f"{self._context} {text}".strip()
         logprobs = [lp for s in transcript.segments for lp in s.logprobs]
         self._emit(
-            "conversation.item.input_audio_transcription.completed",
-            item_id=utterance.item_id,
-            content_index=0,
-            transcript=text,
-            logprobs=logprobs_json(logprobs) if self.config.logprobs else None,
-            usage={"type": "duration", "seconds": round(len(job.audio) / SAMPLE_RATE, 3)},
+            TranscriptionCompleted(
+                item_id=utterance.item_id,
+                content_index=0,
+                transcript=text,
+                logprobs=logprobs_json(logprobs) if self.config.logprobs else None,
+                usage=usage(len(job.audio) / SAMPLE_RATE),
+            )
         )
         logger.debug("utterance %s decoded in %.2f s", utterance.item_id, time.monotonic() - started)
 
     def _failed(self, utterance: Utterance, message: str, code: str) -> None:
-        self._emit(
-            "conversation.item.input_audio_transcription.failed",
-            item_id=utterance.item_id,
-            content_index=0,
-            error={"type": "transcription_error", "code": code, "message": message, "param": None},
-        )
+        failure = TranscriptionFailure(type="transcription_error", code=code, message=message, param=None)
+        self._emit(TranscriptionFailed(item_id=utterance.item_id, content_index=0, error=failure))
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -1,4 +1,5 @@
-"""The wire: client events in (validated), server events out.
+"""The client side of the wire: client events in (validated), and the session config they build
+(the server events are in ``app.realtime.events``).
 
 The subset of OpenAI's Realtime API that transcription sessions use, as openai-python's
 ``types/realtime`` spells it (``session.update`` with a ``type: "transcription"`` session), plus the
@@ -19,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from app.errors import AsrError, InvalidRequest
+from app.errors import InvalidRequest
 
 LOGPROBS_INCLUDE = "item.input_audio_transcription.logprobs"
 BETA_PCM16_RATE = 24000  # the beta API's "pcm16" is 24 kHz mono
@@ -182,52 +183,3 @@ def _describe(exc: ValidationError) -> str:
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:20]}"
-
-
-def server_event(kind: str, **fields: Any) -> dict[str, Any]:
-    return {"type": kind, "event_id": new_id("event"), **fields}
-
-
-def error_event(
-    message: str, code: str, *, param: str | None = None, event_id: str | None = None
-) -> dict[str, Any]:
-    """The ``error`` server event (openai-python's ``RealtimeError``)."""
-    kind = "server_error" if code in {"internal_error", "engine_error"} else "invalid_request_error"
-    return server_event(
-        "error", error={"type": kind, "code": code, "message": message, "param": param, "event_id": event_id}
-    )
-
-
-def error_for(exc: AsrError, event_id: str | None) -> dict[str, Any]:
-    """The ``error`` event answering a client event that failed with ``exc``."""
-    return error_event(exc.message, exc.code, param=exc.field, event_id=event_id)
-
-
-def session_json(session_id: str, config: SessionConfig, *, beta: bool = False) -> dict[str, Any]:
-    """The session object of ``session.created`` / ``session.updated`` (or the beta shape)."""
-    transcription = {"model": config.model, "language": config.language, "prompt": config.prompt or ""}
-    detection = None if config.turn_detection is None else config.turn_detection.model_dump()
-    include = [LOGPROBS_INCLUDE] if config.logprobs else []
-    if beta:
-        return {
-            "id": session_id,
-            "object": "realtime.transcription_session",
-            "input_audio_format": "pcm16",
-            "input_audio_transcription": transcription,
-            "turn_detection": detection,
-            "include": include,
-        }
-    return {
-        "type": "transcription",
-        "id": session_id,
-        "object": "realtime.transcription_session",
-        "audio": {
-            "input": {
-                "format": {"type": "audio/pcm", "rate": config.rate},
-                "transcription": transcription,
-                "turn_detection": detection,
-                "noise_reduction": None,
-            }
-        },
-        "include": include,
-    }

@@ -20,14 +20,24 @@ from app.models.registry import ModelRegistry
 from app.models.selection import plan_route
 from app.realtime.capacity import LiveCapacity
 from app.realtime.decoder import LiveDecoder
+from app.realtime.events import (
+    BufferCleared,
+    BufferCommitted,
+    BufferSpeechStarted,
+    BufferSpeechStopped,
+    ServerEvent,
+    SessionCreated,
+    SessionUpdated,
+    TranscriptionSessionUpdated,
+    beta_session_object,
+    session_object,
+)
 from app.realtime.protocol import (
     BetaTranscriptionSession,
     ClientEvent,
     SessionConfig,
     TranscriptionSession,
     new_id,
-    server_event,
-    session_json,
 )
 from app.realtime.segmenter import LiveSegmenter, SpeechStarted, SpeechStopped, chunking_options
 from app.realtime.utterances import Utterance
@@ -41,7 +51,7 @@ class RealtimeSession:
         self.settings = settings
         self.registry = registry
         self.id = new_id("sess")
-        self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.outbox: asyncio.Queue[ServerEvent] = asyncio.Queue()
         self.decoder = LiveDecoder(
             settings, registry, capacity, self._emit, SessionConfig(model=settings.default_model)
         )
@@ -59,10 +69,10 @@ class RealtimeSession:
 
     async def start(self) -> None:
         await self._apply(self.config)
-        self._emit("session.created", session=session_json(self.id, self.config))
+        self._emit(SessionCreated(session=session_object(self.id, self.config)))
 
-    def _emit(self, kind: str, **fields: Any) -> None:
-        self.outbox.put_nowait(server_event(kind, **fields))
+    def _emit(self, event: ServerEvent) -> None:
+        self.outbox.put_nowait(event)
 
     async def handle(self, event: ClientEvent) -> None:
         """Act on one client event; a bad one raises ``AsrError`` (answered with an ``error`` event)."""
@@ -74,16 +84,17 @@ class RealtimeSession:
             self._commit_now()
         elif event.type == "input_audio_buffer.clear":
             self._clear()
-            self._emit("input_audio_buffer.cleared")
+            self._emit(BufferCleared())
 
     # --- configuration ------------------------------------------------------------------------
 
     async def _update(self, session: TranscriptionSession | BetaTranscriptionSession) -> None:
         config = self.config.updated(session)
         await self._apply(config)
-        beta = isinstance(session, BetaTranscriptionSession)
-        kind = "transcription_session.updated" if beta else "session.updated"
-        self._emit(kind, session=session_json(self.id, config, beta=beta))
+        if isinstance(session, BetaTranscriptionSession):
+            self._emit(TranscriptionSessionUpdated(session=beta_session_object(self.id, config)))
+        else:
+            self._emit(SessionUpdated(session=session_object(self.id, config)))
 
     async def _apply(self, config: SessionConfig) -> None:
         """Check a config (model, language) and switch to it; the open utterance is dropped when the
@@ -134,11 +145,7 @@ class RealtimeSession:
         for change in self._segmenter.feed(samples):
             if isinstance(change, SpeechStarted):
                 self._open = Utterance(new_id("item"))
-                self._emit(
-                    "input_audio_buffer.speech_started",
-                    audio_start_ms=change.start_ms,
-                    item_id=self._open.item_id,
-                )
+                self._emit(BufferSpeechStarted(audio_start_ms=change.start_ms, item_id=self._open.item_id))
             else:
                 self._speech_stopped(change)
         if self._open is not None:
@@ -146,9 +153,7 @@ class RealtimeSession:
 
     def _speech_stopped(self, stopped: SpeechStopped) -> None:
         utterance = self._open or Utterance(new_id("item"))
-        self._emit(
-            "input_audio_buffer.speech_stopped", audio_end_ms=stopped.end_ms, item_id=utterance.item_id
-        )
+        self._emit(BufferSpeechStopped(audio_end_ms=stopped.end_ms, item_id=utterance.item_id))
         self._commit(utterance, stopped.audio)
 
     def _commit_now(self) -> None:
@@ -175,9 +180,7 @@ class RealtimeSession:
 
     def _commit(self, utterance: Utterance, audio: Samples) -> None:
         self._open = None
-        self._emit(
-            "input_audio_buffer.committed", item_id=utterance.item_id, previous_item_id=self._previous_item
-        )
+        self._emit(BufferCommitted(item_id=utterance.item_id, previous_item_id=self._previous_item))
         self._previous_item = utterance.item_id
         self.decoder.commit(utterance, audio)
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
-from typing import Any
 
 import anyio
 from fastapi import APIRouter, WebSocket
@@ -20,8 +18,10 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from app.errors import AsrError, ServerBusy, Unauthorized
 from app.realtime.capacity import LiveCapacity
 from app.realtime.decoder import SessionOverloaded
-from app.realtime.protocol import error_event, error_for, parse_client_event
+from app.realtime.events import ErrorEvent, error_event, error_for
+from app.realtime.protocol import parse_client_event
 from app.realtime.session import RealtimeSession
+from app.transcription.protocol import to_json
 from app.transcription.service import TranscriptionService
 
 logger = logging.getLogger(__name__)
@@ -37,8 +37,8 @@ _NO_KEY = (
 
 
 class _Close(Exception):
-    def __init__(self, code: int, event: dict[str, Any]) -> None:
-        super().__init__(event["error"]["message"])
+    def __init__(self, code: int, event: ErrorEvent) -> None:
+        super().__init__(event.error.message)
         self.code = code
         self.event = event
 
@@ -103,7 +103,7 @@ async def _serve(websocket: WebSocket, session: RealtimeSession) -> None:
     async def send() -> None:
         while True:
             event = await session.outbox.get()
-            await websocket.send_text(json.dumps(event, ensure_ascii=False))
+            await websocket.send_text(to_json(event))
             session.outbox.task_done()
 
     async def receive() -> None:
@@ -154,8 +154,8 @@ async def _close(websocket: WebSocket, session: RealtimeSession | None, close: _
     try:
         with anyio.fail_after(5):
             while session is not None and not session.outbox.empty():
-                await websocket.send_text(json.dumps(session.outbox.get_nowait(), ensure_ascii=False))
-            await websocket.send_text(json.dumps(close.event, ensure_ascii=False))
-            await websocket.close(close.code, close.event["error"]["message"][:120])
+                await websocket.send_text(to_json(session.outbox.get_nowait()))
+            await websocket.send_text(to_json(close.event))
+            await websocket.close(close.code, close.event.error.message[:120])
     except (TimeoutError, WebSocketDisconnect, RuntimeError):
         logger.info("realtime client left before the close")

@@ -4,13 +4,14 @@ async client calls first."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from app.config import EMBEDDED_MODEL, EMBEDDED_MULTILINGUAL, Settings
-from app.errors import RETRY_AFTER_S, error_body
+from app.errors import RETRY_AFTER_S, ErrorBody
 from app.models.registry import ModelRegistry
 from app.routes.deps import AdmissionDep, ApiKeyDep, RegistryDep, ServiceDep, SettingsDep, require_api_key
 from app.server.metrics import CONTENT_TYPE_LATEST
@@ -20,39 +21,84 @@ router = APIRouter()
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 
 
-def probe(path: str) -> Callable[[Endpoint], Endpoint]:
+class Health(BaseModel):
+    status: Literal["ok", "draining"]
+    models_loaded: list[str]
+    active_requests: int
+
+
+class Live(BaseModel):
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    status: Literal["ready"]
+    models_loaded: list[str]
+
+
+class NotReady(ErrorBody):
+    """The error envelope, with why this replica takes no traffic now."""
+
+    status: Literal["draining", "loading", "busy"]
+
+
+class KeyValidation(BaseModel):
+    valid: Literal[True]
+    organization_id: str
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+    aliases: list[str]
+    default: bool
+    loaded: bool
+    languages: list[str] | None = Field(description="Whisper codes; null: a folder model not loaded yet")
+    multilingual_model: str | None = Field(description="where other languages and translations go")
+    translates: bool | None
+
+
+class ModelList(BaseModel):
+    object: Literal["list"]
+    data: list[ModelCard]
+
+
+def probe(path: str, **doc: Any) -> Callable[[Endpoint], Endpoint]:
     """GET, and HEAD beside it (Docker and load-balancer checks), as two routes: one route for both
     methods would give the OpenAPI document two operations with one id."""
 
     def register(endpoint: Endpoint) -> Endpoint:
         router.head(path, include_in_schema=False)(endpoint)
-        return router.get(path, tags=["system"])(endpoint)
+        return router.get(path, tags=["system"], **doc)(endpoint)
 
     return register
 
 
 @probe("/health")
-async def health(request: Request, service: ServiceDep, admission: AdmissionDep) -> dict[str, Any]:
+async def health(request: Request, service: ServiceDep, admission: AdmissionDep) -> Health:
     """For existing users and Docker's HEALTHCHECK: 200 while the process answers."""
-    return {
-        "status": "draining" if request.app.state.drain.draining else "ok",
-        "models_loaded": service.registry.loaded(),
-        "active_requests": admission.active,
-    }
+    return Health(
+        status="draining" if request.app.state.drain.draining else "ok",
+        models_loaded=service.registry.loaded(),
+        active_requests=admission.active,
+    )
 
 
 @probe("/health/live")
-async def live() -> dict[str, Any]:
+async def live() -> Live:
     """Liveness: the process answers (a restart would not help a busy or draining server)."""
-    return {"status": "ok"}
+    return Live(status="ok")
 
 
-@probe("/health/ready")
+@probe("/health/ready", responses={200: {"model": Ready}, 503: {"model": NotReady}})
 async def ready(request: Request, service: ServiceDep, admission: AdmissionDep) -> Response:
     """Readiness: send this replica traffic only when its models are loaded, it is not draining
     and it has room for another request."""
     loaded = service.registry.loaded()
     missing = [m for m in service.registry.startup_models() if m not in loaded]
+    reason: Literal["draining", "loading", "busy"]
     if request.app.state.drain.draining:
         reason, message = "draining", "the server is shutting down"
     elif missing:
@@ -60,9 +106,9 @@ async def ready(request: Request, service: ServiceDep, admission: AdmissionDep) 
     elif not admission.has_room:
         reason, message = "busy", "no capacity left for another request"
     else:
-        return JSONResponse({"status": "ready", "models_loaded": loaded})
-    body = {**error_body(message, "not_ready"), "status": reason}
-    return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+        return JSONResponse(Ready(status="ready", models_loaded=loaded).model_dump())
+    body = NotReady(text=None, success=False, error=message, confidence=None, code="not_ready", status=reason)
+    return JSONResponse(body.model_dump(), status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 @router.get("/metrics", tags=["system"])
@@ -74,8 +120,8 @@ async def metrics(request: Request, settings: SettingsDep) -> Response:
 
 
 @router.post("/authentication/validate", tags=["system"])
-async def validate_key(settings: SettingsDep, key: ApiKeyDep) -> dict[str, Any]:
-    return {"valid": True, "organization_id": settings.organization_id}
+async def validate_key(settings: SettingsDep, key: ApiKeyDep) -> KeyValidation:
+    return KeyValidation(valid=True, organization_id=settings.organization_id)
 
 
 def _languages(model_id: str, settings: Settings, registry: ModelRegistry) -> list[str] | None:
@@ -91,32 +137,32 @@ def _languages(model_id: str, settings: Settings, registry: ModelRegistry) -> li
     return ["en"] if english_only else sorted(WHISPER_LANGUAGES)
 
 
-def _model_card(model_id: str, settings: Settings, registry: ModelRegistry) -> dict[str, Any]:
+def _model_card(model_id: str, settings: Settings, registry: ModelRegistry) -> ModelCard:
     spec = settings.models[model_id]
     languages = _languages(model_id, settings, registry)
     translates = None if languages is None else len(languages) > 1 or spec.multilingual_model is not None
-    return {
-        "id": model_id,
-        "object": "model",
-        "created": 0,
-        "owned_by": "asr-server",
-        "aliases": list(spec.aliases),
-        "default": model_id == settings.default_model,
-        "loaded": model_id in registry.loaded(),
-        "languages": languages,
+    return ModelCard(
+        id=model_id,
+        object="model",
+        created=0,
+        owned_by="asr-server",
+        aliases=list(spec.aliases),
+        default=model_id == settings.default_model,
+        loaded=model_id in registry.loaded(),
+        languages=languages,
         # Where this English-only model sends other languages, detection and translations.
-        "multilingual_model": spec.multilingual_model,
-        "translates": translates,
-    }
+        multilingual_model=spec.multilingual_model,
+        translates=translates,
+    )
 
 
 @router.get("/v1/models", tags=["models"])
-async def list_models(settings: SettingsDep, registry: RegistryDep, _key: ApiKeyDep) -> dict[str, Any]:
-    return {"object": "list", "data": [_model_card(m, settings, registry) for m in settings.models]}
+async def list_models(settings: SettingsDep, registry: RegistryDep, _key: ApiKeyDep) -> ModelList:
+    return ModelList(object="list", data=[_model_card(m, settings, registry) for m in settings.models])
 
 
 @router.get("/v1/models/{model_name:path}", tags=["models"])
 async def get_model(
     model_name: str, settings: SettingsDep, registry: RegistryDep, _key: ApiKeyDep
-) -> dict[str, Any]:
+) -> ModelCard:
     return _model_card(registry.resolve(model_name), settings, registry)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
@@ -16,8 +15,10 @@ from starlette.types import Receive, Scope, Send
 from app.errors import ClientGone
 from app.models.selection import Task
 from app.routes.deps import AdmissionDep, ApiKeyDep, ServiceDep
+from app.routes.openapi import transcription_responses
 from app.routes.upload import read_upload
 from app.server.admission import Admission
+from app.transcription.protocol import StreamEvent, TextDone, to_json
 from app.transcription.render import CONTENT_TYPES, render_body
 from app.transcription.service import Job, TranscriptionService
 
@@ -51,7 +52,7 @@ _TRANSLATION_DOC = _form_doc(
 )
 
 
-@router.post("/v1/audio/transcriptions", openapi_extra=_DOC)
+@router.post("/v1/audio/transcriptions", openapi_extra=_DOC, responses=transcription_responses())
 @router.post("/inference/audio/transcriptions", include_in_schema=False)
 async def create_transcription(
     request: Request, service: ServiceDep, admission: AdmissionDep, _key: ApiKeyDep
@@ -59,7 +60,7 @@ async def create_transcription(
     return await _answer(request, service, admission, "transcribe")
 
 
-@router.post("/v1/audio/translations", openapi_extra=_TRANSLATION_DOC)
+@router.post("/v1/audio/translations", openapi_extra=_TRANSLATION_DOC, responses=transcription_responses())
 async def create_translation(
     request: Request, service: ServiceDep, admission: AdmissionDep, _key: ApiKeyDep
 ) -> Response:
@@ -134,8 +135,8 @@ async def _disconnected(request: Request) -> None:
 
 async def _sse(service: TranscriptionService, job: Job) -> AsyncIterator[dict[str, str]]:
     """Events as SSE ``data:`` lines; ``[DONE]`` only after a successful ``done`` event."""
-    event: dict[str, Any] = {}
+    event: StreamEvent | None = None
     async for event in service.events(job):
-        yield {"data": json.dumps(event, ensure_ascii=False)}
-    if event.get("type") == "transcript.text.done":
+        yield {"data": to_json(event)}
+    if isinstance(event, TextDone):
         yield {"data": "[DONE]"}

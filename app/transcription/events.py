@@ -6,43 +6,62 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections.abc import Sequence
-from typing import Any
+from typing import Literal
 
+from app.diarization.turns import Diarization
 from app.engine import Segment, TokenLogprob, Word
+from app.transcription.protocol import (
+    SegmentEvent,
+    SpeakerTextDelta,
+    StreamError,
+    StreamErrorDetail,
+    StreamEvent,
+    TextDelta,
+    TextDone,
+    WordEvent,
+)
 from app.transcription.render import (
     diarized_segment,
     logprobs_json,
+    rounded,
     segment_json,
     speaker_fields,
+    usage,
     word_json,
 )
-from app.transcription.result import ChunkResult, Transcription
+from app.transcription.result import ChunkResult, Transcription, chunk_speaker
 
 
 def delta_event(
-    result: ChunkResult, text: str, logprobs: Sequence[TokenLogprob] | None = None
-) -> dict[str, Any]:
-    """A chunk's new text; ``delta`` (OpenAI, seed docs) and ``text`` (AI Refinery parser) agree."""
-    return {
-        "type": "transcript.text.delta",
-        "delta": text,
-        "text": text,
-        "id": str(result.index),
-        "offset": round(result.chunk.start_s, 3),
-        "duration": round(result.chunk.duration_s, 3),
-        "logprobs": None if logprobs is None else logprobs_json(logprobs),
-    }
+    result: ChunkResult,
+    text: str,
+    logprobs: Sequence[TokenLogprob] | None = None,
+    speakers: Diarization | None = None,
+) -> TextDelta:
+    """A chunk's new text; ``delta`` (OpenAI, seed docs) and ``text`` (AI Refinery parser) agree.
+    With ``speakers`` (a diarized stream's, once known) it names whoever speaks most over the chunk."""
+    delta = TextDelta(
+        type="transcript.text.delta",
+        delta=text,
+        text=text,
+        id=str(result.index),
+        offset=round(result.chunk.start_s, 3),
+        duration=round(result.chunk.duration_s, 3),
+        logprobs=None if logprobs is None else logprobs_json(logprobs),
+    )
+    if speakers is None:
+        return delta
+    return SpeakerTextDelta(**dict(delta), **speaker_fields(chunk_speaker(speakers, result)))
 
 
-def done_event(t: Transcription) -> dict[str, Any]:
-    confidence = t.confidence
-    return {
-        "type": "transcript.text.done",
-        "text": t.text,
-        "confidence": None if confidence is None else round(confidence, 4),
-        "logprobs": logprobs_json(lp for s in t.segments for lp in s.logprobs) if t.logprobs else None,
-        "usage": {"type": "duration", "seconds": round(t.duration_s, 3)},
-    }
+def done_event(t: Transcription) -> TextDone:
+    return TextDone(
+        type="transcript.text.done",
+        text=t.text,
+        confidence=rounded(t.confidence),
+        logprobs=logprobs_json(lp for s in t.segments for lp in s.logprobs) if t.logprobs else None,
+        usage=usage(t.duration_s),
+    )
 
 
 def tokens_by_word(segment: Segment) -> list[tuple[TokenLogprob, ...]]:
@@ -80,8 +99,9 @@ class StreamEvents:
         self._next_segment = 0
         self._any_text = False
 
-    def chunk(self, result: ChunkResult) -> list[dict[str, Any]]:
-        """The events for one chunk's result (none for a chunk without text or segments)."""
+    def chunk(self, result: ChunkResult, speakers: Diarization | None = None) -> list[StreamEvent]:
+        """The events for one chunk's result (none for a chunk without text or segments); with
+        ``speakers`` its delta names the chunk's speaker."""
         numbered: list[tuple[int, Segment]] = []
         for segment in result.segments:
             numbered.append((self._next_segment, segment))
@@ -89,7 +109,7 @@ class StreamEvents:
                 self._segment_of[w] = self._next_segment
                 self._tokens_of[w] = tokens
             self._next_segment += 1
-        events: list[dict[str, Any]] = []
+        events: list[StreamEvent] = []
         if result.text:
             logprobs: list[TokenLogprob] | None = None
             if self._logprobs:
@@ -100,35 +120,45 @@ class StreamEvents:
                 )
             prefix = " " if self._any_text else ""
             self._any_text = True
-            events.append(delta_event(result, prefix + result.text, logprobs))
+            events.append(delta_event(result, prefix + result.text, logprobs, speakers))
         if self._words:
-            events.extend(
-                {"type": "transcript.word", **word_json(w, self._segment_of.get(w, 0))} for w in result.words
-            )
+            events.extend(word_event(w, self._segment_of.get(w, 0)) for w in result.words)
         if self._segments:
-            events.extend({"type": "transcript.segment", "segment": segment_json(i, s)} for i, s in numbered)
+            events.extend(segment_event(i, s) for i, s in numbered)
         return events
 
 
-def speaker_events(t: Transcription, *, words: bool, segments: bool, diarized: bool) -> list[dict[str, Any]]:
+def word_event(w: Word, segment_id: int, speaker: int | Literal[False] | None = False) -> WordEvent:
+    """``transcript.word``; with ``speaker`` (None: unknown) it carries the speaker fields."""
+    event: WordEvent = {"type": "transcript.word", **word_json(w, segment_id)}
+    return event if speaker is False else {**event, **speaker_fields(speaker)}
+
+
+def segment_event(i: int, s: Segment, speaker: int | Literal[False] | None = False) -> SegmentEvent:
+    """``transcript.segment``; with ``speaker`` (None: unknown) it carries the speaker fields."""
+    segment = segment_json(i, s)
+    return {
+        "type": "transcript.segment",
+        "segment": segment if speaker is False else {**segment, **speaker_fields(speaker)},
+    }
+
+
+def speaker_events(t: Transcription, *, words: bool, segments: bool, diarized: bool) -> list[StreamEvent]:
     """A diarized stream's events once its speakers are settled (before done): OpenAI's
     ``transcript.text.segment`` for diarized_json, else the word / segment events asked for."""
-    events: list[dict[str, Any]] = []
+    events: list[StreamEvent] = []
     for i, spoken in enumerate(t.spoken):
         s, speaker = spoken.segment, spoken.speaker
         if diarized:
             events.append(diarized_segment(i, s, speaker))
             continue
         if words:
-            for w, who in zip(s.words, spoken.word_speakers, strict=True):
-                events.append({"type": "transcript.word", **word_json(w, i), **speaker_fields(who)})
+            events.extend(word_event(w, i, who) for w, who in zip(s.words, spoken.word_speakers, strict=True))
         if segments:
-            events.append(
-                {"type": "transcript.segment", "segment": {**segment_json(i, s), **speaker_fields(speaker)}}
-            )
+            events.append(segment_event(i, s, speaker))
     return events
 
 
-def error_event(message: str, code: str) -> dict[str, Any]:
+def error_event(message: str, code: str) -> StreamError:
     """Ends a stream that failed after its 200 was sent (openai-python raises on it)."""
-    return {"type": "error", "error": {"message": message, "type": "server_error", "code": code}}
+    return StreamError(type="error", error=StreamErrorDetail(message=message, type="server_error", code=code))

@@ -3,13 +3,23 @@ the JSON pieces (segments, words, speakers, logprobs) that a stream's events sha
 
 from __future__ import annotations
 
-import json
 import string
 from collections.abc import Iterable
-from typing import Any
 
 from app.config import SubtitleSettings
 from app.engine import Segment, TokenLogprob, Word
+from app.transcription.protocol import (
+    DiarizedSegment,
+    Logprob,
+    SpeakerFields,
+    TranscriptionDiarized,
+    TranscriptionJson,
+    TranscriptionVerbose,
+    Usage,
+    VerboseSegment,
+    VerboseWord,
+    to_json,
+)
 from app.transcription.result import Transcription
 from app.transcription.subtitles import subtitles
 
@@ -31,31 +41,34 @@ def render_body(t: Transcription, response_format: str, subtitle_layout: Subtitl
     if response_format == "text":
         return t.text + "\n" if t.text else ""
     if response_format == "verbose_json":
-        return json.dumps(verbose_json(t), ensure_ascii=False)
+        return to_json(verbose_json(t))
     if response_format == "diarized_json":
-        return json.dumps(diarized_json(t), ensure_ascii=False)
+        return to_json(diarized_json(t))
     if response_format in {"srt", "vtt"}:
         language = t.language.split("-")[0] if t.task == "transcribe" else "en"
         return subtitles(t.segments, subtitle_layout, vtt=response_format == "vtt", language=language)
-    confidence = t.confidence
-    body: dict[str, Any] = {
-        "text": t.text,
-        "success": True,
-        "error": None,
-        "confidence": None if confidence is None else round(confidence, 4),
-    }
-    if t.logprobs:
-        body["logprobs"] = logprobs_json(lp for s in t.segments for lp in s.logprobs)
-    return json.dumps(body, ensure_ascii=False)
+    return to_json(
+        TranscriptionJson(
+            text=t.text,
+            success=True,
+            error=None,
+            confidence=rounded(t.confidence),
+            logprobs=logprobs_json(lp for s in t.segments for lp in s.logprobs) if t.logprobs else None,
+        )
+    )
 
 
-def logprobs_json(logprobs: Iterable[TokenLogprob]) -> list[dict[str, Any]]:
+def rounded(confidence: float | None) -> float | None:
+    return None if confidence is None else round(confidence, 4)
+
+
+def logprobs_json(logprobs: Iterable[TokenLogprob]) -> list[Logprob]:
     """OpenAI's token log-probability objects; ``bytes`` (UTF-8) lets a client rebuild text whose
     characters span several tokens."""
     return [{"token": lp.token, "logprob": lp.logprob, "bytes": list(lp.token.encode())} for lp in logprobs]
 
 
-def segment_json(segment_id: int, s: Segment) -> dict[str, Any]:
+def segment_json(segment_id: int, s: Segment) -> VerboseSegment:
     """A segment as both verbose_json schemas (and the AI Refinery segment event) want it."""
     return {
         "id": segment_id,
@@ -71,7 +84,7 @@ def segment_json(segment_id: int, s: Segment) -> dict[str, Any]:
     }
 
 
-def word_json(w: Word, segment_id: int) -> dict[str, Any]:
+def word_json(w: Word, segment_id: int) -> VerboseWord:
     return {
         "word": w.word.strip(),
         "start": w.start_s,
@@ -92,50 +105,46 @@ def air_label(speaker: int | None) -> str:
     return f"Guest-{speaker + 1}" if speaker is not None and speaker < AIR_GUESTS else "Unknown"
 
 
-def speaker_fields(speaker: int | None) -> dict[str, Any]:
+def speaker_fields(speaker: int | None) -> SpeakerFields:
     """``speaker`` as diarized_json names it (A, B, ...), ``speaker_id`` as AI Refinery does."""
     return {"speaker": None if speaker is None else openai_label(speaker), "speaker_id": air_label(speaker)}
 
 
-def verbose_json(t: Transcription) -> dict[str, Any]:
+def verbose_json(t: Transcription) -> TranscriptionVerbose:
     """One body valid for both the AI Refinery ``TranscriptionVerbose`` and OpenAI's."""
-    segments: list[dict[str, Any]] = []
-    words: list[dict[str, Any]] = []
+    segments: list[VerboseSegment] = []
+    words: list[VerboseWord] = []
     for i, spoken in enumerate(t.spoken):
         s = spoken.segment
-        segments.append(segment_json(i, s))
-        if t.diarized:
-            segments[-1].update(speaker_fields(spoken.speaker))
+        segment = segment_json(i, s)
+        segments.append({**segment, **speaker_fields(spoken.speaker)} if t.diarized else segment)
         if t.words:
             if t.diarized:
                 words.extend(
-                    word_json(w, i) | speaker_fields(who)
+                    {**word_json(w, i), **speaker_fields(who)}
                     for w, who in zip(s.words, spoken.word_speakers, strict=True)
                 )
             else:
                 words.extend(word_json(w, i) for w in s.words)
-    confidence = t.confidence
-    body: dict[str, Any] = {
-        "task": t.task,
+    return TranscriptionVerbose(
+        task=t.task,
         # A translation's language is its text's, English (as OpenAI's); the speech's is beside it.
-        "language": t.language if t.task == "transcribe" else "en-US",
-        "duration": round(t.duration_s, 3),
-        "text": t.text,
-        "segments": segments,
-        "confidence": None if confidence is None else round(confidence, 4),
-        "success": True,
-        "error": None,
-    }
-    if t.words:
-        body["words"] = words
-    if t.diarized:
-        body["speakers"] = list(dict.fromkeys(s["speaker_id"] for s in segments))
-    if t.task == "translate":
-        body["source_language"] = t.language
-    return body
+        language=t.language if t.task == "transcribe" else "en-US",
+        duration=round(t.duration_s, 3),
+        text=t.text,
+        segments=segments,
+        confidence=rounded(t.confidence),
+        success=True,
+        error=None,
+        words=words if t.words else None,
+        speakers=list(dict.fromkeys(s["speaker_id"] for s in segments if "speaker_id" in s))
+        if t.diarized
+        else None,
+        source_language=t.language if t.task == "translate" else None,
+    )
 
 
-def diarized_segment(i: int, s: Segment, speaker: int | None) -> dict[str, Any]:
+def diarized_segment(i: int, s: Segment, speaker: int | None) -> DiarizedSegment:
     """OpenAI's ``transcript.text.segment`` (a diarized_json segment, and a stream event)."""
     return {
         "type": "transcript.text.segment",
@@ -147,15 +156,18 @@ def diarized_segment(i: int, s: Segment, speaker: int | None) -> dict[str, Any]:
     }
 
 
-def diarized_json(t: Transcription) -> dict[str, Any]:
+def usage(duration_s: float) -> Usage:
+    return Usage(type="duration", seconds=round(duration_s, 3))
+
+
+def diarized_json(t: Transcription) -> TranscriptionDiarized:
     """OpenAI's ``TranscriptionDiarized``: the text and its speaker segments."""
-    segments = [diarized_segment(i, s.segment, s.speaker) for i, s in enumerate(t.spoken)]
-    return {
-        "task": "transcribe",
-        "duration": round(t.duration_s, 3),
-        "text": t.text,
-        "segments": segments,
-        "usage": {"type": "duration", "seconds": round(t.duration_s, 3)},
-        "success": True,
-        "error": None,
-    }
+    return TranscriptionDiarized(
+        task="transcribe",
+        duration=round(t.duration_s, 3),
+        text=t.text,
+        segments=[diarized_segment(i, s.segment, s.speaker) for i, s in enumerate(t.spoken)],
+        usage=usage(t.duration_s),
+        success=True,
+        error=None,
+    )

@@ -14,6 +14,7 @@ from app.diarization.attribution import split_segment, word_speakers
 from app.diarization.turns import Diarization
 from app.engine import Segment, Word
 from app.engine.quality import token_confidence
+from app.models.selection import Task
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +52,7 @@ class Transcription:
     language: str  # BCP-47, e.g. "en-US"
     logprobs: bool = False  # the request's include has "logprobs"
     words: bool = False  # its timestamp_granularities has "word"
-    task: str = "transcribe"  # or "translate": English text, ``language`` is what was spoken
+    task: Task = "transcribe"  # or "translate": English text, ``language`` is what was spoken
     speakers: Diarization | None = None  # when diarization was asked for
     spoken: tuple[SpokenSegment, ...] = field(init=False)  # the segments as answered
 

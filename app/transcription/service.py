@@ -11,7 +11,6 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import anyio.to_thread
 
@@ -31,8 +30,8 @@ from app.server.metrics import Metrics
 from app.transcription.events import StreamEvents, done_event, error_event, speaker_events
 from app.transcription.languages import to_bcp47, to_whisper
 from app.transcription.params import TranscriptionParams, Upload
-from app.transcription.render import speaker_fields
-from app.transcription.result import ChunkResult, Transcription, chunk_speaker
+from app.transcription.protocol import StreamEvent, TextDelta
+from app.transcription.result import ChunkResult, Transcription
 from app.transcription.windows import WindowRunner, pack_windows
 
 logger = logging.getLogger(__name__)
@@ -223,7 +222,7 @@ class TranscriptionService:
             if pending is not None:
                 pending.cancel()
 
-    async def events(self, job: Job) -> AsyncIterator[dict[str, Any]]:
+    async def events(self, job: Job) -> AsyncIterator[StreamEvent]:
         """Stream events: a delta per chunk with text (and its word/segment events when asked
         for), then done; an error event if it fails."""
         results: list[ChunkResult] = []
@@ -240,10 +239,10 @@ class TranscriptionService:
         try:
             async for result in self._results(job, streaming=True):
                 results.append(result)
-                for event in render.chunk(result):
-                    if pending is not None and pending.done() and event["type"] == "transcript.text.delta":
-                        event.update(speaker_fields(chunk_speaker(pending.result(), result)))
-                    if waiting_for_delta and event["type"] == "transcript.text.delta":
+                # A delta (a chunk with text) names its speaker once the speakers are known.
+                known = pending.result() if pending is not None and pending.done() and result.text else None
+                for event in render.chunk(result, known):
+                    if waiting_for_delta and isinstance(event, TextDelta):
                         waiting_for_delta = False
                         since = time.monotonic() - job.started
                         self.metrics.first_delta.labels(job.model_id).observe(since)
