@@ -31,8 +31,8 @@ def schema_of(wire: Any) -> dict[str, Any]:
 
 
 def _register(name: str, schema: dict[str, Any]) -> None:
-    known = _SCHEMAS.setdefault(name, schema)
-    assert known == schema, f"two wire types are both named {name}"
+    if _SCHEMAS.setdefault(name, schema) != schema:
+        raise TypeError(f"two wire types are both named {name}: rename one")
 
 
 TEXT = {"schema": {"type": "string"}}

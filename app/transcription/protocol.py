@@ -12,7 +12,7 @@ formatting, as the answers always had.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal, NotRequired
+from typing import Any, Literal, NotRequired
 
 from pydantic import BaseModel, Field, RootModel, SkipValidation
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
@@ -191,12 +191,11 @@ StreamEvent = (
 
 
 class TranscriptionStreamEvent(RootModel[StreamEvent]):
-    """One ``data:`` line of a stream (``stream=true``): JSON, one of these events; ``[DONE]`` last."""
+    """One ``data:`` line of a stream (``stream=true``): JSON, one of these events; ``[DONE]`` last.
+    (Named for ``/openapi.json``; the events themselves are sent as they are.)"""
 
-    root: Annotated[StreamEvent, Field(union_mode="left_to_right")]
 
-
-def to_json(wire: BaseModel | WordEvent | SegmentEvent | DiarizedSegment) -> str:
+def to_json(wire: BaseModel | StreamEvent) -> str:
     """A body or event as it goes on the wire."""
     return json.dumps(wire, ensure_ascii=False, default=_fields)
 
