@@ -166,6 +166,12 @@ def test_errors_are_the_documented_envelope(make_client: MakeClient) -> None:
     for r in answers:
         document.check_answer(url, r)
     assert "param" in answers[0].json() and "param" not in answers[-1].json()  # absent, not null
+    keyed = make_client(api_keys=["k"])
+    no_key = [("/v1/models", keyed.get("/v1/models"), "get")]
+    no_key.append(("/authentication/validate", keyed.post("/authentication/validate"), "post"))
+    for path, r, method in no_key:
+        assert r.status_code == 401
+        document.check_answer(path, r, method)
 
 
 def test_system_bodies_are_the_documented_shapes(routed: TestClient) -> None:
@@ -174,6 +180,9 @@ def test_system_bodies_are_the_documented_shapes(routed: TestClient) -> None:
         document.check_answer(path, routed.get(path), "get")
     document.check_answer("/v1/models/{model_name}", routed.get("/v1/models/whisper-1"), "get")
     document.check_answer("/authentication/validate", routed.post("/authentication/validate"))
+    missing = routed.get("/v1/models/no-such-model")
+    assert missing.status_code == 404
+    document.check_answer("/v1/models/{model_name}", missing, "get")
     routed.app.state.drain.start()  # type: ignore[attr-defined]
     not_ready = routed.get("/health/ready")
     assert not_ready.status_code == 503 and not_ready.json()["status"] == "draining"

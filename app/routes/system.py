@@ -14,6 +14,7 @@ from app.config import EMBEDDED_MODEL, EMBEDDED_MULTILINGUAL, Settings
 from app.errors import RETRY_AFTER_S, ErrorBody
 from app.models.registry import ModelRegistry
 from app.routes.deps import AdmissionDep, ApiKeyDep, RegistryDep, ServiceDep, SettingsDep, require_api_key
+from app.routes.openapi import error_responses
 from app.server.metrics import CONTENT_TYPE_LATEST
 from app.transcription.languages import WHISPER_LANGUAGES
 
@@ -119,7 +120,7 @@ async def metrics(request: Request, settings: SettingsDep) -> Response:
     return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.post("/authentication/validate", tags=["system"])
+@router.post("/authentication/validate", tags=["system"], responses=error_responses(401))
 async def validate_key(settings: SettingsDep, key: ApiKeyDep) -> KeyValidation:
     return KeyValidation(valid=True, organization_id=settings.organization_id)
 
@@ -156,12 +157,12 @@ def _model_card(model_id: str, settings: Settings, registry: ModelRegistry) -> M
     )
 
 
-@router.get("/v1/models", tags=["models"])
+@router.get("/v1/models", tags=["models"], responses=error_responses(401))
 async def list_models(settings: SettingsDep, registry: RegistryDep, _key: ApiKeyDep) -> ModelList:
     return ModelList(object="list", data=[_model_card(m, settings, registry) for m in settings.models])
 
 
-@router.get("/v1/models/{model_name:path}", tags=["models"])
+@router.get("/v1/models/{model_name:path}", tags=["models"], responses=error_responses(401, 404))
 async def get_model(
     model_name: str, settings: SettingsDep, registry: RegistryDep, _key: ApiKeyDep
 ) -> ModelCard:
