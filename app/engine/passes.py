@@ -64,11 +64,9 @@ class Pass:
 
 def window_samples(window: Window) -> int:
     """The encoder window the audio is padded to: Whisper's 30 s, or 10 s for a ``short_window``
-    request whose audio ends half a second before that. On CPU the encoder's cost falls ~8x (0.07
-    against 0.56 s on one thread for tiny.en), and the text hardly moves: the 38 eval short clips
-    under 9.5 s, beam 5, 7.89% WER against 7.79% (one word of 5.5 s changed in four clips, both
-    ways), no repetition. (Windows cut to the audio's own length, rounded to 5 s, made Whisper repeat
-    sentences.)"""
+    request whose audio ends half a second before that: on CPU ~8x less encoder work for about the
+    same text (see bench/README.md#live-transcription). Windows cut to the audio's own length make
+    Whisper repeat sentences."""
     short = window.options.short_window and len(window.samples) <= SHORT_SAMPLES - _SHORT_MARGIN
     return SHORT_SAMPLES if short else N_SAMPLES
 

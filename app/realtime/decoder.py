@@ -98,8 +98,8 @@ class LiveDecoder:
         interval = self.settings.realtime.partial_interval_ms
         if utterance.decoding or not interval or utterance.early is not None:
             return  # (early: the person has stopped, the final decode is on its way)
-        # A caption under way leaves the last preview slot to utterances with nothing sent yet (the
-        # first words are the latency a person notices): four sessions' first delta p95 4.3 -> 2.0 s.
+        # A caption under way leaves the last preview slot to utterances with nothing sent yet: the
+        # first words are the latency a person notices (see bench/README.md#live-transcription).
         limit = self.capacity.max_partials
         if limit > 1 and utterance.partials.sent:
             limit -= 1
