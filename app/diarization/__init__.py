@@ -1,7 +1,8 @@
 """Who spoke when: speaker turns from an embedded speaker encoder, attributed to words and segments.
 
 ``start`` runs a file's diarization on the process's one diarization thread (at low priority, never
-on the event loop), so requests diarize one after another with bounded memory.
+on the event loop), so requests diarize one after another with bounded memory. Imports only lower
+layers (``app.audio``, ``app.engine``).
 """
 
 from __future__ import annotations
