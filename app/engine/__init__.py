@@ -16,6 +16,7 @@ Importing ``app.engine`` loads the contract only.
 
 from app.engine.contract import (
     DEFAULT_TEMPERATURES,
+    N_SAMPLES,
     DecodeOptions,
     DecodeResult,
     Engine,
@@ -26,6 +27,7 @@ from app.engine.contract import (
 
 __all__ = [
     "DEFAULT_TEMPERATURES",
+    "N_SAMPLES",
     "DecodeOptions",
     "DecodeResult",
     "Engine",
