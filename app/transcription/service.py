@@ -15,13 +15,12 @@ from typing import Any
 
 import anyio.to_thread
 
-from app import diarization
 from app.audio.chunking import Chunk, ChunkingOptions
 from app.audio.decode import decode_audio
 from app.audio.feed import ChunkFeed, speech_chunks
 from app.audio.pcm import Audio, Listener, PcmFormat
 from app.config import Settings
-from app.diarization import Diarization, SpeakerHints
+from app.diarization import Diarization, DiarizationWorker, SpeakerHints
 from app.engine import DEFAULT_TEMPERATURES, N_SAMPLES, DecodeOptions
 from app.errors import AsrError
 from app.models.registry import ModelRegistry
@@ -63,11 +62,13 @@ class TranscriptionService:
         registry: ModelRegistry,
         runner: WindowRunner,
         metrics: Metrics | None = None,
+        diarizer: DiarizationWorker | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
         self.runner = runner
         self.metrics = metrics or Metrics()
+        self.diarizer = diarizer or DiarizationWorker()
 
     async def prepare(self, upload: Upload, ticket: Ticket, task: Task = "transcribe") -> Job:
         """Every check that can fail before inference: model, language, audio (charged to the
@@ -184,7 +185,7 @@ class TranscriptionService:
         if job.speakers is None:
             return None
         assert job.feed.audio is not None, "a diarized job's audio is decoded before it starts"
-        return diarization.start(job.feed.audio.pcm, job.speakers)
+        return self.diarizer.start(job.feed.audio.pcm, job.speakers)
 
     async def _settle(self, job: Job, pending: asyncio.Future[Diarization] | None) -> Diarization | None:
         if pending is None:
