@@ -20,7 +20,7 @@ from app.audio.decode import decode_audio
 from app.audio.feed import ChunkFeed, speech_chunks
 from app.audio.pcm import Audio, DecodeLimits, Listener, PcmFormat, Sink, to_int16
 from app.audio.vad import detect_speech
-from app.config import ModelSpec
+from app.config import ModelSpec, VadSettings
 from app.errors import UploadTooLarge
 from app.transcription.params import Upload, parse_params
 from app.transcription.service import TranscriptionService
@@ -193,14 +193,7 @@ def talk(bursts: int) -> np.ndarray:
 
 
 def feed_options() -> ChunkingOptions:
-    return ChunkingOptions(
-        prefix_padding_ms=300,
-        silence_duration_ms=500,
-        aggressiveness=2,
-        suffix_padding_ms=300,
-        min_speech_ms=250,
-        max_chunk_s=30,
-    )
+    return ChunkingOptions(**VadSettings().model_dump())  # the server's defaults
 
 
 def test_the_feed_pauses_after_its_first_chunk_until_asked_for_more() -> None:
