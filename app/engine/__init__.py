@@ -21,6 +21,7 @@ Importing ``app.engine`` loads the contract only. Imports ``app.audio`` (samples
 
 from app.engine.contract import (
     DEFAULT_TEMPERATURES,
+    N_SAMPLES,
     DecodeOptions,
     DecodeResult,
     Engine,
@@ -31,6 +32,7 @@ from app.engine.contract import (
 
 __all__ = [
     "DEFAULT_TEMPERATURES",
+    "N_SAMPLES",
     "DecodeOptions",
     "DecodeResult",
     "Engine",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from app.audio.pcm import SAMPLE_RATE, Samples
-from app.engine.contract import DecodeOptions, DecodeResult, Segment, Word
+from app.engine.contract import N_SAMPLES, DecodeOptions, DecodeResult, Segment, Word
 from app.engine.quality import kept
 
 if TYPE_CHECKING:
@@ -25,9 +25,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-N_SAMPLES = 30 * 16000  # Whisper's window
-SHORT_SAMPLES = 10 * 16000  # a short window (DecodeOptions.short_window)
-_SHORT_MARGIN = 16000 // 2  # the silence a short window keeps after its audio, at least
+SHORT_SAMPLES = 10 * SAMPLE_RATE  # a short window (DecodeOptions.short_window)
+_SHORT_MARGIN = SAMPLE_RATE // 2  # the silence a short window keeps after its audio, at least
 HOP_SAMPLES = 160  # samples per mel frame
 # A pass whose words end more than this many frames (10 ms each) before the window's end left
 # speech undecoded; the rest of the window gets another pass, up to MAX_PASSES in all. (A window

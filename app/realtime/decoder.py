@@ -16,7 +16,6 @@ the utterances were spoken.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -123,9 +122,9 @@ class LiveDecoder:
 
     async def _preview(self, utterance: Utterance, audio: Samples) -> None:
         try:
+            # Dropped at the commit (its engine future cancelled: the final decode has the whole
+            # utterance) or at the close, the task ends cancelled, without a delta.
             transcript = await self._decode(audio, self._options(final=False), utterance)
-        except asyncio.CancelledError:
-            return  # dropped at the commit: the final decode has the whole utterance
         except Exception:
             logger.exception("preview failed")  # the final decode reports failures
             return
@@ -210,11 +209,11 @@ class LiveDecoder:
         )
 
     async def close(self) -> None:
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        # Their ends are awaited, not raised (a cancelled close still propagates).
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class SessionOverloaded(ServerBusy):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import threading
 from functools import cache
 from typing import Any
 
@@ -13,7 +14,10 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
+from app.config import ModelSpec, Settings
+from app.main import create_app
 from tests.support.diarization_sets import Recording, conversation
+from tests.support.fakes import FakeEngine
 from tests.support.harness import sse_events
 
 URL = "/v1/audio/transcriptions"
@@ -123,3 +127,15 @@ def test_bad_speaker_fields(client: TestClient, data: dict[str, str], mentions: 
     r = post(client, data)
     assert r.status_code == 400, r.text
     assert mentions in r.json()["error"]
+
+
+def test_the_diarization_thread_ends_with_the_app(fake_engine: FakeEngine) -> None:
+    models = {"tiny.en": ModelSpec(aliases=("whisper-1",))}
+    app = create_app(Settings(models=models), engines={"tiny.en": fake_engine})
+    before = set(threading.enumerate())
+    with TestClient(app) as client:
+        assert post(client, {"response_format": "diarized_json"}).status_code == 200
+        started = [t for t in threading.enumerate() if t not in before and t.name.startswith("diarize")]
+        assert len(started) == 1  # the app's own diarization thread
+    started[0].join(10)  # the lifespan shut it down
+    assert not started[0].is_alive()

@@ -5,6 +5,7 @@ the first delta is out (fake engines)."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import threading
 from typing import Any
@@ -14,11 +15,13 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
-from app.audio.chunking import Chunk, chunk_frames
+from app.audio.chunking import Chunk, ChunkingOptions, chunk_frames
 from app.audio.decode import decode_audio
-from app.audio.pcm import PcmFormat
+from app.audio.feed import ChunkFeed, speech_chunks
+from app.audio.pcm import Audio, DecodeLimits, Listener, PcmFormat, Sink, to_int16
 from app.audio.vad import detect_speech
-from app.config import ModelSpec
+from app.config import ModelSpec, VadSettings
+from app.errors import UploadTooLarge
 from app.transcription.params import Upload, parse_params
 from app.transcription.service import TranscriptionService
 from tests.support.audiogen import silence, speechlike, unknown_length, wav_bytes
@@ -160,3 +163,85 @@ def test_a_limit_found_halfway_ends_the_stream_with_an_error_event(
     assert all(e != "[DONE]" and e["type"] != "transcript.text.done" for e in events)
     admission = client.app.state.admission  # type: ignore[attr-defined]
     assert admission.held_bytes == 0 and admission.active == 0
+
+
+BLOCK = 8000  # half a second per block handed to the feed (VAD flags come a minute at a time)
+
+
+class Blocks:
+    """A decode of ``samples`` half a second at a time, noting how many blocks it has read."""
+
+    def __init__(self, samples: np.ndarray, fail_after: int | None = None) -> None:
+        self.pcm = to_int16(samples)
+        self.read = 0
+        self.fail_after = fail_after
+
+    def __call__(self, listener: Listener) -> Audio:
+        sink = Sink(DecodeLimits(600, 10**9), None, listener)
+        sink.start(16000, 1, None, "the test")
+        for start in range(0, len(self.pcm), BLOCK):
+            if self.read == self.fail_after:
+                raise UploadTooLarge("too long halfway", field="file")
+            self.read += 1
+            sink.keep(self.pcm[start : start + BLOCK])
+        return sink.finish("wav")
+
+
+def talk(bursts: int) -> np.ndarray:
+    return np.concatenate([silence(0.5), *[np.concatenate([speechlike(1.5), silence(0.6)])] * bursts])
+
+
+def feed_options() -> ChunkingOptions:
+    return ChunkingOptions(**VadSettings().model_dump())  # the server's defaults
+
+
+def test_the_feed_pauses_after_its_first_chunk_until_asked_for_more() -> None:
+    decode = Blocks(talk(40))
+
+    async def scenario() -> None:
+        feed = ChunkFeed.decode(decode, feed_options())
+        try:
+            first = await feed.first()
+            assert first is not None and feed.chunks[0] == first
+            paused_at = decode.read
+            await asyncio.sleep(0.3)  # the rest would be decoded in far less
+            assert decode.read == paused_at
+            # Two waiters at once both hear of what the decode found.
+            want = paused_at * BLOCK + 3 * BLOCK
+            again, _ = await asyncio.gather(feed.first(), feed.decoded(want))
+            assert again == first and feed.duration_s * 16000 >= want
+            assert decode.read == paused_at + 3  # exactly as far as asked, then paused again
+            np.testing.assert_array_equal(feed.window(0, want), decode.pcm[:want] / np.float32(32768.0))
+        finally:
+            await feed.close()  # stops the decode where it stands
+        assert decode.read == paused_at + 3 and feed.duration_s * 16000 == decode.read * BLOCK
+        assert feed.audio is None
+
+    asyncio.run(scenario())
+
+
+def test_the_feed_hands_every_chunk_and_a_failure_found_halfway() -> None:
+    whole, broken = Blocks(talk(40)), Blocks(talk(40), fail_after=130)
+
+    async def scenario() -> None:
+        feed = ChunkFeed.decode(whole, feed_options())
+        try:
+            assert await feed.first() is not None
+            feed.resume()
+            chunks = await feed.all()
+            assert feed.audio is not None and feed.duration_s == feed.audio.duration_s
+            assert len(chunks) == 40 and chunks == speech_chunks(feed.audio, feed_options())
+        finally:
+            await feed.close()
+
+        feed = ChunkFeed.decode(broken, feed_options())
+        try:
+            assert await feed.first() is not None  # before the failure: handed over
+            feed.resume()
+            with pytest.raises(UploadTooLarge, match="halfway"):
+                await feed.all()
+        finally:
+            await feed.close()
+        assert feed.duration_s * 16000 == 130 * BLOCK and feed.audio is None
+
+    asyncio.run(scenario())
