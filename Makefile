@@ -8,7 +8,7 @@ VENV ?= .venv
 TEST_APT_PACKAGES ?= ffmpeg nginx prometheus chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test test-deps lint bench
+.PHONY: install run test test-fast test-deps lint bench
 install:
 	$(PY) -m venv $(VENV) && $(VENV)/bin/pip install -q --upgrade pip && $(VENV)/bin/pip install -q -e '.[dev]'
 run:
@@ -21,6 +21,9 @@ test-deps:
 	fi
 test: test-deps
 	$(VENV)/bin/python -m pytest
+# The unit tier alone (fake engine, no model, no servers, no Debian packages): under a minute.
+test-fast:
+	$(VENV)/bin/python -m pytest tests/unit
 lint:
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
 bench:

@@ -1,4 +1,5 @@
-"""One settings object: defaults < config.yaml < ``ASR_*`` environment < constructor arguments.
+"""One settings object: defaults < config.yaml < ``ASR_*`` environment < constructor arguments,
+merged by pydantic-settings (``load_settings``).
 
 Nested fields are overridden with a double underscore, e.g. ``ASR_VAD__SILENCE_DURATION_MS=700``;
 lists take JSON or a comma-separated string (``ASR_API_KEYS=key1,key2``).
@@ -6,14 +7,21 @@ lists take JSON or a comma-separated string (``ASR_API_KEYS=key1,key2``).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
 
 ENV_PREFIX = "ASR_"
 EMBEDDED_MODEL = "embedded"
@@ -88,10 +96,20 @@ class RealtimeSettings(BaseModel):
     max_backlog_s: float = Field(120.0, gt=0)
 
 
-class Settings(BaseModel):
-    """Every server setting; ``config.yaml`` documents each one."""
+class Settings(BaseSettings):
+    """Every server setting; ``config.yaml`` documents each one.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    ``Settings(...)`` is the defaults and its arguments only; ``load_settings`` adds the file and
+    the environment.
+    """
+
+    model_config = SettingsConfigDict(
+        extra="forbid",
+        frozen=True,
+        validate_default=False,  # as a plain model: defaults are trusted
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+    )
 
     host: str = "0.0.0.0"
     port: int = Field(8000, ge=1, le=65535)
@@ -183,6 +201,22 @@ class Settings(BaseModel):
                 raise ValueError(f"models.{model_id}.multilingual_model: {route!r} is not a configured model")
         return self
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Highest first: arguments, then (while ``load_settings`` runs) ``ASR_*``, then the file."""
+        loading = _loading.get()
+        if loading is None:
+            return (init_settings,)
+        path, environ = loading
+        return init_settings, _Environment(settings_cls, environ), _YamlFile(settings_cls, path)
+
     def model_names(self) -> dict[str, str]:
         """Every accepted ``model`` value (ids and aliases) mapped to its model id."""
         names = {model_id: model_id for model_id in self.models}
@@ -192,32 +226,40 @@ class Settings(BaseModel):
         return names
 
 
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
-    """``ASR_A__B=v`` -> ``{"a": {"b": "v"}}``."""
-    result: dict[str, Any] = {}
-    for key, raw in environ.items():
-        if not key.startswith(ENV_PREFIX) or key == "ASR_CONFIG":
-            continue
-        path = key[len(ENV_PREFIX) :].lower().split("__")
-        if path[0] not in Settings.model_fields:
-            continue  # other tools' ASR_* variables are not ours to reject
-        # Scalars stay strings for pydantic to coerce ("8000" -> 8000); lists and maps come as JSON.
-        value: Any = json.loads(raw) if raw.lstrip().startswith(("[", "{")) else raw
-        node = result
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-        node[path[-1]] = value
-    return result
+# The file and environment ``Settings`` reads while ``load_settings`` builds it.
+_loading: ContextVar[tuple[Path, Mapping[str, str]] | None] = ContextVar("_loading", default=None)
 
 
-def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in top.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+class _Environment(EnvSettingsSource):
+    """``ASR_*`` variables from ``environ`` (not only ``os.environ``); only an upper-case prefix
+    counts, the rest of a name is read in any case. A list or map is JSON when it looks like JSON,
+    else the string itself (``ASR_API_KEYS=key1,key2``, split by the field's validator)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {k.lower(): v for k, v in self._environ.items() if k.startswith(ENV_PREFIX)}
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
+        if isinstance(value, str) and value.lstrip().startswith(("[", "{")):
+            return super().decode_complex_value(field_name, field, value)
+        return value
+
+
+class _YamlFile(YamlConfigSettingsSource):
+    """``config.yaml`` (or the named file), which must hold a mapping; no file is no settings."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        self._path = path
+        super().__init__(settings_cls, yaml_file=path)
+
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        loaded = super()._read_file(file_path)
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{self._path}: expected a mapping at the top level")
+        return loaded
 
 
 def load_settings(
@@ -229,14 +271,10 @@ def load_settings(
     environ = os.environ if environ is None else environ
     explicit = config_path is not None or "ASR_CONFIG" in environ
     path = config_path or Path(environ.get("ASR_CONFIG", DEFAULT_CONFIG_PATH))
-    data: dict[str, Any] = {}
-    if path.is_file():
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: expected a mapping at the top level")
-        data = loaded
-    elif explicit:
+    if explicit and not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
-    data = _merge(data, _env_overrides(environ))
-    data = _merge(data, overrides)
-    return Settings.model_validate(data)
+    token = _loading.set((path, environ))
+    try:
+        return Settings(**overrides)
+    finally:
+        _loading.reset(token)

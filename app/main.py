@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.config import Settings, load_settings
+from app.diarization import DiarizationWorker
 from app.engine import Engine
 from app.errors import AsrError, ClientGone, ServerBusy, error_body
 from app.models.registry import ModelRegistry, whisper_factory
@@ -51,7 +52,8 @@ def create_app(
         max_lanes=settings.max_batch_size,
         lane_windows=settings.lane_windows,
     )
-    service = TranscriptionService(settings, registry, runner, metrics)
+    diarizer = DiarizationWorker()
+    service = TranscriptionService(settings, registry, runner, metrics, diarizer)
     drain = Drain(settings.drain_timeout_s)
     metrics.watch(
         in_progress=lambda: admission.active,
@@ -69,6 +71,7 @@ def create_app(
         async with registry.unloading_idle_models():
             yield
         registry.close()
+        diarizer.close()
 
     app = FastAPI(title="asr-server", version="0.1.0", lifespan=lifespan)
     app.openapi = with_wire_schemas(app)  # type: ignore[method-assign]

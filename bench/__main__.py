@@ -35,8 +35,8 @@ from app.audio.pcm import PcmFormat  # noqa: E402
 from app.config import load_settings  # noqa: E402
 from app.engine.placement import Placement, available_cores, cpu_layout, select_placement  # noqa: E402
 from app.models.registry import embedded_model_path  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
-from tests.evalset import clips, wer  # noqa: E402
+from tests.support.evalset import clips, wer  # noqa: E402
+from tests.support.harness import free_port  # noqa: E402
 
 URL = "/v1/audio/transcriptions"
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from app.diarization import SpeakerHints, diarize
 from app.diarization.diarizer import speech_regions
-from tests.diarization_sets import (
+from tests.support.diarization_sets import (
     CONVERSATIONS,
     Recording,
     conversation,

@@ -27,7 +27,7 @@ from app.engine.placement import available_cores
 from app.models.packaged import assembled_model
 from app.models.registry import embedded_model_path
 from bench.__main__ import Server
-from tests.evalset import Clip, clips
+from tests.support.evalset import Clip, clips
 
 _normalizer = BasicTextNormalizer()
 

@@ -44,8 +44,8 @@ sys.path.insert(0, str(REPO))
 from app.audio.decode import decode_audio  # noqa: E402
 from app.audio.pcm import PcmFormat  # noqa: E402
 from app.realtime.partials import word_key  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
-from tests.evalset import Clip, clips, wer  # noqa: E402
+from tests.support.evalset import Clip, clips, wer  # noqa: E402
+from tests.support.harness import free_port  # noqa: E402
 
 RATE = 16000
 STEP = RATE // 10  # 100 ms appends

@@ -39,7 +39,7 @@ from app.realtime.protocol import SessionConfig, TurnDetection  # noqa: E402
 from app.realtime.segmenter import LiveSegmenter, SpeechStarted, chunking_options  # noqa: E402
 from app.realtime.utterances import decode_options  # noqa: E402
 from bench.realtime import GAP_S, STEP, changed_words, load, loud_span, pct  # noqa: E402
-from tests.evalset import clips, wer  # noqa: E402
+from tests.support.evalset import clips, wer  # noqa: E402
 
 
 @dataclass

@@ -28,9 +28,9 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.conftest import free_port  # noqa: E402
-from tests.evalset import EVAL_DIR  # noqa: E402
-from tests.test_limits import one_hz_wav  # noqa: E402
+from tests.support.audiogen import one_hz_wav  # noqa: E402
+from tests.support.evalset import EVAL_DIR  # noqa: E402
+from tests.support.harness import free_port  # noqa: E402
 
 URL = "/v1/audio/transcriptions"
 LONG = EVAL_DIR / "long" / "long-ls-test-other-2033-164914-0000-0009.flac"  # 97 s

@@ -1,37 +1,43 @@
-"""Fixtures: apps on the fake engine, and a real server (real model, real HTTP on 127.0.0.1)."""
+"""Fixtures: apps on the fake engine, and a real server (real model, real HTTP on 127.0.0.1).
+
+Each test is marked with its tier, the folder it lives in (``unit``, ``integration``, ``system``),
+so ``pytest -m unit`` selects the same tests as ``pytest tests/unit``."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from app.config import ModelSpec, Settings
 from app.main import create_app
-from tests.fakes import FakeEngine
+from tests.support.fakes import FakeEngine
+from tests.support.harness import REPO, LiveServer, MakeClient, free_port, stop, wait_healthy
 
-REPO = Path(__file__).resolve().parents[1]
+TIERS = ("unit", "integration", "system")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = Path(item.path).relative_to(REPO / "tests").parts[0]
+        if tier not in TIERS:
+            raise pytest.UsageError(
+                f"{item.nodeid}: a test lives in tests/unit, tests/integration or tests/system"
+            )
+        item.add_marker(tier)
 
 
 @pytest.fixture
 def fake_engine() -> FakeEngine:
     return FakeEngine()
-
-
-MakeClient = Callable[..., TestClient]
 
 
 @pytest.fixture
@@ -59,55 +65,6 @@ def make_client(fake_engine: FakeEngine) -> Iterator[MakeClient]:
 @pytest.fixture
 def client(make_client: MakeClient) -> TestClient:
     return make_client()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def stop(proc: subprocess.Popen[Any], timeout_s: float) -> None:
-    """SIGTERM ``proc`` (if it still runs) and wait for it; SIGKILL it if it outlives ``timeout_s``."""
-    if proc.poll() is None:
-        proc.terminate()
-    try:
-        proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=timeout_s)
-
-
-def wait_healthy(proc: subprocess.Popen[Any], url: str, log: Callable[[], str], timeout_s: float) -> None:
-    """Poll ``url`` until it answers 200; fail with the server's log if it exits or time runs out."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{log()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"server not healthy at {url} after {timeout_s:.0f} s:\n{log()}")
-        time.sleep(0.3)
-
-
-@dataclass(frozen=True)
-class LiveServer:
-    base_url: str
-    api_key: str  # any key works: the seed-era SDK sends an empty one (its login fails offline)
-    log_path: Path
-    model_cache_dir: Path | None = None  # where it assembles the multilingual model
-
-
-def sse_events(body: str) -> list[Any]:
-    """The JSON payloads of an SSE body, with the final [DONE] kept as the string."""
-    out: list[Any] = []
-    for line in body.splitlines():
-        if line.startswith("data:"):
-            data = line[5:].strip()
-            out.append(data if data == "[DONE]" else json.loads(data))
-    return out
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ import av
 import av.container
 import numpy as np
 
-from app.audio.pcm import SAMPLE_RATE, Audio, Sink, clean
+from app.audio.pcm import MAX_SOURCE_RATE, MIN_SOURCE_RATE, SAMPLE_RATE, Audio, Sink, clean
 from app.errors import AsrError, UnsupportedAudio
 
 logger = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def _decode(file: BinaryIO, sink: Sink, name: str) -> Audio:
                         break
                     continue
                 for frame in decoded:
-                    if not 1000 <= frame.sample_rate <= 384000:
+                    if not MIN_SOURCE_RATE <= frame.sample_rate <= MAX_SOURCE_RATE:
                         raise UnsupportedAudio(
                             f"the {stream.codec.name} track has a {frame.sample_rate} Hz frame", field="file"
                         )

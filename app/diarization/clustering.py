@@ -15,19 +15,15 @@ from scipy.cluster.vq import kmeans2
 from scipy.linalg import eigh
 
 MAX_CLUSTERED = 600
-# A file is one voice when no split of its windows has a better silhouette than this. One reader
-# split in two scores 0.10-0.16 here (longer files lower; a reader's clips from different chapters
-# up to 0.3), two different readers 0.4-0.7, two similar voices on a phone line 0.20-0.21.
+# A file is one voice when no split of its windows has a better silhouette than this: it sits between
+# one reader split in two and two similar voices (see bench/README.md#diarization).
 ONE_VOICE_SILHOUETTE = 0.17
 # Silhouettes this close to the best are a tie, which the eigengap breaks (the count whose next
-# eigenvalue of the affinity's Laplacian jumps most): k-means splits of 2-8 groups of a phone call
-# score within 0.02 of each other, and a 3-speaker conversation's 2 and 3 groups as often. Over 48
-# joined conversations of 2-4 speakers, the call at five levels and the AMI excerpts, right counts
-# 35/48, 4/5, 4/6 when the fewest of the tied counts won, 38/48, 5/5, 4/6 so.
+# eigenvalue of the affinity's Laplacian jumps most): near-best counts differ by noise, not by voices
+# (see bench/README.md#diarization).
 COUNT_MARGIN = 0.03
-# The same test once the speakers are settled, on the steps with the file's mean embedding taken out
-# (the channel a file shares): one reader's split scores 0.06-0.10, a far-field meeting's dominant
-# voice split in two 0.09-0.11, two callers on one phone line 0.13-0.14, different readers 0.24-0.54.
+# The same test once the speakers are settled, on the steps without the file's mean embedding (the
+# channel a file shares): between one voice split and two callers on one line (see the same section).
 ONE_VOICE_CENTRED = 0.11
 
 

@@ -41,8 +41,7 @@ VAD_THRESHOLD = 0.3  # Silero speech probability (its default 0.5 misses quiet f
 VAD_BLOCK_S = 300.0
 BLOCK_S = 60.0  # embed long stretches in blocks (bounds the feature buffers)
 # Where in its 0.8 s a unit's embedding speaks for: the LSTM's last state hears the unit's end most
-# (placed at the centre, the call's speaker changes came 0.4-0.6 s early; at 0.6 s its DER is
-# 14.0% -> 12.9%, the other sets unchanged).
+# (see bench/README.md#diarization).
 UNIT_HEARD = UNIT_FRAMES * HOP * 3 // 4
 STEP = UNIT_STRIDE * HOP  # samples between steps
 FINE = 10 * HOP  # the grid (0.1 s) on which a speaker change is placed

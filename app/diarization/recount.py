@@ -18,17 +18,15 @@ import numpy.typing as npt
 
 from app.diarization.clustering import normalise
 
-# Logged over 96 joined conversations (half with the long files' readers), the call, AMI and one
-# reader's clips joined: halves of one voice of at least SHORT_STEPS steps (2.6 s of speech) score
-# 0.66-0.99 alike, the merged voices the check finds 0.37-0.59. Smaller halves are noisier: 2-3
-# steps of one voice score from 0.58, of a merged voice up to 0.50. A single 0.8 s step is too
-# noisy to judge.
+# Halves of one voice score above SPLIT_BELOW, two merged voices below it; halves of fewer than
+# SHORT_STEPS steps are noisier and get the lower bar; a single 0.8 s step is too noisy to judge
+# (see bench/README.md#diarization).
 SPLIT_BELOW = 0.6
 SPLIT_BELOW_SHORT = 0.5
 SHORT_STEPS = 4
 MIN_STEPS = 2
-# A half must also hold this share of the file's steps: among thousands of one voice's segments
-# (an hour), a stray 2-step one scores under SPLIT_BELOW_SHORT by chance and became a sixth speaker.
+# A half must also hold this share of the file's steps: among an hour's thousands of segments of
+# one voice, a stray 2-step one scores under SPLIT_BELOW_SHORT by chance.
 MIN_SHARE = 0.01
 ROUNDS = 8  # splits and moves per file
 

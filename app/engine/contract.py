@@ -11,7 +11,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from app.audio.pcm import Samples
+from app.audio.pcm import SAMPLE_RATE, Samples
+
+N_SAMPLES = 30 * SAMPLE_RATE  # Whisper's window: what one encoder pass reads
 
 # Whisper's fallback schedule: retry a window hotter when it decodes as repetitive or unlikely.
 DEFAULT_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)

@@ -45,10 +45,9 @@ def beam_search(
 ) -> list[Pass | None]:
     """Temperature-0 beam search over the windows as one batch; None where it fails.
 
-    English-only models decode the text only (``<|notimestamps|>``): tiny.en is more accurate so (on
-    ../shared/eval, 8.81% -> 7.99% WER on the short clips, 7.24% -> 6.56% on the long files),
-    decodes fewer tokens, and never stops early to leave a sentence for a next window. The word
-    alignment then times each sentence (a segment).
+    English-only models decode the text only (``<|notimestamps|>``): tiny.en is more accurate so
+    (see bench/README.md#throughput), decodes fewer tokens, and never stops early to leave a
+    sentence for a next window. The word alignment then times each sentence (a segment).
     """
     windows, frames, tokenizers = batch.windows, batch.frames, batch.tokenizers
     # Multilingual models decode with timestamp tokens, as faster-whisper does: text-only was no

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from app.audio.pcm import SAMPLE_RATE, Samples
-from app.engine.contract import DecodeOptions, DecodeResult, Segment, Word
+from app.engine.contract import N_SAMPLES, DecodeOptions, DecodeResult, Segment, Word
 from app.engine.quality import kept
 
 if TYPE_CHECKING:
@@ -25,9 +25,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-N_SAMPLES = 30 * 16000  # Whisper's window
-SHORT_SAMPLES = 10 * 16000  # a short window (DecodeOptions.short_window)
-_SHORT_MARGIN = 16000 // 2  # the silence a short window keeps after its audio, at least
+SHORT_SAMPLES = 10 * SAMPLE_RATE  # a short window (DecodeOptions.short_window)
+_SHORT_MARGIN = SAMPLE_RATE // 2  # the silence a short window keeps after its audio, at least
 HOP_SAMPLES = 160  # samples per mel frame
 # A pass whose words end more than this many frames (10 ms each) before the window's end left
 # speech undecoded; the rest of the window gets another pass, up to MAX_PASSES in all. (A window
@@ -64,11 +63,9 @@ class Pass:
 
 def window_samples(window: Window) -> int:
     """The encoder window the audio is padded to: Whisper's 30 s, or 10 s for a ``short_window``
-    request whose audio ends half a second before that. On CPU the encoder's cost falls ~8x (0.07
-    against 0.56 s on one thread for tiny.en), and the text hardly moves: the 38 eval short clips
-    under 9.5 s, beam 5, 7.89% WER against 7.79% (one word of 5.5 s changed in four clips, both
-    ways), no repetition. (Windows cut to the audio's own length, rounded to 5 s, made Whisper repeat
-    sentences.)"""
+    request whose audio ends half a second before that: on CPU ~8x less encoder work for about the
+    same text (see bench/README.md#live-transcription). Windows cut to the audio's own length make
+    Whisper repeat sentences."""
     short = window.options.short_window and len(window.samples) <= SHORT_SAMPLES - _SHORT_MARGIN
     return SHORT_SAMPLES if short else N_SAMPLES
 

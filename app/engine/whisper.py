@@ -22,14 +22,13 @@ import numpy as np
 from app.audio.pcm import SAMPLE_RATE, Samples
 from app.engine.alignment import with_token_logprobs
 from app.engine.batcher import Batcher, lower_thread_priority
-from app.engine.contract import DecodeOptions, DecodeResult
+from app.engine.contract import N_SAMPLES, DecodeOptions, DecodeResult
 from app.engine.detected import DetectedEncodings
 from app.engine.first_pass import EncodedBatch, beam_search
 from app.engine.lazy import defer_import
 from app.engine.memory import release_free_memory
 from app.engine.passes import (
     HOP_SAMPLES,
-    N_SAMPLES,
     Pass,
     Window,
     batches,

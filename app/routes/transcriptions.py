@@ -121,8 +121,8 @@ async def _unless_client_leaves(request: Request, work: Awaitable[T]) -> T:
         if not task.done():
             task.cancel()
     if not task.done() or task.cancelled():
-        with contextlib.suppress(BaseException):
-            await task
+        # Its cleanup runs to the end and its error is not raised; a cancellation of ours still is.
+        await asyncio.gather(task, return_exceptions=True)
         raise ClientGone("the client went away before its transcript was ready")
     return task.result()
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any, BinaryIO, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from app.audio.pcm import MAX_SOURCE_RATE, MIN_SOURCE_RATE
 from app.errors import InvalidRequest
 
 ResponseFormat = Literal["json", "text", "verbose_json", "srt", "vtt", "diarized_json"]
@@ -56,7 +57,7 @@ class TranscriptionParams(BaseModel):
     temperature: float | None = Field(None, ge=0.0, le=1.0)
     hotwords: str | None = Field(None, max_length=MAX_PROMPT_CHARS)
     # Headerless PCM layout (the upload's content type may also say ``audio/pcm;rate=8000``).
-    sample_rate: int | None = Field(None, ge=1000, le=384000)
+    sample_rate: int | None = Field(None, ge=MIN_SOURCE_RATE, le=MAX_SOURCE_RATE)
     channels: int | None = Field(None, ge=1, le=32)
     # Speakers: diarize (also implied by diarized_json or any count hint).
     diarize: bool = False

@@ -14,19 +14,19 @@ from dataclasses import dataclass
 
 import anyio.to_thread
 
-from app import diarization
 from app.audio.chunking import Chunk, ChunkingOptions
 from app.audio.decode import decode_audio
 from app.audio.feed import ChunkFeed, speech_chunks
-from app.audio.pcm import SAMPLE_RATE, Audio, Listener, PcmFormat
+from app.audio.pcm import Audio, Listener, PcmFormat
 from app.config import Settings
-from app.diarization import Diarization, SpeakerHints
-from app.engine import DEFAULT_TEMPERATURES, DecodeOptions
-from app.errors import AsrError, RequestTimeout
+from app.diarization import Diarization, DiarizationWorker, SpeakerHints
+from app.engine import DEFAULT_TEMPERATURES, N_SAMPLES, DecodeOptions
+from app.errors import AsrError
 from app.models.registry import ModelRegistry
 from app.models.selection import Task, plan_route
 from app.server.admission import Ticket
 from app.server.metrics import Metrics
+from app.transcription.deadline import within
 from app.transcription.events import StreamEvents, done_event, error_event, speaker_events
 from app.transcription.languages import to_bcp47, to_whisper
 from app.transcription.params import TranscriptionParams, Upload
@@ -35,9 +35,6 @@ from app.transcription.result import ChunkResult, Transcription
 from app.transcription.windows import WindowRunner, pack_windows
 
 logger = logging.getLogger(__name__)
-
-# A stream's language detection reads up to 30 s (one Whisper window) from its first chunk.
-N_SAMPLES = 30 * SAMPLE_RATE
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +61,13 @@ class TranscriptionService:
         registry: ModelRegistry,
         runner: WindowRunner,
         metrics: Metrics | None = None,
+        diarizer: DiarizationWorker | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
         self.runner = runner
         self.metrics = metrics or Metrics()
+        self.diarizer = diarizer or DiarizationWorker()
 
     async def prepare(self, upload: Upload, ticket: Ticket, task: Task = "transcribe") -> Job:
         """Every check that can fail before inference: model, language, audio (charged to the
@@ -107,7 +106,7 @@ class TranscriptionService:
                         # model, that window's encoder pass is the one detection made.
                         window = pack_windows(chunks, self.settings.window_s)[0]
                         start, end = window[0].start, window[-1].end
-                    else:  # a stream: the first 30 s from its first chunk, once decoded
+                    else:  # a stream: one Whisper window (30 s) from its first chunk, once decoded
                         start, end = first.start, first.start + N_SAMPLES
                         await feed.decoded(end)
                     opening = feed.window(start, end)
@@ -185,16 +184,12 @@ class TranscriptionService:
         if job.speakers is None:
             return None
         assert job.feed.audio is not None, "a diarized job's audio is decoded before it starts"
-        return diarization.start(job.feed.audio.pcm, job.speakers)
+        return self.diarizer.start(job.feed.audio.pcm, job.speakers)
 
     async def _settle(self, job: Job, pending: asyncio.Future[Diarization] | None) -> Diarization | None:
         if pending is None:
             return None
-        left = None if job.deadline is None else max(0.0, job.deadline - time.monotonic())
-        try:
-            return await asyncio.wait_for(asyncio.shield(pending), left)
-        except TimeoutError:
-            raise RequestTimeout("the request did not finish within its timeout") from None
+        return await within(job.deadline, asyncio.shield(pending))
 
     def _assemble(
         self, job: Job, results: list[ChunkResult], speakers: Diarization | None = None

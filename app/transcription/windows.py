@@ -13,23 +13,18 @@ import bisect
 import dataclasses
 import itertools
 import logging
-import math
-import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from concurrent.futures import Future
-from typing import Any, TypeVar
-
-import anyio
+from typing import Any
 
 from app.audio.chunking import Chunk
 from app.audio.feed import ChunkFeed
 from app.audio.pcm import SAMPLE_RATE, Samples
 from app.engine import DecodeOptions, DecodeResult, Engine, Segment, Word
-from app.errors import RequestTimeout
+from app.transcription.deadline import within
 from app.transcription.result import ChunkResult
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 # Whisper keeps at most 223 prompt tokens; ~100 words of previous text is plenty of context.
 _PROMPT_WORDS = 100
@@ -65,7 +60,7 @@ class WindowRunner:
         passing it raises ``RequestTimeout``.
         """
         options = dataclasses.replace(options, word_timestamps=options.word_timestamps or streaming)
-        await _within(deadline, self._slots.acquire())
+        await within(deadline, self._slots.acquire())
         self.decoding += 1
         loop = asyncio.get_running_loop()
         decoded: list[asyncio.Future[DecodeResult]] = []
@@ -128,22 +123,22 @@ class WindowRunner:
 
         try:
             index = 0
-            first = await _within(deadline, feed.first()) if streaming else None
+            first = await within(deadline, feed.first()) if streaming else None
             if first is not None:  # decoded alone while the rest of the upload is decoded
                 windows, decoded = [[first]], [loop.create_future()]
                 tasks.append(asyncio.create_task(guarded(range(1))))
-                for result in _split_window(await _within(deadline, asyncio.shield(decoded[0])), [first], 0):
+                for result in _split_window(await within(deadline, asyncio.shield(decoded[0])), [first], 0):
                     yield result
                 index = 1
             feed.resume()
-            windows = pack_windows(await _within(deadline, feed.all()), window_s, first_alone=streaming)
+            windows = pack_windows(await within(deadline, feed.all()), window_s, first_alone=streaming)
             decoded += [loop.create_future() for _ in windows[len(decoded) :]]
             tasks += [
                 asyncio.create_task(guarded(indices))
                 for indices in split_lanes(len(windows), self._max_lanes, self._lane_windows)
             ]
             for w in range(index, len(windows)):
-                transcript = await _within(deadline, asyncio.shield(decoded[w]))
+                transcript = await within(deadline, asyncio.shield(decoded[w]))
                 for result in _split_window(transcript, windows[w], index):
                     yield result
                 index += len(windows[w])
@@ -165,15 +160,6 @@ def split_lanes(n_windows: int, max_lanes: int, lane_windows: int) -> list[range
     lanes = max(1, min(max_lanes, n_windows // max(lane_windows, 1)))
     bounds = [round(k * n_windows / lanes) for k in range(lanes + 1)]
     return [range(a, b) for a, b in itertools.pairwise(bounds) if b > a]
-
-
-async def _within(deadline: float | None, step: Awaitable[T]) -> T:
-    """Await ``step``; ``RequestTimeout`` once ``deadline`` (``time.monotonic()``) has passed."""
-    try:
-        with anyio.fail_after(math.inf if deadline is None else max(deadline - time.monotonic(), 0.0)):
-            return await step
-    except TimeoutError:
-        raise RequestTimeout("the request did not finish within its timeout") from None
 
 
 def pack_windows(chunks: list[Chunk], window_s: float, *, first_alone: bool = False) -> list[list[Chunk]]:

@@ -1,6 +1,6 @@
 """Drive the server with the current AI Refinery SDK and print what it parsed as one JSON line.
 
-Run with the "air-current" client venv (see tests/client_venvs.py); the server comes from
+Run with the "air-current" client venv (see tests/support/client_venvs.py); the server comes from
 ``ASR_TEST_BASE_URL`` (no trailing ``/v1``: the SDK appends ``/v1/audio/transcriptions``) and the
 key from ``ASR_TEST_API_KEY``:
 

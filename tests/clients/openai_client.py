@@ -1,6 +1,6 @@
 """Drive the server with openai-python and print what it parsed as one JSON line.
 
-Run with the "air-current" client venv (it holds openai too; see tests/client_venvs.py).  The
+Run with the "air-current" client venv (it holds openai too; see tests/support/client_venvs.py).  The
 client is ``OpenAI(api_key=$ASR_TEST_API_KEY, base_url=$ASR_TEST_BASE_URL + "/v1")``:
 
     <venv python> tests/clients/openai_client.py AUDIO --stream --language en \\

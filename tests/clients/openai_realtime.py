@@ -1,6 +1,6 @@
 """Stream a WAV file to the server with openai-python's realtime client; print what it parsed.
 
-Run with the "air-current" client venv (it holds openai and websockets; see tests/client_venvs.py):
+Run with the "air-current" client venv (it holds openai and websockets; see tests/support/client_venvs.py):
 
     <venv python> tests/clients/openai_realtime.py SPEECH.wav --speed 1 [--manual] [--logprobs]
 

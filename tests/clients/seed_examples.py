@@ -3,7 +3,7 @@
 # ruff: noqa: I001, SIM115
 """The seed's four AI Refinery ASR examples, run as written against a server under test.
 
-Run with the "air-1.14" client venv (see tests/client_venvs.py):
+Run with the "air-1.14" client venv (see tests/support/client_venvs.py):
 
     AIREFINERY_ADDRESS=http://127.0.0.1:PORT ACCOUNT=acct API_KEY=key \\
         <venv python> tests/clients/seed_examples.py AUDIO [--only async_batch,sync_stream]

@@ -1,0 +1,1 @@
+"""Helpers the tiers share: generated and eval audio, fake engines and servers, client venvs."""

@@ -1,0 +1,1 @@
+"""Fast tests, in-process: the fake engine, pure functions (``make test-fast``)."""
