@@ -141,17 +141,10 @@ class SpeakerTextDelta(TextDelta):
     speaker_id: str
 
 
-class WordEvent(TypedDict):
+class WordEvent(VerboseWord):
     """``transcript.word``: a word as verbose_json lists it (speaker fields only when diarized)."""
 
     type: Literal["transcript.word"]
-    word: str
-    start: float
-    end: float
-    confidence: float
-    segment: int
-    speaker: NotRequired[str | None]
-    speaker_id: NotRequired[str]
 
 
 class SegmentEvent(TypedDict):
