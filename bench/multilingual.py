@@ -26,7 +26,7 @@ from app.config import load_settings
 from app.engine.placement import available_cores
 from app.models.packaged import assembled_model
 from app.models.registry import embedded_model_path
-from bench.__main__ import Server
+from bench.runners import Server
 from tests.support.evalset import Clip, clips
 
 _normalizer = BasicTextNormalizer()

@@ -250,16 +250,13 @@ def long_stream(live_server: LiveServer) -> list[tuple[float, Any]]:
 
 
 def test_stream_on_a_long_file(long_stream: list[tuple[float, Any]]) -> None:
-    events = long_stream
-    assert events[-1][1] == "[DONE]"
-    done = events[-2][1]
+    assert long_stream[-1][1] == "[DONE]"
+    done = long_stream[-2][1]
     assert done["type"] == "transcript.text.done"
-    ds = deltas(events)
+    ds = deltas(long_stream)
     assert "".join(d["delta"] for _, d in ds) == done["text"]
-    # the first delta does not wait for the whole file
-    first_s, total_s = ds[0][0], events[-1][0]
-    print(f"first delta after {first_s:.2f} s of {total_s:.2f} s")
-    assert first_s < total_s / 2
+    first_s, total_s = ds[0][0], long_stream[-1][0]
+    assert first_s < total_s / 2, "the first delta waited for the whole file"
     reference = next(c for c in clips("long") if c.path == LONG)
     assert wer([reference.text], [done["text"]]) < 0.2
 
