@@ -1,6 +1,6 @@
 """What the rest of the server speaks to a speech model: decoding options, transcripts, ``Engine``.
 
-Plain dataclasses and a protocol, importing nothing heavy, so that the pipeline, the renderers and
+Plain dataclasses and a protocol, importing nothing heavy, so that the window runner, the renderers and
 the fast tests (with their fake engine) never load CTranslate2 or faster-whisper.
 """
 
@@ -84,7 +84,7 @@ class DecodeResult:
 
 
 class Engine(Protocol):
-    """What the pipeline needs from a speech model (a fake one serves the fast tests)."""
+    """What the window runner and live sessions need from a speech model (a fake serves the fast tests)."""
 
     @property
     def english_only(self) -> bool: ...
