@@ -229,7 +229,6 @@ class TranscriptionService:
             words=words and not diarizing, segments=segments and not diarizing, logprobs=job.options.logprobs
         )
         pending = self._diarize(job)
-        speakers: Diarization | None = None
         waiting_for_delta = True
         try:
             async for result in self._results(job, streaming=True):
@@ -242,9 +241,8 @@ class TranscriptionService:
                         since = time.monotonic() - job.started
                         self.metrics.first_delta.labels(job.model_id).observe(since)
                     yield event
-            speakers = await self._settle(job, pending)
-            if speakers is not None:
-                settled = self._assemble(job, results, speakers)
+            settled = self._assemble(job, results, await self._settle(job, pending))
+            if settled.diarized:
                 diarized = job.params.response_format == "diarized_json"
                 for event in speaker_events(settled, words=words, segments=segments, diarized=diarized):
                     yield event
@@ -259,7 +257,7 @@ class TranscriptionService:
         finally:
             if pending is not None:
                 pending.cancel()
-        yield done_event(self._assemble(job, results, speakers))
+        yield done_event(settled)
 
     def _log(self, job: Job) -> None:
         wall_s = time.monotonic() - job.started
