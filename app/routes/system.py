@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from app.config import EMBEDDED_MODEL, EMBEDDED_MULTILINGUAL, Settings
-from app.errors import RETRY_AFTER_S, ErrorBody
+from app.errors import RETRY_AFTER_S, ErrorBody, error_body
 from app.models.registry import ModelRegistry
 from app.routes.deps import AdmissionDep, ApiKeyDep, RegistryDep, ServiceDep, SettingsDep, require_api_key
 from app.routes.openapi import error_responses
@@ -108,7 +108,7 @@ async def ready(request: Request, service: ServiceDep, admission: AdmissionDep) 
         reason, message = "busy", "no capacity left for another request"
     else:
         return JSONResponse(Ready(status="ready", models_loaded=loaded).model_dump())
-    body = NotReady(text=None, success=False, error=message, confidence=None, code="not_ready", status=reason)
+    body = NotReady(**error_body(message, "not_ready"), status=reason)
     return JSONResponse(body.model_dump(), status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 

@@ -12,7 +12,6 @@ import asyncio
 import bisect
 import dataclasses
 import itertools
-import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import Future
 from typing import Any
@@ -23,8 +22,6 @@ from app.audio.pcm import SAMPLE_RATE, Samples
 from app.engine import DecodeOptions, DecodeResult, Engine, Segment, Word
 from app.transcription.deadline import within
 from app.transcription.result import ChunkResult
-
-logger = logging.getLogger(__name__)
 
 # Whisper keeps at most 223 prompt tokens; ~100 words of previous text is plenty of context.
 _PROMPT_WORDS = 100
