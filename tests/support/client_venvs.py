@@ -71,7 +71,7 @@ SPECS: dict[str, ClientSpec] = {
     # depend on openai at all, so the two cannot conflict.
     "air-current": ClientSpec(
         python="3.12.1",
-        requirements=("airefinery-sdk==1.33.2", "openai==3.54.0"),
+        requirements=("airefinery-sdk==1.33.2", "openai==3.63.0"),
         lock="air-current.txt",
     ),
     # The seed-era SDK: its modules only import on 3.13; it uses aiofiles without declaring it,
