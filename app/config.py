@@ -27,6 +27,14 @@ ENV_PREFIX = "ASR_"
 EMBEDDED_MODEL = "embedded"
 EMBEDDED_MULTILINGUAL = "embedded-multilingual"
 DEFAULT_CONFIG_PATH = Path("config.yaml")
+# OpenAI's transcription model ids (openai-python 3.63's AudioModel), served by the default model.
+OPENAI_TRANSCRIBE_MODELS = (
+    "whisper-1",
+    "gpt-transcribe",
+    "gpt-4o-transcribe",
+    "gpt-4o-mini-transcribe",
+    "gpt-4o-mini-transcribe-2025-12-15",
+)
 
 
 class ModelSpec(BaseModel):
@@ -39,6 +47,8 @@ class ModelSpec(BaseModel):
     # models_dir), or a hub id (only where the machine can download).
     path: str = EMBEDDED_MODEL
     aliases: tuple[str, ...] = ()
+    # Names that resolve to this model with diarization on (as OpenAI's gpt-4o-transcribe-diarize).
+    diarize_aliases: tuple[str, ...] = ()
     # For an English-only model: the id of a multilingual model that takes the requests it cannot
     # serve (other languages, language detection, translations); None: those get 400.
     multilingual_model: str | None = None
@@ -128,7 +138,11 @@ class Settings(BaseSettings):
     default_model: str = "tiny.en"
     models: dict[str, ModelSpec] = Field(
         default_factory=lambda: {
-            "tiny.en": ModelSpec(aliases=("Azure/AI-Transcription", "whisper-1"), multilingual_model="base"),
+            "tiny.en": ModelSpec(
+                aliases=("Azure/AI-Transcription", *OPENAI_TRANSCRIBE_MODELS),
+                diarize_aliases=("gpt-4o-transcribe-diarize",),
+                multilingual_model="base",
+            ),
             "base": ModelSpec(path=EMBEDDED_MULTILINGUAL, aliases=("whisper-base",)),
         }
     )
@@ -221,9 +235,13 @@ class Settings(BaseSettings):
         """Every accepted ``model`` value (ids and aliases) mapped to its model id."""
         names = {model_id: model_id for model_id in self.models}
         for model_id, spec in self.models.items():
-            for alias in spec.aliases:
+            for alias in (*spec.aliases, *spec.diarize_aliases):
                 names.setdefault(alias, model_id)
         return names
+
+    def diarizing_names(self) -> frozenset[str]:
+        """The ``model`` values that turn diarization on (each model's ``diarize_aliases``)."""
+        return frozenset(alias for spec in self.models.values() for alias in spec.diarize_aliases)
 
 
 # The file and environment ``Settings`` reads while ``load_settings`` builds it.

@@ -94,6 +94,7 @@ class ModelRegistry:
         self._settings = settings
         self._factory = factory
         self._names = settings.model_names()
+        self._diarizing = settings.diarizing_names()
         self._engines: dict[str, Engine] = dict(preloaded or {})
         self._locks: dict[str, anyio.Lock] = {}
         self._clock = clock
@@ -115,6 +116,10 @@ class ModelRegistry:
             raise ModelNotFound(
                 f"model {shown(name)} does not exist; available: {known}", field="model"
             ) from None
+
+    def diarizes(self, name: str) -> bool:
+        """Whether a request's ``model`` value turns diarization on (a ``diarize_aliases`` name)."""
+        return name in self._diarizing
 
     def loaded(self) -> list[str]:
         return sorted(self._engines)

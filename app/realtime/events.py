@@ -27,6 +27,7 @@ class SessionTranscription(BaseModel):
     model: str = Field(description="as the client named it")
     language: str | None
     prompt: str
+    keywords: list[str]
 
 
 class SessionAudioFormat(BaseModel):
@@ -198,7 +199,9 @@ def error_for(exc: AsrError, event_id: str | None) -> ErrorEvent:
 
 
 def _transcription(config: SessionConfig) -> SessionTranscription:
-    return SessionTranscription(model=config.model, language=config.language, prompt=config.prompt or "")
+    return SessionTranscription(
+        model=config.model, language=config.language, prompt=config.prompt or "", keywords=list(config.keywords)
+    )
 
 
 def session_object(session_id: str, config: SessionConfig) -> TranscriptionSessionObject:

@@ -18,9 +18,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from app.errors import InvalidRequest
+from app.transcription.keywords import Keywords, check_keywords
 
 LOGPROBS_INCLUDE = "item.input_audio_transcription.logprobs"
 BETA_PCM16_RATE = 24000  # the beta API's "pcm16" is 24 kHz mono
@@ -49,6 +50,14 @@ class TranscriptionSettings(_Lenient):
     model: str | None = Field(None, max_length=200)
     language: str | None = Field(None, max_length=35)
     prompt: str | None = Field(None, max_length=4000)
+    keywords: Keywords | None = None  # words and phrases to bias recognition toward
+
+    @field_validator("keywords")
+    @classmethod
+    def _keywords_fit(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            check_keywords(value)
+        return value
 
 
 class AudioInput(_Lenient):
@@ -86,6 +95,7 @@ class SessionConfig:
     model: str = "whisper-1"  # as the client named it (resolved by the session)
     language: str | None = None  # as the client gave it
     prompt: str | None = None
+    keywords: tuple[str, ...] = ()
     turn_detection: TurnDetection | None = dataclasses.field(default_factory=TurnDetection)
     logprobs: bool = False
 
@@ -108,6 +118,8 @@ class SessionConfig:
         if transcription is not None:
             for name in transcription.model_fields_set & {"model", "language", "prompt"}:
                 changes[name] = getattr(transcription, name)
+            if "keywords" in transcription.model_fields_set:
+                changes["keywords"] = tuple(transcription.keywords or ())
         if session.include is not None:
             unknown = set(session.include) - {LOGPROBS_INCLUDE}
             if unknown:

@@ -13,6 +13,7 @@ from app.config import Settings
 from app.engine import DEFAULT_TEMPERATURES, DecodeOptions, DecodeResult
 from app.realtime.partials import Partials
 from app.realtime.protocol import SessionConfig
+from app.transcription.keywords import keyword_prompt
 from app.transcription.windows import join_prompt
 
 # The first preview waits for this much of the utterance: its prefix padding (300 ms) and ~0.3 s of
@@ -57,14 +58,22 @@ def decode_options(
     """A preview's options (greedy, text only: see ``app.engine.preview``) or a final decode's (the
     HTTP path's: beam search, temperature fallback); both prompted with the session's recent text."""
     prompt = join_prompt(config.prompt, context)
+    hotwords = keyword_prompt(config.keywords)
     if not final:
         return DecodeOptions(
-            language=language, beam_size=1, prompt=prompt, temperature=(0.0,), preview=True, short_window=True
+            language=language,
+            beam_size=1,
+            prompt=prompt,
+            temperature=(0.0,),
+            hotwords=hotwords,
+            preview=True,
+            short_window=True,
         )
     return DecodeOptions(
         language=language,
         beam_size=settings.beam_size,
         prompt=prompt,
+        hotwords=hotwords,
         temperature=DEFAULT_TEMPERATURES,
         logprobs=config.logprobs,
         short_window=True,

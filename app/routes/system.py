@@ -49,10 +49,14 @@ class KeyValidation(BaseModel):
 
 
 class ModelCard(BaseModel):
+    """A model, or one of its aliases (OpenAI's model ids are aliases of the default model)."""
+
     id: str
     object: Literal["model"]
     created: int
     owned_by: str
+    alias_of: str | None = Field(description="the model an alias names; null for a model")
+    diarizes: bool = Field(description="this name turns diarization on (a diarize_aliases name)")
     aliases: list[str]
     default: bool
     loaded: bool
@@ -138,17 +142,22 @@ def _languages(model_id: str, settings: Settings, registry: ModelRegistry) -> li
     return ["en"] if english_only else sorted(WHISPER_LANGUAGES)
 
 
-def _model_card(model_id: str, settings: Settings, registry: ModelRegistry) -> ModelCard:
+def _model_card(name: str, settings: Settings, registry: ModelRegistry) -> ModelCard:
+    """The card of a model id or alias ``name``."""
+    model_id = registry.resolve(name)
     spec = settings.models[model_id]
     languages = _languages(model_id, settings, registry)
     translates = None if languages is None else len(languages) > 1 or spec.multilingual_model is not None
+    alias = name != model_id
     return ModelCard(
-        id=model_id,
+        id=name,
         object="model",
         created=0,
         owned_by="asr-server",
-        aliases=list(spec.aliases),
-        default=model_id == settings.default_model,
+        alias_of=model_id if alias else None,
+        diarizes=registry.diarizes(name),
+        aliases=[] if alias else [*spec.aliases, *spec.diarize_aliases],
+        default=model_id == settings.default_model and not alias,
         loaded=model_id in registry.loaded(),
         languages=languages,
         # Where this English-only model sends other languages, detection and translations.
@@ -159,11 +168,13 @@ def _model_card(model_id: str, settings: Settings, registry: ModelRegistry) -> M
 
 @router.get("/v1/models", tags=["models"], responses=error_responses(401))
 async def list_models(settings: SettingsDep, registry: RegistryDep, _key: ApiKeyDep) -> ModelList:
-    return ModelList(object="list", data=[_model_card(m, settings, registry) for m in settings.models])
+    """Every model, then every alias as a model of its own (as OpenAI lists its model ids)."""
+    names = [*settings.models, *(n for n in settings.model_names() if n not in settings.models)]
+    return ModelList(object="list", data=[_model_card(n, settings, registry) for n in names])
 
 
 @router.get("/v1/models/{model_name:path}", tags=["models"], responses=error_responses(401, 404))
 async def get_model(
     model_name: str, settings: SettingsDep, registry: RegistryDep, _key: ApiKeyDep
 ) -> ModelCard:
-    return _model_card(registry.resolve(model_name), settings, registry)
+    return _model_card(model_name, settings, registry)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from app.audio.pcm import MAX_SOURCE_RATE, MIN_SOURCE_RATE
 from app.errors import InvalidRequest
+from app.transcription.keywords import Keywords, check_keywords
 
 ResponseFormat = Literal["json", "text", "verbose_json", "srt", "vtt", "diarized_json"]
 MAX_SPEAKERS = 20
@@ -56,6 +57,8 @@ class TranscriptionParams(BaseModel):
     prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS)
     temperature: float | None = Field(None, ge=0.0, le=1.0)
     hotwords: str | None = Field(None, max_length=MAX_PROMPT_CHARS)
+    # Words and phrases to bias recognition toward (openai-python sends keywords[]=...).
+    keywords: Keywords = Field(default_factory=list)
     # Headerless PCM layout (the upload's content type may also say ``audio/pcm;rate=8000``).
     sample_rate: int | None = Field(None, ge=MIN_SOURCE_RATE, le=MAX_SOURCE_RATE)
     channels: int | None = Field(None, ge=1, le=32)
@@ -90,7 +93,13 @@ class TranscriptionParams(BaseModel):
             return None
         return value
 
-    @field_validator("include", "timestamp_granularities", mode="before")
+    @field_validator("keywords")
+    @classmethod
+    def _keywords_fit(cls, value: list[str]) -> list[str]:
+        check_keywords(value)
+        return value
+
+    @field_validator("include", "timestamp_granularities", "keywords", mode="before")
     @classmethod
     def _list_json(cls, value: object) -> object:
         if isinstance(value, str):

@@ -73,14 +73,25 @@ class Usage(BaseModel):
     seconds: float
 
 
+class DetectedLanguage(BaseModel):
+    """OpenAI's ``TranscriptionLanguage``: a language heard in the audio."""
+
+    code: str = Field(description="Whisper's (ISO 639-1) code, e.g. en")
+
+
 class TranscriptionJson(BaseModel):
-    """``response_format=json`` (and ``text`` for the AI Refinery SDK): the seed's envelope."""
+    """``response_format=json`` (and ``text`` for the AI Refinery SDK): the seed's envelope, with
+    OpenAI's ``usage`` and ``languages``."""
 
     text: str
     success: Literal[True]
     error: None
     confidence: float | None
     logprobs: SkipValidation[list[Logprob]] | Absent = absent_if_none('with include=["logprobs"]')
+    usage: Usage
+    languages: list[DetectedLanguage] | Absent = absent_if_none(
+        "the language detected when the request gave none; empty when no speech was heard"
+    )
 
 
 class TranscriptionVerbose(BaseModel):
@@ -97,6 +108,7 @@ class TranscriptionVerbose(BaseModel):
     words: SkipValidation[list[VerboseWord]] | Absent = absent_if_none("with word timestamps")
     speakers: list[str] | Absent = absent_if_none("the speaker_ids in order of appearance, when diarized")
     source_language: str | Absent = absent_if_none("a translation's spoken language (BCP-47)")
+    usage: Usage
 
 
 class DiarizedSegment(TypedDict):

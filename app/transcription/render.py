@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from app.config import SubtitleSettings
 from app.engine import Segment, TokenLogprob, Word
 from app.transcription.protocol import (
+    DetectedLanguage,
     DiarizedSegment,
     Logprob,
     SpeakerFields,
@@ -54,6 +55,10 @@ def render_body(t: Transcription, response_format: str, subtitle_layout: Subtitl
             error=None,
             confidence=rounded(t.confidence),
             logprobs=logprobs_json(lp for s in t.segments for lp in s.logprobs) if t.logprobs else None,
+            usage=usage(t.duration_s),
+            languages=None
+            if t.detected_languages is None
+            else [DetectedLanguage(code=code) for code in t.detected_languages],
         )
     )
 
@@ -141,6 +146,7 @@ def verbose_json(t: Transcription) -> TranscriptionVerbose:
         if t.diarized
         else None,
         source_language=t.language if t.task == "translate" else None,
+        usage=usage(t.duration_s),
     )
 
 

@@ -54,6 +54,8 @@ class Transcription:
     words: bool = False  # its timestamp_granularities has "word"
     task: Task = "transcribe"  # or "translate": English text, ``language`` is what was spoken
     speakers: Diarization | None = None  # when diarization was asked for
+    # Whisper codes of the language(s) detected when the request named none; empty: no speech.
+    detected_languages: tuple[str, ...] | None = None
     spoken: tuple[SpokenSegment, ...] = field(init=False)  # the segments as answered
 
     def __post_init__(self) -> None:

@@ -28,6 +28,7 @@ from app.server.admission import Ticket
 from app.server.metrics import Metrics
 from app.transcription.deadline import within
 from app.transcription.events import StreamEvents, done_event, error_event, speaker_events
+from app.transcription.keywords import keyword_prompt
 from app.transcription.languages import to_bcp47, to_whisper
 from app.transcription.params import TranscriptionParams, Upload
 from app.transcription.protocol import StreamEvent, TextDelta
@@ -79,6 +80,8 @@ class TranscriptionService:
         started = time.monotonic()
         params = upload.params
         model_id = self.registry.resolve(params.model)
+        if self.registry.diarizes(params.model):  # e.g. gpt-4o-transcribe-diarize
+            params = params.model_copy(update={"diarize": True})
         language = to_whisper(params.language)
         engine = await self.registry.get(model_id)
         route = plan_route(self.settings, model_id, engine.english_only, language, task, params.language)
@@ -124,7 +127,7 @@ class TranscriptionService:
             beam_size=self.settings.beam_size,
             prompt=params.prompt,
             temperature=DEFAULT_TEMPERATURES if params.temperature is None else (params.temperature,),
-            hotwords=params.hotwords,
+            hotwords=keyword_prompt(params.keywords, params.hotwords),
             # Subtitle cues are cut and timed at word boundaries.
             word_timestamps="word" in params.timestamp_granularities
             or params.wants_speakers  # words are attributed to speakers one by one
@@ -194,7 +197,8 @@ class TranscriptionService:
     def _assemble(
         self, job: Job, results: list[ChunkResult], speakers: Diarization | None = None
     ) -> Transcription:
-        detected = next((r.language for r in results if r.segments), job.options.language or "en")
+        heard = tuple(r.language for r in results if r.segments)[:1]
+        detected = heard[0] if heard else job.options.language or "en"
         return Transcription(
             tuple(results),
             job.feed.duration_s,
@@ -206,6 +210,7 @@ class TranscriptionService:
             if job.speakers is None
             else "word" in job.params.timestamp_granularities,
             speakers=speakers,
+            detected_languages=heard if to_whisper(job.params.language) is None else None,
         )
 
     async def transcribe(self, job: Job) -> Transcription:

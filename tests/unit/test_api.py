@@ -221,9 +221,13 @@ def test_api_keys(make_client: MakeClient) -> None:
 def test_health_and_models(client: TestClient) -> None:
     assert client.get("/health").json()["status"] == "ok"
     models = client.get("/v1/models").json()["data"]
-    assert [m["id"] for m in models] == ["tiny.en"]
+    assert [m["id"] for m in models if m["alias_of"] is None] == ["tiny.en"]
     assert "whisper-1" in models[0]["aliases"]
-    assert client.get("/v1/models/whisper-1").json()["id"] == "tiny.en"
+    # Each alias is listed as a model of its own (as OpenAI lists its ids), naming its model.
+    aliases = {m["id"]: m["alias_of"] for m in models if m["alias_of"] is not None}
+    assert aliases == dict.fromkeys(models[0]["aliases"], "tiny.en")
+    card = client.get("/v1/models/whisper-1").json()
+    assert (card["id"], card["alias_of"], card["default"]) == ("whisper-1", "tiny.en", False)
     assert_error(client.get("/v1/models/..%2F..%2Fetc%2Fpasswd"), 404, "does not exist")
 
 

@@ -141,7 +141,7 @@ def test_models_list_their_languages(make_client: MakeClient) -> None:
         cards["base"]["languages"]
     )
     assert cards["tiny.en"]["translates"] and cards["base"]["translates"]
-    assert client.get("/v1/models/whisper-base").json()["id"] == "base"
+    assert client.get("/v1/models/whisper-base").json()["alias_of"] == "base"
 
 
 def test_plan_route_without_a_multilingual_partner() -> None:

@@ -1,0 +1,192 @@
+"""Keywords bench: how much ``keywords`` recovers of the names and rare terms the default model
+misses, and what keywords that are not spoken cost.
+
+The English speech of ``../shared/eval`` (short clips, the long files cut at their utterances,
+FLEURS English) is transcribed by the server (``whisper-1``, ``language=en``) without keywords
+first. A reference word the output misses is a keyword when it is rare (its lower-case form takes
+two or more of Whisper's BPE tokens) and at least 4 letters long. Clips are grouped by recording
+(speaker or file); each clip that missed a keyword is sent again with its group's keywords (the
+group's glossary: some of them are spoken in other clips), and recall is the share of its missed
+keywords the output now holds. Every clip is also sent with another group's keywords (none of them
+in its reference): distractors, scored by WER against the same clips without keywords.
+
+Layouts are compared through the ``hotwords`` field (the server puts it where it puts keywords),
+then the ``keywords`` field itself with the server's layout. Clips alternate between a tuning half
+(even positions in each group) and a held-out half; each half's keywords are found in that half.
+
+Run by hand: ``python -m bench.keywords [--layouts spaces,commas,glossary]``; not part of the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+import numpy as np
+import tokenizers
+
+from app.audio.decode import decode_audio
+from app.audio.pcm import PcmFormat
+from app.models.registry import embedded_model_path
+from bench.runners import Server, _wav
+from tests.support.evalset import clips, normalize, wer
+
+LAYOUTS: dict[str, Callable[[list[str]], str]] = {
+    "spaces": lambda kws: " ".join(kws),
+    "commas": lambda kws: ", ".join(kws),
+    "glossary": lambda kws: "Glossary: " + ", ".join(kws) + ".",
+    "terms": lambda kws: "Names and terms: " + ", ".join(kws) + ".",
+}
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    group: str
+    wav: bytes
+    reference: str
+
+
+def english_items() -> list[Item]:
+    """Short English clips, FLEURS English, and the long files' utterances cut out."""
+    items = []
+    for clip in clips():
+        english = clip.kind == "short" or (clip.kind == "multilingual" and clip.raw.get("language") == "en")
+        if english:
+            group = clip.raw["speaker"] if clip.kind == "short" else clip.id
+            items.append(Item(clip.id, group, clip.path.read_bytes(), clip.text))
+        elif clip.kind == "long":
+            audio = decode_audio(clip.path.read_bytes(), content_type=None, pcm=PcmFormat(), max_duration_s=1e6)
+            samples = audio.to_float()
+            for u in clip.raw["segments"]:
+                cut = samples[round(u["start_s"] * 16000) : round(u["end_s"] * 16000)]
+                items.append(Item(u["id"], clip.id, _wav(np.asarray(cut)), u["text"]))
+    return items
+
+
+class Rarity:
+    """A word is rare when its lower-case form (after a space) takes two or more BPE tokens."""
+
+    def __init__(self) -> None:
+        self._tok = tokenizers.Tokenizer.from_file(str(embedded_model_path() / "tokenizer.json"))
+        self._base = len(self._tok.encode(" the").ids) - 1  # the special tokens it adds
+
+    def __call__(self, word: str) -> bool:
+        if len(word) < 4 or not word.isalpha():
+            return False
+        return len(self._tok.encode(" " + word).ids) - self._base >= 2
+
+
+def shown_form(word: str, reference: str) -> str:
+    """A keyword as a client would write it: as the reference spells it, capitalised where the
+    reference is all upper case (LibriSpeech)."""
+    for token in reference.replace(",", " ").replace(".", " ").split():
+        if normalize(token) == word:
+            return token.capitalize() if reference.isupper() else token.strip("'\"")
+    return word
+
+
+def transcribe(server: Server, item: Item, **fields: object) -> str:
+    r = httpx.post(
+        f"{server.base}/v1/audio/transcriptions",
+        data={"model": "whisper-1", "language": "en", **fields},
+        files={"file": ("a.wav", item.wav, "audio/wav")},
+        timeout=600,
+    )
+    r.raise_for_status()
+    return str(r.json()["text"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.keywords")
+    parser.add_argument("--layouts", default=",".join(LAYOUTS), help="hotwords layouts to compare")
+    args = parser.parse_args()
+    items = english_items()
+    rare = Rarity()
+    server = Server()
+    try:
+        _wait_ready(server)
+        started = time.monotonic()
+        plain = {it.id: transcribe(server, it) for it in items}
+        halves: dict[str, list[Item]] = defaultdict(list)
+        position: dict[str, int] = defaultdict(int)
+        for it in items:
+            halves["tuning" if position[it.group] % 2 == 0 else "held-out"].append(it)
+            position[it.group] += 1
+        print(f"{len(items)} English clips, baseline in {time.monotonic() - started:.0f} s\n")
+        conditions = [(name, "hotwords") for name in args.layouts.split(",")] + [("server", "keywords")]
+        print("| half | layout | keyword clips | missed keywords | recovered | rare words kept |"
+              " distractor WER (none -> with) |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for half, members in halves.items():
+            missed: dict[str, set[str]] = {}  # clip -> its keywords the baseline missed
+            glossary: dict[str, dict[str, str]] = defaultdict(dict)  # group -> keyword -> shown form
+            for it in members:
+                said, heard = normalize(it.reference).split(), set(normalize(plain[it.id]).split())
+                lost = {w for w in said if rare(w) and w not in heard}
+                if lost:
+                    missed[it.id] = lost
+                    glossary[it.group].update({w: shown_form(w, it.reference) for w in lost})
+            groups = sorted(glossary)
+            other = {g: groups[(i + 1) % len(groups)] for i, g in enumerate(groups)}
+            keyworded = [it for it in members if it.id in missed]
+            # Distractors: another group's keywords, on clips whose reference holds none of them.
+            distracted = [
+                (it, glossary[other.get(it.group, groups[0])])
+                for it in members
+                if not set(glossary[other.get(it.group, groups[0])]) & set(normalize(it.reference).split())
+            ]
+            total = sum(len(v) for v in missed.values())
+            kept_total = sum(
+                1
+                for it in keyworded
+                for w in set(normalize(it.reference).split())
+                if rare(w) and w in set(normalize(plain[it.id]).split())
+            )
+            print(f"<!-- {half}: keywords {sorted({w for v in missed.values() for w in v})} -->")
+            for layout, field in conditions:
+
+                def send(it: Item, kws: dict[str, str], layout: str = layout, field: str = field) -> str:
+                    shown = list(kws.values())
+                    if field == "keywords":
+                        return transcribe(server, it, **{"keywords[]": shown})
+                    return transcribe(server, it, hotwords=LAYOUTS[layout](shown))
+
+                outs = {it.id: send(it, glossary[it.group]) for it in keyworded}
+                found = sum(len(missed[i] & set(normalize(o).split())) for i, o in outs.items())
+                kept = sum(
+                    1
+                    for it in keyworded
+                    for w in set(normalize(it.reference).split())
+                    if rare(w) and w in set(normalize(plain[it.id]).split()) and w in set(normalize(outs[it.id]).split())
+                )
+                refs = [it.reference for it, _ in distracted]
+                before = 100 * wer(refs, [plain[it.id] for it, _ in distracted])
+                after = 100 * wer(refs, [send(it, kws) for it, kws in distracted])
+                print(
+                    f"| {half} | {layout} ({field}) | {len(keyworded)} | {total} | {found} ({100 * found / max(total, 1):.0f}%)"
+                    f" | {kept}/{kept_total} | {before:.2f}% -> {after:.2f}% ({after - before:+.2f}) on {len(distracted)} |",
+                    flush=True,
+                )
+    finally:
+        server.close()
+
+
+def _wait_ready(server: Server, timeout_s: float = 300) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{server.base}/health", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("the server did not start")
+
+
+if __name__ == "__main__":
+    main()
