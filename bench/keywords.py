@@ -20,10 +20,13 @@ Run by hand: ``python -m bench.keywords [--layouts spaces,commas,glossary]``; no
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -60,7 +63,9 @@ def english_items() -> list[Item]:
             group = clip.raw["speaker"] if clip.kind == "short" else clip.id
             items.append(Item(clip.id, group, clip.path.read_bytes(), clip.text))
         elif clip.kind == "long":
-            audio = decode_audio(clip.path.read_bytes(), content_type=None, pcm=PcmFormat(), max_duration_s=1e6)
+            audio = decode_audio(
+                clip.path.read_bytes(), content_type=None, pcm=PcmFormat(), max_duration_s=1e6
+            )
             samples = audio.to_float()
             for u in clip.raw["segments"]:
                 cut = samples[round(u["start_s"] * 16000) : round(u["end_s"] * 16000)]
@@ -103,15 +108,23 @@ def transcribe(server: Server, item: Item, **fields: object) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.keywords")
-    parser.add_argument("--layouts", default=",".join(LAYOUTS), help="hotwords layouts to compare")
+    parser.add_argument("--layouts", default="spaces,commas", help=f"hotwords layouts: {', '.join(LAYOUTS)}")
+    parser.add_argument("--cache", type=Path, default=None, help="JSON file keeping the no-keywords outputs")
+    parser.add_argument("--parallel", type=int, default=2, help="requests at once")
     args = parser.parse_args()
+    pool = ThreadPoolExecutor(args.parallel)
     items = english_items()
     rare = Rarity()
     server = Server()
     try:
         _wait_ready(server)
         started = time.monotonic()
-        plain = {it.id: transcribe(server, it) for it in items}
+        plain = _cached(
+            args.cache,
+            lambda: dict(
+                zip([it.id for it in items], pool.map(lambda it: transcribe(server, it), items), strict=True)
+            ),
+        )
         halves: dict[str, list[Item]] = defaultdict(list)
         position: dict[str, int] = defaultdict(int)
         for it in items:
@@ -119,8 +132,10 @@ def main() -> None:
             position[it.group] += 1
         print(f"{len(items)} English clips, baseline in {time.monotonic() - started:.0f} s\n")
         conditions = [(name, "hotwords") for name in args.layouts.split(",")] + [("server", "keywords")]
-        print("| half | layout | keyword clips | missed keywords | recovered | rare words kept |"
-              " distractor WER (none -> with) |")
+        print(
+            "| half | layout | keyword clips | missed keywords | recovered | rare words kept |"
+            " distractor WER (none -> with) |"
+        )
         print("| --- | --- | --- | --- | --- | --- | --- |")
         for half, members in halves.items():
             missed: dict[str, set[str]] = {}  # clip -> its keywords the baseline missed
@@ -156,24 +171,46 @@ def main() -> None:
                         return transcribe(server, it, **{"keywords[]": shown})
                     return transcribe(server, it, hotwords=LAYOUTS[layout](shown))
 
-                outs = {it.id: send(it, glossary[it.group]) for it in keyworded}
+                given = [(it, glossary[it.group]) for it in keyworded]
+                outs = dict(
+                    zip([it.id for it in keyworded], pool.map(lambda p: send(*p), given), strict=True)
+                )
                 found = sum(len(missed[i] & set(normalize(o).split())) for i, o in outs.items())
                 kept = sum(
                     1
                     for it in keyworded
                     for w in set(normalize(it.reference).split())
-                    if rare(w) and w in set(normalize(plain[it.id]).split()) and w in set(normalize(outs[it.id]).split())
+                    if rare(w)
+                    and w in set(normalize(plain[it.id]).split())
+                    and w in set(normalize(outs[it.id]).split())
                 )
                 refs = [it.reference for it, _ in distracted]
                 before = 100 * wer(refs, [plain[it.id] for it, _ in distracted])
-                after = 100 * wer(refs, [send(it, kws) for it, kws in distracted])
-                print(
-                    f"| {half} | {layout} ({field}) | {len(keyworded)} | {total} | {found} ({100 * found / max(total, 1):.0f}%)"
-                    f" | {kept}/{kept_total} | {before:.2f}% -> {after:.2f}% ({after - before:+.2f}) on {len(distracted)} |",
-                    flush=True,
-                )
+                after = 100 * wer(refs, list(pool.map(lambda pair: send(*pair), distracted)))
+                recall = f"{found} ({100 * found / max(total, 1):.0f}%)"
+                cost = f"{before:.2f}% -> {after:.2f}% ({after - before:+.2f}) on {len(distracted)}"
+                row = [
+                    half,
+                    f"{layout} ({field})",
+                    len(keyworded),
+                    total,
+                    recall,
+                    f"{kept}/{kept_total}",
+                    cost,
+                ]
+                print("| " + " | ".join(map(str, row)) + " |", flush=True)
     finally:
         server.close()
+
+
+def _cached(path: Path | None, make: Callable[[], dict[str, str]]) -> dict[str, str]:
+    """The outputs without keywords, from ``path`` when it holds them (the server unchanged)."""
+    if path is not None and path.is_file():
+        return dict(json.loads(path.read_text()))
+    made = make()
+    if path is not None:
+        path.write_text(json.dumps(made))
+    return made
 
 
 def _wait_ready(server: Server, timeout_s: float = 300) -> None:

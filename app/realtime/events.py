@@ -200,7 +200,10 @@ def error_for(exc: AsrError, event_id: str | None) -> ErrorEvent:
 
 def _transcription(config: SessionConfig) -> SessionTranscription:
     return SessionTranscription(
-        model=config.model, language=config.language, prompt=config.prompt or "", keywords=list(config.keywords)
+        model=config.model,
+        language=config.language,
+        prompt=config.prompt or "",
+        keywords=list(config.keywords),
     )
 
 

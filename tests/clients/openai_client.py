@@ -4,7 +4,8 @@ Run with the "air-current" client venv (it holds openai too; see tests/support/c
 client is ``OpenAI(api_key=$ASR_TEST_API_KEY, base_url=$ASR_TEST_BASE_URL + "/v1")``:
 
     <venv python> tests/clients/openai_client.py AUDIO --stream --language en \\
-        --chunking-strategy '{"type": "server_vad", "silence_duration_ms": 500}'
+        --chunking-strategy '{"type": "server_vad", "silence_duration_ms": 500}' \\
+        --model gpt-transcribe --keyword Dashwood --keyword "Hester Prynne"
 
 The last stdout line is ``{"sdk_version", "base_url", "calls": {"sync"|"async": CALL}}`` where
 CALL is ``{"ok", "mode", "seconds", "result" (model_dump, or the str for text/srt/vtt), "events"
@@ -21,6 +22,7 @@ default behaviour.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import traceback
 from pathlib import Path
@@ -54,6 +56,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--temperature", type=float, default=None)
     parser.add_argument("--include", action="append", default=None, help="e.g. logprobs (repeatable)")
     parser.add_argument("--max-retries", type=int, default=0)
+    parser.add_argument(
+        "--list-models", action="store_true", help="print models.list() and models.retrieve('gpt-transcribe')"
+    )
+    parser.add_argument("--keyword", action="append", default=None, help="keywords=[...] (repeatable)")
+    parser.add_argument("--create-args", default=None, help="JSON object of more create() keyword arguments")
     parser.add_argument("--translate", action="store_true", help="call audio.translations.create instead")
     return parser.parse_args(argv)
 
@@ -73,6 +80,10 @@ def create_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, name)
         if value is not None:
             kwargs[name] = value
+    if args.keyword is not None:
+        kwargs["keywords"] = args.keyword
+    if args.create_args is not None:
+        kwargs.update(json.loads(args.create_args))
     return kwargs
 
 
@@ -127,6 +138,12 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"set {BASE_URL_ENV} (or --base-url)")
     import openai  # type: ignore[import-not-found,unused-ignore]  # slow: keep it out of the timings
 
+    if args.list_models:
+        client = openai.OpenAI(api_key=args.api_key, base_url=args.base_url + "/v1", max_retries=0)
+        listed = {m.id: dump(m) for m in client.models.list()}
+        retrieved = dump(client.models.retrieve("gpt-transcribe"))
+        sys.stdout.write(json.dumps({"models": listed, "retrieved": retrieved}) + "\n")
+        return 0
     return emit(openai.__version__, args, run_calls(args, run_sync, run_async))
 
 
