@@ -27,6 +27,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -95,7 +96,7 @@ def shown_form(word: str, reference: str) -> str:
     return word
 
 
-def transcribe(server: Server, item: Item, **fields: object) -> str:
+def transcribe(server: Server, item: Item, **fields: Any) -> str:
     r = httpx.post(
         f"{server.base}/v1/audio/transcriptions",
         data={"model": "whisper-1", "language": "en", **fields},
@@ -104,6 +105,51 @@ def transcribe(server: Server, item: Item, **fields: object) -> str:
     )
     r.raise_for_status()
     return str(r.json()["text"])
+
+
+def words(text: str) -> set[str]:
+    return set(normalize(text).split())
+
+
+@dataclass
+class Half:
+    """One half of the clips: its keywords (found in this half) and what each clip is given."""
+
+    name: str
+    missed: dict[str, set[str]]  # clip id -> the keywords its plain output missed
+    keyworded: list[tuple[Item, list[str]]]  # clips that missed some, with their group's glossary
+    distracted: list[tuple[Item, list[str]]]  # every clip with another group's glossary (none spoken)
+    kept_of: int  # rare words the keyworded clips' plain outputs got right
+
+
+def split_halves(items: list[Item], plain: dict[str, str], rare: Rarity) -> list[Half]:
+    members: dict[str, list[Item]] = {"tuning": [], "held-out": []}
+    position: dict[str, int] = defaultdict(int)
+    for it in items:
+        members["tuning" if position[it.group] % 2 == 0 else "held-out"].append(it)
+        position[it.group] += 1
+    halves = []
+    for name, clips_ in members.items():
+        missed: dict[str, set[str]] = {}
+        glossary: dict[str, dict[str, str]] = defaultdict(dict)  # group -> keyword -> shown form
+        for it in clips_:
+            lost = {w for w in normalize(it.reference).split() if rare(w) and w not in words(plain[it.id])}
+            if lost:
+                missed[it.id] = lost
+                glossary[it.group].update({w: shown_form(w, it.reference) for w in lost})
+        groups = sorted(glossary)
+        other = {g: groups[(i + 1) % len(groups)] for i, g in enumerate(groups)}
+        keyworded = [(it, list(glossary[it.group].values())) for it in clips_ if it.id in missed]
+        distracted = []
+        for it in clips_:
+            given = glossary[other.get(it.group, groups[0])]
+            if not set(given) & words(it.reference):
+                distracted.append((it, list(given.values())))
+        kept_of = sum(
+            1 for it, _ in keyworded for w in words(it.reference) if rare(w) and w in words(plain[it.id])
+        )
+        halves.append(Half(name, missed, keyworded, distracted, kept_of))
+    return halves
 
 
 def main() -> None:
@@ -118,84 +164,52 @@ def main() -> None:
     server = Server()
     try:
         _wait_ready(server)
-        started = time.monotonic()
+
+        def run(pairs: list[tuple[Item, dict[str, Any]]]) -> list[str]:
+            return list(pool.map(lambda pair: transcribe(server, pair[0], **pair[1]), pairs))
+
         plain = _cached(
             args.cache,
-            lambda: dict(
-                zip([it.id for it in items], pool.map(lambda it: transcribe(server, it), items), strict=True)
-            ),
+            lambda: dict(zip([it.id for it in items], run([(it, {}) for it in items]), strict=True)),
         )
-        halves: dict[str, list[Item]] = defaultdict(list)
-        position: dict[str, int] = defaultdict(int)
-        for it in items:
-            halves["tuning" if position[it.group] % 2 == 0 else "held-out"].append(it)
-            position[it.group] += 1
-        print(f"{len(items)} English clips, baseline in {time.monotonic() - started:.0f} s\n")
-        conditions = [(name, "hotwords") for name in args.layouts.split(",")] + [("server", "keywords")]
+        print(f"{len(items)} English clips\n")
         print(
             "| half | layout | keyword clips | missed keywords | recovered | rare words kept |"
             " distractor WER (none -> with) |"
         )
         print("| --- | --- | --- | --- | --- | --- | --- |")
-        for half, members in halves.items():
-            missed: dict[str, set[str]] = {}  # clip -> its keywords the baseline missed
-            glossary: dict[str, dict[str, str]] = defaultdict(dict)  # group -> keyword -> shown form
-            for it in members:
-                said, heard = normalize(it.reference).split(), set(normalize(plain[it.id]).split())
-                lost = {w for w in said if rare(w) and w not in heard}
-                if lost:
-                    missed[it.id] = lost
-                    glossary[it.group].update({w: shown_form(w, it.reference) for w in lost})
-            groups = sorted(glossary)
-            other = {g: groups[(i + 1) % len(groups)] for i, g in enumerate(groups)}
-            keyworded = [it for it in members if it.id in missed]
-            # Distractors: another group's keywords, on clips whose reference holds none of them.
-            distracted = [
-                (it, glossary[other.get(it.group, groups[0])])
-                for it in members
-                if not set(glossary[other.get(it.group, groups[0])]) & set(normalize(it.reference).split())
-            ]
-            total = sum(len(v) for v in missed.values())
-            kept_total = sum(
-                1
-                for it in keyworded
-                for w in set(normalize(it.reference).split())
-                if rare(w) and w in set(normalize(plain[it.id]).split())
-            )
-            print(f"<!-- {half}: keywords {sorted({w for v in missed.values() for w in v})} -->")
+        conditions = [(name, "hotwords") for name in args.layouts.split(",")] + [("server", "keywords")]
+        for half in split_halves(items, plain, rare):
+            print(f"<!-- {half.name}: keywords {sorted({w for v in half.missed.values() for w in v})} -->")
             for layout, field in conditions:
 
-                def send(it: Item, kws: dict[str, str], layout: str = layout, field: str = field) -> str:
-                    shown = list(kws.values())
-                    if field == "keywords":
-                        return transcribe(server, it, **{"keywords[]": shown})
-                    return transcribe(server, it, hotwords=LAYOUTS[layout](shown))
+                def fields(kws: list[str], layout: str = layout, field: str = field) -> dict[str, Any]:
+                    return {"keywords[]": kws} if field == "keywords" else {"hotwords": LAYOUTS[layout](kws)}
 
-                given = [(it, glossary[it.group]) for it in keyworded]
-                outs = dict(
-                    zip([it.id for it in keyworded], pool.map(lambda p: send(*p), given), strict=True)
+                outs = run([(it, fields(kws)) for it, kws in half.keyworded])
+                found = sum(
+                    len(half.missed[it.id] & words(o))
+                    for (it, _), o in zip(half.keyworded, outs, strict=True)
                 )
-                found = sum(len(missed[i] & set(normalize(o).split())) for i, o in outs.items())
                 kept = sum(
                     1
-                    for it in keyworded
-                    for w in set(normalize(it.reference).split())
-                    if rare(w)
-                    and w in set(normalize(plain[it.id]).split())
-                    and w in set(normalize(outs[it.id]).split())
+                    for (it, _), o in zip(half.keyworded, outs, strict=True)
+                    for w in words(it.reference)
+                    if rare(w) and w in words(plain[it.id]) and w in words(o)
                 )
-                refs = [it.reference for it, _ in distracted]
-                before = 100 * wer(refs, [plain[it.id] for it, _ in distracted])
-                after = 100 * wer(refs, list(pool.map(lambda pair: send(*pair), distracted)))
+                refs = [it.reference for it, _ in half.distracted]
+                before = 100 * wer(refs, [plain[it.id] for it, _ in half.distracted])
+                after = 100 * wer(refs, run([(it, fields(kws)) for it, kws in half.distracted]))
+                total = sum(len(v) for v in half.missed.values())
                 recall = f"{found} ({100 * found / max(total, 1):.0f}%)"
-                cost = f"{before:.2f}% -> {after:.2f}% ({after - before:+.2f}) on {len(distracted)}"
+                cost = f"{before:.2f}% -> {after:.2f}% ({after - before:+.2f}) on {len(half.distracted)}"
                 row = [
-                    half,
+                    half.name,
                     f"{layout} ({field})",
-                    len(keyworded),
+                    len(half.keyworded),
                     total,
                     recall,
-                    f"{kept}/{kept_total}",
+                    f"{kept}/{half.kept_of}",
                     cost,
                 ]
                 print("| " + " | ".join(map(str, row)) + " |", flush=True)
