@@ -44,6 +44,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--speed", type=float, default=1.0)
     parser.add_argument("--manual", action="store_true", help="turn_detection null; commit at the end")
     parser.add_argument("--logprobs", action="store_true")
+    parser.add_argument(
+        "--keyword", action="append", default=None, help="transcription keywords (repeatable)"
+    )
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--base-url", default=os.environ.get(BASE_URL_ENV, ""))
     parser.add_argument("--api-key", default=os.environ.get(API_KEY_ENV, ""))
@@ -73,6 +76,8 @@ async def run(args: argparse.Namespace, out: dict[str, Any]) -> None:
         }
         if args.logprobs:
             session["include"] = ["item.input_audio_transcription.logprobs"]
+        if args.keyword:
+            session["audio"]["input"]["transcription"]["keywords"] = args.keyword
         await conn.session.update(session=session)
         started = time.monotonic()
         sent_all = asyncio.Event()

@@ -5,14 +5,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+import soundfile as sf
 
 from app.transcription.keywords import MAX_KEYWORD_CHARS, MAX_KEYWORDS
 from tests.support.evalset import Clip, clips, normalize, wer
 from tests.support.harness import LiveServer
 from tests.support.sdk_clients import run_client, sdk_env
+from tests.system.test_real_realtime import COMPLETED, run_realtime_client
 
 JFK = next(c for c in clips("short") if c.id.startswith("jfk"))
 # A name tiny.en mishears without help (bench/keywords.py found it): "Hester Prynne".
@@ -122,3 +125,15 @@ def test_the_diarize_model_answers_with_speakers(live_server: LiveServer) -> Non
     assert all(s["speaker_id"].startswith("Guest-") for s in diarized["result"]["segments"]), diarized
     assert all("speaker_id" not in s for s in plain["result"]["segments"])
     assert diarized["result"]["usage"]["seconds"] == pytest.approx(JFK.duration_s, abs=0.05)
+
+
+def test_a_live_session_with_keywords(live_server: LiveServer, tmp_path: Path) -> None:
+    """openai-python's realtime client: ``audio.input.transcription.keywords`` echoed and heard."""
+    samples, rate = sf.read(NAMED.path, dtype="int16")
+    sf.write(tmp_path / "named16.wav", samples, rate, subtype="PCM_16")
+    args = ["--speed", "0", "--manual", "--model", "gpt-transcribe", "--keyword", KEYWORD]
+    events = [e["event"] for e in run_realtime_client(live_server, tmp_path / "named16.wav", *args)["events"]]
+    updated = next(e for e in events if e["type"] == "session.updated")
+    assert updated["session"]["audio"]["input"]["transcription"]["keywords"] == [KEYWORD]
+    done = next(e for e in events if e["type"] == COMPLETED)
+    assert SPOKEN in normalize(done["transcript"]).split(), done["transcript"]
