@@ -48,6 +48,8 @@ class TranscriptionParams(BaseModel):
     model: str = Field(min_length=1, max_length=256)
     chunking_strategy: ServerVad | None = None  # None: "auto", the server's VAD defaults
     language: str | None = Field(None, max_length=40)  # None or "auto": detect (English-only: English)
+    # The languages the audio may be in: detection chooses among them (one: as ``language``).
+    languages: list[Annotated[str, Field(max_length=40)]] = Field(default_factory=list, max_length=100)
     response_format: ResponseFormat = "json"
     stream: bool = False
     timeout: float | None = Field(None, gt=0)
@@ -90,7 +92,7 @@ class TranscriptionParams(BaseModel):
             return None
         return value
 
-    @field_validator("include", "timestamp_granularities", mode="before")
+    @field_validator("include", "timestamp_granularities", "languages", mode="before")
     @classmethod
     def _list_json(cls, value: object) -> object:
         if isinstance(value, str):
