@@ -85,6 +85,7 @@ class TranscriptionService:
         pcm = PcmFormat(
             params.sample_rate or self.settings.pcm_sample_rate,
             params.channels or self.settings.pcm_channels,
+            encoding=params.encoding,
         )
         opts = self.chunking_options(params)
         chunks: list[Chunk] | None = None  # all of them, known before inference (not a stream's)
