@@ -200,7 +200,7 @@ def parse_client_event(text: str) -> ClientEvent:
 def _describe(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "value"
-    return f"{where}: {first['msg']}"
+    return f"{where}: {first['msg'].removeprefix('Value error, ')}"
 
 
 def new_id(prefix: str) -> str:
