@@ -27,7 +27,8 @@ SUBTYPE = {"mulaw": "ULAW", "alaw": "ALAW"}
 
 
 def at_8k(samples: Samples) -> Samples:
-    return soxr.resample(samples, SAMPLE_RATE, 8000).astype(np.float32)
+    resampled: Samples = soxr.resample(samples, SAMPLE_RATE, 8000).astype(np.float32)
+    return resampled
 
 
 def g711(samples: Samples, encoding: str, container: str = "RAW") -> bytes:
