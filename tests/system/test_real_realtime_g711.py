@@ -64,12 +64,15 @@ def test_openai_realtime_client_streams_g711_like_the_batch_endpoint(
         live_server, audio, "--format", fmt, "--speed", "2", *(["--beta"] if beta else [])
     )
     events: list[dict[str, Any]] = [e["event"] for e in out["events"]]
+    classes = {e["event"]["type"]: e["class"] for e in out["events"]}  # what the SDK parsed each into
     if beta:
         updated = next(e for e in events if e["type"] == "transcription_session.updated")
         assert updated["session"]["input_audio_format"] == "g711_alaw", updated
+        assert classes[updated["type"]] == "TranscriptionSessionUpdatedEvent"
     else:
         updated = next(e for e in events if e["type"] == "session.updated")
         assert updated["session"]["audio"]["input"]["format"]["type"] == "audio/pcmu", updated
+        assert classes[updated["type"]] == "SessionUpdatedEvent"
     assert not [e for e in events if e["type"] == "error"], events
     completed = [e["transcript"] for e in events if e["type"] == COMPLETED]
     assert len(completed) >= len(CLIPS), completed  # a turn (or more) per sentence
