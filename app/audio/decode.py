@@ -10,7 +10,7 @@ start with an AU or WAV header) skips sniffing. libsndfile reads WAV/FLAC/OGG/AI
 from __future__ import annotations
 
 import io
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -36,7 +36,11 @@ from app.errors import InvalidRequest, UnsupportedAudio
 _BLOCK_SAMPLES = 1 << 18
 _UNKNOWN_FRAMES = 1 << 60  # libsndfile's "unknown length"
 # Headerless G.711 content types (``audio/basic`` is 8 kHz mu-law by definition, RFC 2046).
-_G711_TYPES = {"audio/basic": "mulaw", "audio/pcmu": "mulaw", "audio/pcma": "alaw"}
+_G711_TYPES: dict[str, Literal["mulaw", "alaw"]] = {
+    "audio/basic": "mulaw",
+    "audio/pcmu": "mulaw",
+    "audio/pcma": "alaw",
+}
 _G711_HEADERS = (b".snd", b"RIFF", b"RF64")  # an AU or WAV file labelled with a G.711 type
 
 
@@ -70,7 +74,7 @@ def parse_pcm_content_type(content_type: str | None, default: PcmFormat) -> PcmF
             raise InvalidRequest(
                 f"{kind} is G.711 at {G711_RATE} Hz; a rate of {rate} Hz is not supported", field="file"
             )
-        return PcmFormat(rate, channels, encoding="mulaw" if g711 == "mulaw" else "alaw")
+        return PcmFormat(rate, channels, encoding=g711)
     return PcmFormat(rate, channels, little_endian)
 
 
@@ -162,14 +166,12 @@ def _read_pcm(file: BinaryIO, size: int, fmt: PcmFormat, sink: Sink, *, check: b
         )
     head = file.read(width * SAMPLE_RATE * 10 // frame_bytes * frame_bytes)
     file.seek(0)
-
-    def samples(data: bytes) -> npt.NDArray[np.int16]:
-        if encoding != "linear16":
-            return expand(data, encoding)
-        return np.frombuffer(data, dtype=dtype)
-
     little = fmt.little_endian if fmt.little_endian is not None else _guess_little_endian(head)
     dtype = np.dtype("<i2" if little else ">i2")
+
+    def samples(data: bytes) -> npt.NDArray[np.int16]:
+        return np.frombuffer(data, dtype=dtype) if encoding == "linear16" else expand(data, encoding)
+
     if check and not plausible_pcm(samples(head)):
         raise UnsupportedAudio(
             "the uploaded file is not a known audio container, and its bytes do not sound like raw "
