@@ -129,7 +129,8 @@ def decode_audio(
             "or raw 16-bit PCM)",
             field="file",
         )
-    return _read_pcm(file, size, pcm, sink, check=True)
+    # G.711 named by the ``encoding`` field is read as declared, like a declared content type.
+    return _read_pcm(file, size, pcm, sink, check=pcm.encoding == "linear16")
 
 
 def _read_soundfile(file: BinaryIO, sink: Sink) -> Audio | None:

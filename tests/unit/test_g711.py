@@ -83,10 +83,15 @@ def test_encoding_field_reads_headerless_g711_labelled_wav() -> None:
     speech = at_8k(speechlike(1.0))
     audio = decode(g711(speech, "alaw"), "audio/wav", PcmFormat(8000, encoding="alaw"))
     assert audio.source_format == "alaw" and abs(audio.duration_s - 1.0) < 0.01
-    # random bytes read as A-law are noise, not a recording: refused like raw PCM that is not audio
-    noise = np.random.default_rng(3).integers(0, 256, 16000, dtype=np.uint8).tobytes()
-    with pytest.raises(UnsupportedAudio, match=r"G\.711 alaw"):
-        decode(noise, "audio/wav", PcmFormat(8000, encoding="alaw"))
+    # a container is still read from its header, and what is not audio is still refused by name
+    assert (
+        decode(g711(speech, "mulaw", "WAV"), "audio/wav", PcmFormat(8000, encoding="alaw")).source_format
+        == "wav"
+    )
+    with pytest.raises(UnsupportedAudio, match="PNG"):
+        decode(b"\x89PNG\r\n\x1a\n" + bytes(800), "audio/wav", PcmFormat(8000, encoding="alaw"))
+    with pytest.raises(UnsupportedAudio, match="text"):
+        decode(b"a transcript, not the call\n" * 40, "audio/wav", PcmFormat(8000, encoding="alaw"))
 
 
 @pytest.mark.parametrize(
