@@ -91,6 +91,7 @@ class TranscriptionService:
         pcm = PcmFormat(
             params.sample_rate or self.settings.pcm_sample_rate,
             params.channels or self.settings.pcm_channels,
+            encoding=params.encoding,
         )
         opts = self.chunking_options(params)
         if params.stream and not params.wants_speakers:
