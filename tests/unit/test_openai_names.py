@@ -48,6 +48,8 @@ def test_json_body_has_usage_and_the_detected_language_only_when_none_was_given(
     assert detected["success"] is True and detected["error"] is None and detected["text"]
     declared = post(client, {"model": "whisper-1", "language": "en-US"}, audio).json()
     assert "languages" not in declared and declared["usage"]["seconds"] == detected["usage"]["seconds"]
+    one = post(client, {"model": "whisper-1", "languages[]": ["en"]}, audio).json()  # declares it
+    assert "languages" not in one and one["text"] == detected["text"]
     # No speech: nothing could be detected (OpenAI's empty list).
     quiet = post(client, {"model": "whisper-1"}, wav_bytes(silence(2.0))).json()
     assert quiet["text"] == "" and quiet["languages"] == []
