@@ -14,7 +14,8 @@ Layouts are compared through the ``hotwords`` field (the server puts it where it
 then the ``keywords`` field itself with the server's layout. Clips alternate between a tuning half
 (even positions in each group) and a held-out half; each half's keywords are found in that half.
 
-Run by hand: ``python -m bench.keywords [--layouts spaces,commas,glossary]``; not part of the tests.
+Run by hand: ``python -m bench.keywords [--layouts spaces,commas] [--cache plain.json] [--parallel 2]``
+(``--cache`` keeps the outputs without keywords for the next run); not part of the tests.
 """
 
 from __future__ import annotations
