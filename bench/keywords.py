@@ -179,7 +179,8 @@ def main() -> None:
             " distractor WER (none -> with) |"
         )
         print("| --- | --- | --- | --- | --- | --- | --- |")
-        conditions = [(name, "hotwords") for name in args.layouts.split(",")] + [("server", "keywords")]
+        layouts = [name for name in args.layouts.split(",") if name]  # "": the keywords field alone
+        conditions = [(name, "hotwords") for name in layouts] + [("server", "keywords")]
         for half in split_halves(items, plain, rare):
             print(f"<!-- {half.name}: keywords {sorted({w for v in half.missed.values() for w in v})} -->")
             for layout, field in conditions:
