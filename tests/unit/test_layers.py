@@ -22,6 +22,7 @@ LAYERS = [
     ("app.models",),
     ("app.transcription",),
     ("app.realtime",),
+    ("app.jobs",),
     ("app.routes",),
     ("app.main",),
     ("app.__main__",),
