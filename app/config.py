@@ -97,61 +97,22 @@ class RealtimeSettings(BaseModel):
 
 
 class JobsSettings(BaseModel):
-    """Transcription jobs (``/v1/audio/jobs``, see app/jobs/): a durable queue, webhooks, URL sources."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    # The SQLite database and stored audio; created on the first job (relative: the working directory).
-    data_dir: Path = Path("data")
-    # None: SQLite under data_dir (one server). PostgreSQL (a fleet) is not implemented yet.
-    database_url: str | None = None
-    # Jobs this server runs at once (each one also holds a place in the request line while it runs).
+    model_config = ConfigDict(extra="forbid", frozen=True)  # /v1/audio/jobs (app/jobs/); see config.yaml
+    data_dir: Path = Path("data")  # the SQLite database and stored audio, made by the first job
+    database_url: str | None = None  # PostgreSQL (a fleet) is not implemented yet: None only
     max_running: int = Field(2, ge=1, le=64)
-    # Jobs waiting to run; one more submission gets 429 with Retry-After.
     max_queued: int = Field(1000, ge=1)
-    # A finished job (its result and record) is deleted this long after it ended; its audio at once.
     retention_hours: float = Field(24.0, gt=0)
-    # A running job's claim lasts this long and is renewed while it runs; a job whose server died is
-    # run again once its claim has expired.
     lease_s: float = Field(60.0, ge=1, le=3600)
-    # The longest GET /v1/audio/jobs/{id}?wait=S may hold a request.
     max_wait_s: float = Field(60.0, ge=0, le=3600)
-    # Bytes of a job's metadata (a JSON object of strings, as JSON text).
     max_metadata_bytes: int = Field(4096, ge=0, le=1 << 20)
-    # Every job's end is also POSTed here (beside its own callback_url).
     webhook_url: str | None = None
-    # Signs webhooks (Standard Webhooks, HMAC-SHA256): "whsec_" + base64 of the key; None: unsigned.
-    webhook_secret: str | None = None
-    # A webhook attempt's time limit; attempts per event (exponential backoff between them, over a day).
+    webhook_secret: str | None = Field(None, pattern=r"^whsec_[A-Za-z0-9+/=]+$")
     webhook_timeout_s: float = Field(10.0, gt=0, le=300)
     webhook_max_attempts: int = Field(10, ge=1, le=50)
     webhook_retry_base_s: float = Field(10.0, gt=0)
-    # Hosts or CIDRs that url and callback_url may reach although loopback, private or link-local.
-    allow_private_urls: tuple[str, ...] = ()
-    # A url source: the whole fetch's time limit and the redirects followed (size: max_upload_mb).
+    allow_private_urls: tuple[str, ...] = ()  # hosts or CIDRs (JSON in ASR_JOBS__ALLOW_PRIVATE_URLS)
     fetch_timeout_s: float = Field(300.0, gt=0)
-    max_redirects: int = Field(5, ge=0, le=20)
-
-    @field_validator("webhook_secret")
-    @classmethod
-    def _whsec(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("whsec_"):
-            raise ValueError("must be 'whsec_' followed by the base64 of the key")
-        return value
-
-    @field_validator("database_url")
-    @classmethod
-    def _sqlite_only(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("sqlite:///"):
-            raise ValueError("only sqlite:///PATH is supported so far (PostgreSQL is not implemented yet)")
-        return value
-
-    @field_validator("allow_private_urls", mode="before")
-    @classmethod
-    def _split_hosts(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(h.strip() for h in value.split(",") if h.strip())
-        return value
 
 
 class Settings(BaseSettings):

@@ -1,5 +1,6 @@
 """A job's ``url`` source, fetched by the server that runs the job: http(s) only, every hop checked
-(``app.jobs.urls``), redirects, size (``max_upload_mb``) and time (``jobs.fetch_timeout_s``) bounded."""
+(``app.jobs.urls``); redirects (``MAX_REDIRECTS``), size (``max_upload_mb``) and time
+(``jobs.fetch_timeout_s``) bounded."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from app.config import Settings
 from app.errors import AsrError, InvalidRequest
 from app.jobs.files import AudioFiles
 from app.jobs.urls import check_reachable, redact
+
+MAX_REDIRECTS = 5
 
 
 class SourceUnavailable(AsrError):
@@ -37,13 +40,12 @@ async def fetch_audio(url: str, files: AudioFiles, job_id: str, settings: Settin
 
 
 async def _fetch(url: str, files: AudioFiles, job_id: str, settings: Settings) -> str | None:
-    jobs = settings.jobs
     max_bytes = int(settings.max_upload_mb * (1 << 20))
     async with httpx.AsyncClient(
-        follow_redirects=False, timeout=jobs.fetch_timeout_s, trust_env=False
+        follow_redirects=False, timeout=settings.jobs.fetch_timeout_s, trust_env=False
     ) as client:
-        for _ in range(jobs.max_redirects + 1):
-            await check_reachable(url, "url", jobs.allow_private_urls)
+        for _ in range(MAX_REDIRECTS + 1):
+            await check_reachable(url, "url", settings.jobs.allow_private_urls)
             async with client.stream("GET", url) as response:
                 if response.is_redirect and "location" in response.headers:
                     url = urljoin(url, response.headers["location"])
@@ -66,4 +68,4 @@ async def _fetch(url: str, files: AudioFiles, job_id: str, settings: Settings) -
                     raise SourceUnavailable(f"{redact(url)} is empty")
                 content_type: str | None = response.headers.get("content-type")
                 return content_type
-    raise SourceUnavailable(f"fetching {redact(url)} was redirected more than {jobs.max_redirects} times")
+    raise SourceUnavailable(f"fetching {redact(url)} was redirected more than {MAX_REDIRECTS} times")

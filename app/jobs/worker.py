@@ -50,6 +50,8 @@ class _Progress:
 
 class JobWorker:
     def __init__(self, settings: Settings, service: TranscriptionService, admission: Admission) -> None:
+        if settings.jobs.database_url is not None:
+            raise ValueError("jobs.database_url: PostgreSQL is not implemented yet; leave it unset (SQLite)")
         self.settings = settings
         self.jobs = settings.jobs
         self.service = service
