@@ -60,6 +60,7 @@ class JobWorker:
         self.webhooks = Webhooks(settings.jobs)
         self.store: JobStore | None = None
         self._wake = asyncio.Event()
+        self._opening = asyncio.Lock()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._states: dict[str, _Progress] = {}
         self._delivering: set[asyncio.Task[None]] = set()
@@ -68,14 +69,15 @@ class JobWorker:
         self._purged_at = 0.0
 
     async def start(self) -> None:
-        """Resume the queue at start-up when there is one (the database is made by the first job)."""
-        if JobStore.exists(self.jobs.data_dir):
-            await self.open()
+        """Run the queue: at once when there is a database (made by the first job, here or on
+        another server sharing the data directory), else from when one appears."""
+        self._loop = asyncio.create_task(self._run_loop())
 
     async def open(self) -> JobStore:
-        if self.store is None:
-            self.store = await anyio.to_thread.run_sync(JobStore, self.jobs.data_dir)
-            self._loop = asyncio.create_task(self._run_loop())
+        async with self._opening:
+            if self.store is None:
+                self.store = await anyio.to_thread.run_sync(JobStore, self.jobs.data_dir)
+                self.wake()
         return self.store
 
     async def stop(self) -> None:
@@ -113,8 +115,11 @@ class JobWorker:
         return min(self.jobs.lease_s / 3, 1.0)
 
     async def _tick(self) -> None:
+        if self.store is None and JobStore.exists(self.jobs.data_dir):
+            await self.open()
         store = self.store
-        assert store is not None
+        if store is None:
+            return
         now = time.time()
         if now - self._purged_at > _PURGE_EVERY_S:
             self._purged_at = now

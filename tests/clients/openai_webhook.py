@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 
-from openai import OpenAI
+from openai import OpenAI  # type: ignore[import-not-found,unused-ignore]
 
 
 def main() -> None:
