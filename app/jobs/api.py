@@ -68,7 +68,7 @@ async def submit(
     if idempotency_key is None and await anyio.to_thread.run_sync(store.count, "queued") >= jobs.max_queued:
         raise TooManyJobs(f"the job queue is full ({jobs.max_queued} jobs waiting); retry later")
     job_id = new_id("job")
-    digest = "" if file is None else await anyio.to_thread.run_sync(worker.files.save, job_id, file)
+    digest = "" if file is None else await anyio.to_thread.run_sync(worker.files.save, job_id, file, store)
     request = {"params": params.model_dump(mode="json"), "task": task, "url": url, "callback": callback}
     request |= {"metadata": metadata, "audio": digest}
     row = JobRow(
@@ -91,6 +91,7 @@ async def submit(
     stored = await anyio.to_thread.run_sync(store.insert, row)
     if stored.id != job_id:  # the idempotency key was used before
         worker.files.delete(job_id)
+        await anyio.to_thread.run_sync(store.delete, job_id)  # the audio it stored
         if stored.idem_hash != row.idem_hash:
             raise Conflict("Idempotency-Key: already used for a different request")
         return stored

@@ -1,4 +1,6 @@
-"""A job's audio on disk: written whole (a temporary name, then renamed), deleted when the job ends."""
+"""A job's audio: a file under ``jobs.data_dir`` written whole (a temporary name, then renamed), or
+with PostgreSQL parts in the database (any replica may run the job) copied to a local file to
+decode; deleted when the job ends."""
 
 from __future__ import annotations
 
@@ -9,12 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from app.jobs.store import JobStore
+
 _BLOCK = 1 << 20
 
 
 class AudioFiles:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, in_database: bool) -> None:
         self.root = data_dir / "audio"
+        self.in_database = in_database
 
     def path(self, job_id: str) -> Path:
         return self.root / job_id
@@ -35,15 +40,32 @@ class AudioFiles:
             with contextlib.suppress(FileNotFoundError):
                 partial.unlink()
 
-    def save(self, job_id: str, source: BinaryIO) -> str:
-        """Copy ``source`` (from its start) to the job's file, a block at a time; its SHA-256."""
+    def save(self, job_id: str, source: BinaryIO, store: JobStore) -> str:
+        """Store ``source`` (from its start) as the job's audio, a block at a time; its SHA-256."""
         digest = hashlib.sha256()
         source.seek(0)
+        if self.in_database:
+            while block := source.read(_BLOCK):
+                digest.update(block)
+            store.put_audio(job_id, source)
+            return digest.hexdigest()
         with self.writing(job_id) as out:
             while block := source.read(_BLOCK):
                 digest.update(block)
                 out.write(block)
         return digest.hexdigest()
+
+    def has(self, job_id: str, store: JobStore) -> bool:
+        return self.path(job_id).exists() or (self.in_database and store.has_audio(job_id))
+
+    def local(self, job_id: str, store: JobStore) -> Path:
+        """The job's audio as a local file (copied from the database, a part at a time)."""
+        path = self.path(job_id)
+        if self.in_database and not path.exists():
+            with self.writing(job_id) as out:
+                for part in store.audio_parts(job_id):
+                    out.write(part)
+        return path
 
     def delete(self, job_id: str) -> None:
         for path in (self.path(job_id), self.path(job_id).with_suffix(".part")):

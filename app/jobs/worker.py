@@ -21,6 +21,7 @@ import anyio.to_thread
 
 from app.config import Settings
 from app.errors import AsrError, ServerBusy
+from app.jobs.database import connect
 from app.jobs.files import AudioFiles
 from app.jobs.sources import fetch_audio
 from app.jobs.store import JobRow, JobStore
@@ -50,13 +51,11 @@ class _Progress:
 
 class JobWorker:
     def __init__(self, settings: Settings, service: TranscriptionService, admission: Admission) -> None:
-        if settings.jobs.database_url is not None:
-            raise ValueError("jobs.database_url: PostgreSQL is not implemented yet; leave it unset (SQLite)")
         self.settings = settings
         self.jobs = settings.jobs
         self.service = service
         self.admission = admission
-        self.files = AudioFiles(self.jobs.data_dir)
+        self.files = AudioFiles(self.jobs.data_dir, in_database=self.jobs.database_url is not None)
         self.webhooks = Webhooks(settings.jobs)
         self.store: JobStore | None = None
         self._wake = asyncio.Event()
@@ -76,7 +75,8 @@ class JobWorker:
     async def open(self) -> JobStore:
         async with self._opening:
             if self.store is None:
-                self.store = await anyio.to_thread.run_sync(JobStore, self.jobs.data_dir)
+                db = await anyio.to_thread.run_sync(connect, self.jobs.database_url, self.jobs.data_dir)
+                self.store = await anyio.to_thread.run_sync(JobStore, db)
                 self.wake()
         return self.store
 
@@ -115,7 +115,7 @@ class JobWorker:
         return min(self.jobs.lease_s / 3, 1.0)
 
     async def _tick(self) -> None:
-        if self.store is None and JobStore.exists(self.jobs.data_dir):
+        if self.store is None and (self.jobs.database_url is not None or JobStore.exists(self.jobs.data_dir)):
             await self.open()
         store = self.store
         if store is None:
@@ -154,7 +154,7 @@ class JobWorker:
         beat = asyncio.create_task(self._heartbeat(store, row, state, me))
         values: dict[str, Any]
         try:
-            values = await self._execute(row, state)
+            values = await self._execute(store, row, state)
         except asyncio.CancelledError:
             if self._stopping:  # back to the queue for the next start (or another server)
                 await anyio.to_thread.run_sync(store.release, row)
@@ -182,12 +182,12 @@ class JobWorker:
             "jobs: %s %s%s", row.id, values["status"], "" if written else " (claim lost: not written)"
         )
 
-    async def _execute(self, row: JobRow, state: _Progress) -> dict[str, Any]:
+    async def _execute(self, store: JobStore, row: JobRow, state: _Progress) -> dict[str, Any]:
         params = TranscriptionParams.model_validate_json(row.params)
-        path = self.files.path(row.id)
         content_type = row.content_type
-        if row.source_url is not None and not path.exists():
+        if row.source_url is not None and not await anyio.to_thread.run_sync(self.files.has, row.id, store):
             content_type = await fetch_audio(row.source_url, self.files, row.id, self.settings)
+        path = await anyio.to_thread.run_sync(self.files.local, row.id, store)
         ticket = await self._ticket()
         with ticket, path.open("rb") as audio:
             task: Task = "translate" if row.task == "translate" else "transcribe"
