@@ -9,7 +9,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends curl libsndfile
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY app ./app
-RUN pip install .
+RUN pip install .[postgres]
 COPY config.yaml ./
 RUN mkdir -p models cache data && useradd --system --uid 1000 asr && chown -R asr /app
 USER asr

@@ -99,7 +99,7 @@ class RealtimeSettings(BaseModel):
 class JobsSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)  # /v1/audio/jobs (app/jobs/); see config.yaml
     data_dir: Path = Path("data")  # the SQLite database and stored audio, made by the first job
-    database_url: str | None = None  # PostgreSQL (a fleet) is not implemented yet: None only
+    database_url: str | None = None  # postgresql://... (a fleet); None: SQLite under data_dir
     max_running: int = Field(2, ge=1, le=64)
     max_queued: int = Field(1000, ge=1)
     retention_hours: float = Field(24.0, gt=0)
