@@ -111,6 +111,13 @@ class JobStore:
     def count(self, status: str) -> int:
         return int(self._db.read("SELECT COUNT(*) AS n FROM jobs WHERE status = ?", (status,))[0]["n"])
 
+    def stats(self, now: float) -> tuple[dict[str, int], float]:
+        """Jobs by status, and the age of the oldest queued one (0: none)."""
+        counts = self._db.read("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status", ())
+        oldest = self._db.read("SELECT MIN(created_at) AS t FROM jobs WHERE status = 'queued'", ())
+        first = oldest[0]["t"] if oldest else None
+        return {r["status"]: int(r["n"]) for r in counts}, 0.0 if first is None else now - first
+
     def page(
         self, owner: str, status: str | None, limit: int, after: JobRow | None
     ) -> tuple[list[JobRow], bool]:

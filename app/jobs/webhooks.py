@@ -24,6 +24,7 @@ from app.errors import InvalidRequest
 from app.jobs.protocol import WebhookEvent, WebhookEventData
 from app.jobs.store import JobRow, JobStore, new_id
 from app.jobs.urls import check_reachable, redact
+from app.server.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 _RETRIED = {408, 429}
@@ -44,8 +45,9 @@ def event_of(row: JobRow, event_id: str) -> WebhookEvent:
 
 
 class Webhooks:
-    def __init__(self, settings: JobsSettings) -> None:
+    def __init__(self, settings: JobsSettings, metrics: Metrics) -> None:
         self.settings = settings
+        self.metrics = metrics
         self._client = httpx.AsyncClient(
             follow_redirects=False, timeout=settings.webhook_timeout_s, trust_env=False
         )
@@ -82,6 +84,7 @@ class Webhooks:
             "error": error,
         }
         next_at = time.time() + self.delay_s(attempt) if outcome == "retrying" else None
+        self.metrics.webhooks.labels(outcome).inc()
         logger.info("jobs: webhook for %s attempt %d: %s", row.id, attempt, outcome)
         await anyio.to_thread.run_sync(store.record_delivery, row.id, delivery, event_id, next_at)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import time
@@ -35,6 +36,7 @@ from app.transcription.service import TranscriptionService
 
 logger = logging.getLogger(__name__)
 _PURGE_EVERY_S = 60.0
+_COUNT_EVERY_S = 5.0  # the jobs gauges' refresh
 
 
 @dataclass
@@ -51,12 +53,13 @@ class _Progress:
 
 class JobWorker:
     def __init__(self, settings: Settings, service: TranscriptionService, admission: Admission) -> None:
+        self.metrics = service.metrics
         self.settings = settings
         self.jobs = settings.jobs
         self.service = service
         self.admission = admission
         self.files = AudioFiles(self.jobs.data_dir, in_database=self.jobs.database_url is not None)
-        self.webhooks = Webhooks(settings.jobs)
+        self.webhooks = Webhooks(settings.jobs, self.metrics)
         self.store: JobStore | None = None
         self._wake = asyncio.Event()
         self._opening = asyncio.Lock()
@@ -65,11 +68,14 @@ class JobWorker:
         self._delivering: set[asyncio.Task[None]] = set()
         self._loop: asyncio.Task[None] | None = None
         self._stopping = False
-        self._purged_at = 0.0
+        self._purged_at = self._counted_at = 0.0
 
     async def start(self) -> None:
         """Run the queue: at once when there is a database (made by the first job, here or on
-        another server sharing the data directory), else from when one appears."""
+        another server sharing the data directory), else from when one appears. PostgreSQL is
+        connected at once, so a wrong database_url stops the start-up."""
+        if self.jobs.database_url is not None:
+            await self.open()
         self._loop = asyncio.create_task(self._run_loop())
 
     async def open(self) -> JobStore:
@@ -121,6 +127,12 @@ class JobWorker:
         if store is None:
             return
         now = time.time()
+        if now - self._counted_at > _COUNT_EVERY_S:
+            self._counted_at = now
+            counts, oldest = await anyio.to_thread.run_sync(store.stats, now)
+            for status in ("queued", "running", "completed", "failed", "cancelled"):
+                self.metrics.jobs.labels(status).set(counts.get(status, 0))
+            self.metrics.oldest_queued.set(oldest)
         if now - self._purged_at > _PURGE_EVERY_S:
             self._purged_at = now
             for old in await anyio.to_thread.run_sync(store.expired, now):
@@ -149,6 +161,7 @@ class JobWorker:
 
     async def _run(self, store: JobStore, row: JobRow) -> None:
         state = self._states[row.id] = _Progress()
+        started = time.monotonic()
         me = asyncio.current_task()
         assert me is not None
         beat = asyncio.create_task(self._heartbeat(store, row, state, me))
@@ -173,6 +186,7 @@ class JobWorker:
         finally:
             beat.cancel()
         values |= {"done_s": state.done_s, "total_s": state.total_s}
+        self.metrics.job_duration.labels(values["status"]).observe(time.monotonic() - started)
         hours = self.jobs.retention_hours
         written = await anyio.to_thread.run_sync(
             lambda: store.finish(row, time.time(), hours * 3600, **values)
@@ -192,6 +206,7 @@ class JobWorker:
         with ticket, path.open("rb") as audio:
             task: Task = "translate" if row.task == "translate" else "transcribe"
             job = await self.service.prepare(Upload(params, audio, row.filename, content_type), ticket, task)
+            job = dataclasses.replace(job, options=dataclasses.replace(job.options, background=True))
             try:
                 state.total_s = job.feed.duration_s
                 state.changed.set()

@@ -128,7 +128,7 @@ def test_cancel_delete_and_409_before_done(make_client: MakeClient, tmp_path: Pa
 
 def test_list_pages_and_queue_bound(make_client: MakeClient, tmp_path: Path) -> None:
     client = make_client(
-        engine=FakeEngine(delay_s=1.0), jobs=JobsSettings(data_dir=tmp_path, max_queued=3, max_running=1)
+        engine=FakeEngine(delay_s=4.0), jobs=JobsSettings(data_dir=tmp_path, max_queued=3, max_running=1)
     )
     ids = [submit(client, {"model": "whisper-1"}).json()["id"]]
     deadline = time.monotonic() + 10
@@ -148,3 +148,22 @@ def test_list_pages_and_queue_bound(make_client: MakeClient, tmp_path: Path) -> 
     assert [j["id"] for j in rest["data"]] == ids[:1] and rest["has_more"] is False
     queued = client.get(f"{JOBS}?status=queued").json()["data"]
     assert {j["status"] for j in queued} == {"queued"}
+
+
+def test_jobs_decode_behind_live_requests_and_are_counted(
+    jobs_client: TestClient, fake_engine: FakeEngine
+) -> None:
+    job = submit(jobs_client, {"model": "whisper-1"}).json()
+    assert wait_done(jobs_client, job["id"])["status"] == "completed"
+    assert fake_engine.options and all(o.background for o in fake_engine.options)
+    decoded = len(fake_engine.options)
+    assert jobs_client.post(
+        "/v1/audio/transcriptions", data={"model": "whisper-1"}, files={"file": ("a.wav", speech_wav())}
+    ).is_success
+    assert len(fake_engine.options) > decoded and not any(o.background for o in fake_engine.options[decoded:])
+    deadline = time.monotonic() + 15
+    while 'asr_jobs{status="completed"} 1.0' not in (text := jobs_client.get("/metrics").text):
+        assert time.monotonic() < deadline, "the jobs gauge never counted the job"
+        time.sleep(0.2)
+    assert 'asr_job_duration_seconds_count{status="completed"} 1.0' in text
+    assert "asr_jobs_oldest_queued_age_seconds 0.0" in text

@@ -10,6 +10,7 @@ import pytest
 from app.config import JobsSettings
 from app.jobs.urls import redact
 from app.jobs.webhooks import Webhooks, sign
+from app.server.metrics import Metrics
 from tests.support.harness import MakeClient
 from tests.unit.test_api import speech_wav
 
@@ -22,7 +23,7 @@ def test_signature_matches_the_standard_webhooks_vector() -> None:
 
 
 def test_retry_delays_grow_and_are_capped() -> None:
-    hooks = Webhooks(JobsSettings(webhook_retry_base_s=10))
+    hooks = Webhooks(JobsSettings(webhook_retry_base_s=10), Metrics())
     delays = [hooks.delay_s(k) for k in range(1, 11)]
     assert delays[:3] == [10, 40, 160] and max(delays) == 6 * 3600
     assert 12 * 3600 < sum(delays) < 2 * 24 * 3600  # the default schedule spans about a day
