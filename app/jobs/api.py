@@ -15,6 +15,7 @@ from app.audio.decode import parse_pcm_content_type
 from app.audio.pcm import PcmFormat
 from app.audio.sniff import HEAD_BYTES, describe_text, identify
 from app.errors import Conflict, InvalidRequest, NotFound, TooManyJobs, UnsupportedAudio
+from app.jobs.files import sha256_of
 from app.jobs.protocol import FINISHED, JobError, JobProgress, TranscriptionJob, WebhookDelivery
 from app.jobs.store import JobRow, JobStore, new_id
 from app.jobs.urls import check_reachable, redact
@@ -64,13 +65,20 @@ async def submit(
         await check_reachable(callback, "callback_url", jobs.allow_private_urls)
     if file is not None:
         await anyio.to_thread.run_sync(_check_audio, file, content_type)
-    store = await worker.open()
-    if idempotency_key is None and await anyio.to_thread.run_sync(store.count, "queued") >= jobs.max_queued:
-        raise TooManyJobs(f"the job queue is full ({jobs.max_queued} jobs waiting); retry later")
-    job_id = new_id("job")
-    digest = "" if file is None else await anyio.to_thread.run_sync(worker.files.save, job_id, file, store)
+    digest = "" if file is None else await anyio.to_thread.run_sync(sha256_of, file)
     request = {"params": params.model_dump(mode="json"), "task": task, "url": url, "callback": callback}
     request |= {"metadata": metadata, "audio": digest}
+    request_hash = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+    store = await worker.open()
+    if idempotency_key is not None:
+        earlier = await anyio.to_thread.run_sync(store.by_idempotency_key, owner, idempotency_key)
+        if earlier is not None:
+            return _same_request(earlier, request_hash)
+    if await anyio.to_thread.run_sync(store.count, "queued") >= jobs.max_queued:
+        raise TooManyJobs(f"the job queue is full ({jobs.max_queued} jobs waiting); retry later")
+    job_id = new_id("job")
+    if file is not None:
+        await anyio.to_thread.run_sync(worker.files.save, job_id, file, store)
     row = JobRow(
         id=job_id,
         owner=owner,
@@ -86,17 +94,22 @@ async def submit(
         source_url=url,
         callback_url=callback,
         idem_key=idempotency_key,
-        idem_hash=hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest(),
+        idem_hash=request_hash,
     )
     stored = await anyio.to_thread.run_sync(store.insert, row)
-    if stored.id != job_id:  # the idempotency key was used before
+    if stored.id != job_id:  # the same key, submitted at the same time
         worker.files.delete(job_id)
         await anyio.to_thread.run_sync(store.delete, job_id)  # the audio it stored
-        if stored.idem_hash != row.idem_hash:
-            raise Conflict("Idempotency-Key: already used for a different request")
-        return stored
+        return _same_request(stored, request_hash)
     worker.wake()
     return stored
+
+
+def _same_request(earlier: JobRow, request_hash: str) -> JobRow:
+    """The job an Idempotency-Key made before, if this is the same request (409 otherwise)."""
+    if earlier.idem_hash != request_hash:
+        raise Conflict("Idempotency-Key: already used for a different request")
+    return earlier
 
 
 def _text(value: object, field: str) -> str | None:

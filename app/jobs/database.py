@@ -18,7 +18,6 @@ DB_NAME = "jobs.sqlite3"
 class Database:
     """``tx()`` is one write transaction; ``read()`` one statement outside any."""
 
-    dialect = "sqlite"
     skip_locked = ""  # appended to a SELECT whose rows a transaction takes
     integrity_error: type[Exception] = sqlite3.IntegrityError
     _db: Any
@@ -59,16 +58,21 @@ class Database:
 
 
 class Postgres(Database):
-    dialect = "postgresql"
     skip_locked = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, url: str) -> None:
         import psycopg  # only a fleet needs it
-        from psycopg.rows import dict_row
 
         self.integrity_error = psycopg.IntegrityError
-        self._db = psycopg.connect(url, autocommit=True, row_factory=dict_row)
+        self._url = url
+        self._db = self._connect()
         self._lock = threading.Lock()
+
+    def _connect(self) -> Any:
+        import psycopg
+        from psycopg.rows import dict_row
+
+        return psycopg.connect(self._url, autocommit=True, row_factory=dict_row)
 
     def schema(self, statements: Sequence[str]) -> None:
         with self.tx() as run:
@@ -78,14 +82,23 @@ class Postgres(Database):
 
     @contextmanager
     def tx(self) -> Iterator[Callable[[str, Sequence[Any]], Any]]:
-        with self._lock, self._db.transaction():
-            yield self._run
+        with self._lock:
+            self._reconnect()
+            with self._db.transaction():
+                yield self._run
+
+    def _reconnect(self) -> None:
+        """A connection the server lost (a restart, a failover) is replaced; the call that found
+        it broken failed, and the worker's next tick retries."""
+        if self._db.broken or self._db.closed:
+            self._db = self._connect()
 
     def _run(self, sql: str, args: Sequence[Any]) -> Any:
         return self._db.execute(sql.replace("?", "%s"), tuple(args))
 
     def read(self, sql: str, args: Sequence[Any]) -> list[dict[str, Any]]:
         with self._lock:
+            self._reconnect()
             return list(self._run(sql, args).fetchall())
 
 

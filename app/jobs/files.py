@@ -16,6 +16,15 @@ from app.jobs.store import JobStore
 _BLOCK = 1 << 20
 
 
+def sha256_of(source: BinaryIO) -> str:
+    """The SHA-256 of ``source`` from its start, read a block at a time."""
+    digest = hashlib.sha256()
+    source.seek(0)
+    while block := source.read(_BLOCK):
+        digest.update(block)
+    return digest.hexdigest()
+
+
 class AudioFiles:
     def __init__(self, data_dir: Path, in_database: bool) -> None:
         self.root = data_dir / "audio"
@@ -40,20 +49,15 @@ class AudioFiles:
             with contextlib.suppress(FileNotFoundError):
                 partial.unlink()
 
-    def save(self, job_id: str, source: BinaryIO, store: JobStore) -> str:
-        """Store ``source`` (from its start) as the job's audio, a block at a time; its SHA-256."""
-        digest = hashlib.sha256()
-        source.seek(0)
+    def save(self, job_id: str, source: BinaryIO, store: JobStore) -> None:
+        """Store ``source`` (from its start) as the job's audio, a block at a time."""
         if self.in_database:
-            while block := source.read(_BLOCK):
-                digest.update(block)
             store.put_audio(job_id, source)
-            return digest.hexdigest()
+            return
+        source.seek(0)
         with self.writing(job_id) as out:
             while block := source.read(_BLOCK):
-                digest.update(block)
                 out.write(block)
-        return digest.hexdigest()
 
     def has(self, job_id: str, store: JobStore) -> bool:
         return self.path(job_id).exists() or (self.in_database and store.has_audio(job_id))
