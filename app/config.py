@@ -154,6 +154,10 @@ class Settings(BaseSettings):
     # A detected language other than English that is less likely than this stays on the English
     # model: Whisper's detection names a language for noise too (see app/models/selection.py).
     language_detection_min_probability: float = Field(0.8, ge=0, le=1)
+    # A request without a language stays English without running the multilingual model when the
+    # English model's decode of its first window is at least this sure (mean token log-probability;
+    # 0: always detect on the multilingual model).
+    language_detection_english_min_logprob: float = Field(-0.35, le=0)
     models_dir: Path = Path("models")
     # Where the embedded multilingual model is assembled (once); None: $XDG_CACHE_HOME/asr-server.
     model_cache_dir: Path | None = None

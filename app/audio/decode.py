@@ -2,18 +2,21 @@
 
 Containers are told apart by their bytes (``app.audio.sniff``), never by the declared content type (the
 AI Refinery SDK labels every upload ``audio/wav``); only an explicit raw-PCM content type
-(``audio/pcm``, ``audio/L16``) skips sniffing. libsndfile reads WAV/FLAC/OGG/AIFF/MP3, FFmpeg (PyAV,
+(``audio/pcm``, ``audio/L16``, or G.711's ``audio/basic``, ``audio/pcmu``, ``audio/pcma`` unless the bytes
+start with an AU or WAV header) skips sniffing. libsndfile reads WAV/FLAC/OGG/AIFF/MP3, FFmpeg (PyAV,
 ``app.audio.ffmpeg``) the rest; both hand their blocks to a ``Sink`` (``app.audio.pcm``).
 """
 
 from __future__ import annotations
 
 import io
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 import numpy as np
+import numpy.typing as npt
 import soundfile as sf
 
+from app.audio.g711 import G711_RATE, expand
 from app.audio.pcm import (
     MAX_SOURCE_RATE,
     MIN_SOURCE_RATE,
@@ -32,6 +35,13 @@ from app.errors import InvalidRequest, UnsupportedAudio
 
 _BLOCK_SAMPLES = 1 << 18
 _UNKNOWN_FRAMES = 1 << 60  # libsndfile's "unknown length"
+# Headerless G.711 content types (``audio/basic`` is 8 kHz mu-law by definition, RFC 2046).
+_G711_TYPES: dict[str, Literal["mulaw", "alaw"]] = {
+    "audio/basic": "mulaw",
+    "audio/pcmu": "mulaw",
+    "audio/pcma": "alaw",
+}
+_G711_HEADERS = (b".snd", b"RIFF", b"RF64")  # an AU or WAV file labelled with a G.711 type
 
 
 def parse_pcm_content_type(content_type: str | None, default: PcmFormat) -> PcmFormat | None:
@@ -40,9 +50,10 @@ def parse_pcm_content_type(content_type: str | None, default: PcmFormat) -> PcmF
         return None
     kind, *params = (part.strip() for part in content_type.split(";"))
     kind = kind.lower()
-    if kind not in {"audio/pcm", "audio/l16", "audio/raw", "audio/x-raw", "audio/s16le"}:
+    g711 = _G711_TYPES.get(kind)
+    if not g711 and kind not in {"audio/pcm", "audio/l16", "audio/raw", "audio/x-raw", "audio/s16le"}:
         return None
-    rate, channels = default.sample_rate, default.channels
+    rate, channels = G711_RATE if g711 else default.sample_rate, default.channels
     little_endian: bool | None = None if kind == "audio/l16" else True
     for param in params:
         name, _, value = param.partition("=")
@@ -58,6 +69,12 @@ def parse_pcm_content_type(content_type: str | None, default: PcmFormat) -> PcmF
             raise InvalidRequest(f"bad {name!r} in the file's content type", field="file") from None
     if not MIN_SOURCE_RATE <= rate <= MAX_SOURCE_RATE or not 1 <= channels <= 32:
         raise InvalidRequest("unsupported PCM parameters in the file's content type", field="file")
+    if g711:
+        if rate != G711_RATE:
+            raise InvalidRequest(
+                f"{kind} is G.711 at {G711_RATE} Hz; a rate of {rate} Hz is not supported", field="file"
+            )
+        return PcmFormat(rate, channels, encoding=g711)
     return PcmFormat(rate, channels, little_endian)
 
 
@@ -87,10 +104,12 @@ def decode_audio(
     )
     sink = Sink(limits, charge, listener)
     declared_pcm = parse_pcm_content_type(content_type, pcm)
-    if declared_pcm is not None:
-        return _read_pcm(file, size, declared_pcm, sink, check=False)
     head = file.read(4096)
     file.seek(0)
+    if declared_pcm is not None and not (
+        declared_pcm.encoding != "linear16" and head.startswith(_G711_HEADERS)
+    ):
+        return _read_pcm(file, size, declared_pcm, sink, check=False)
     found = identify(head[:HEAD_BYTES])
     if found.decoder != "none" or not found.name:
         opened = _read_soundfile(file, sink)
@@ -110,7 +129,8 @@ def decode_audio(
             "or raw 16-bit PCM)",
             field="file",
         )
-    return _read_pcm(file, size, pcm, sink, check=True)
+    # G.711 named by the ``encoding`` field is read as declared, like a declared content type.
+    return _read_pcm(file, size, pcm, sink, check=pcm.encoding == "linear16")
 
 
 def _read_soundfile(file: BinaryIO, sink: Sink) -> Audio | None:
@@ -136,29 +156,35 @@ def _read_soundfile(file: BinaryIO, sink: Sink) -> Audio | None:
 
 
 def _read_pcm(file: BinaryIO, size: int, fmt: PcmFormat, sink: Sink, *, check: bool) -> Audio:
-    frame_bytes = 2 * fmt.channels
+    encoding = fmt.encoding
+    width, what = (2, "16-bit PCM") if encoding == "linear16" else (1, f"G.711 {encoding}")
+    frame_bytes = width * fmt.channels
     if size % frame_bytes:
         raise UnsupportedAudio(
             f"not a known audio container, and {size} bytes is not a whole number of "
-            f"16-bit {fmt.channels}-channel PCM frames",
+            f"{fmt.channels}-channel {what} frames",
             field="file",
         )
-    head = file.read(2 * SAMPLE_RATE * 10 // frame_bytes * frame_bytes)
+    head = file.read(width * SAMPLE_RATE * 10 // frame_bytes * frame_bytes)
     file.seek(0)
     little = fmt.little_endian if fmt.little_endian is not None else _guess_little_endian(head)
     dtype = np.dtype("<i2" if little else ">i2")
-    if check and not plausible_pcm(np.frombuffer(head, dtype=dtype)):
+
+    def samples(data: bytes) -> npt.NDArray[np.int16]:
+        return np.frombuffer(data, dtype=dtype) if encoding == "linear16" else expand(data, encoding)
+
+    if check and not plausible_pcm(samples(head)):
         raise UnsupportedAudio(
             "the uploaded file is not a known audio container, and its bytes do not sound like raw "
-            "16-bit PCM (they look like random or compressed data)",
+            f"{what} (they look like random or compressed data)",
             field="file",
         )
     sink.start(fmt.sample_rate, fmt.channels, size // frame_bytes, "the PCM upload")
     block_bytes = _BLOCK_SAMPLES // fmt.channels * frame_bytes
     while data := file.read(block_bytes):
-        ints = np.frombuffer(data, dtype=dtype).reshape(-1, fmt.channels)
+        ints = samples(data).reshape(-1, fmt.channels)
         sink.add(ints.astype(np.float32) / np.float32(32768.0))
-    return sink.finish("pcm")
+    return sink.finish("pcm" if encoding == "linear16" else encoding)
 
 
 def _guess_little_endian(data: bytes) -> bool:

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import soxr
 
+from app.audio.g711 import Encoding
 from app.errors import InvalidRequest, UnsupportedAudio, UploadTooLarge
 
 SAMPLE_RATE = 16000
@@ -33,13 +34,14 @@ Listener = Callable[["Sink", Pcm16], None]
 
 @dataclass(frozen=True, slots=True)
 class PcmFormat:
-    """How to read headerless PCM: signed 16-bit samples, interleaved channels."""
+    """How to read headerless PCM: signed 16-bit (or G.711) samples, interleaved channels."""
 
     sample_rate: int = SAMPLE_RATE
     channels: int = 1
     # None: decide from the samples (only used for audio/L16, whose RFC says big-endian but whose
     # senders often mean little-endian).
     little_endian: bool | None = True
+    encoding: Encoding = "linear16"
 
 
 @dataclass(frozen=True, slots=True)

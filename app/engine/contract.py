@@ -6,6 +6,7 @@ the fast tests (with their fake engine) never load CTranslate2 or faster-whisper
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -92,6 +93,11 @@ class Engine(Protocol):
     @property
     def english_only(self) -> bool: ...
 
+    @property
+    def parallel_windows(self) -> int:
+        """How many windows it decodes side by side (CPU workers; a GPU's batch)."""
+        ...
+
     def submit(
         self, samples: Samples, options: DecodeOptions, encoded: Future[Any] | None = None
     ) -> Future[DecodeResult]:
@@ -104,9 +110,10 @@ class Engine(Protocol):
         (None where there is no idle hardware for it)."""
         ...
 
-    def detect_language(self, samples: Samples) -> tuple[str, float]:
+    def detect_language(self, samples: Samples, among: Collection[str] = ()) -> tuple[str, float]:
         """The most likely language of (the first 30 s of) the samples and its probability
-        (English, certain, on English-only models); blocking."""
+        (English, certain, on English-only models); blocking. ``among``: only these languages,
+        the probability being their share of the probability of them all."""
         ...
 
     def lane(self) -> AbstractContextManager[None]:

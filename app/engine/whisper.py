@@ -10,7 +10,7 @@ windows the passes run on, ``segmentation`` where text is cut, ``quality`` what 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -108,6 +108,7 @@ class WhisperEngine:
             wait_s=batch_wait_s,
             threads=self.layout.workers,
         )
+        self.parallel_windows = self.layout.workers if cpu else max_batch_size
         self._suppress = get_suppressed_tokens(self._tokenizer("en"), [-1])
         if self.placement.device == "cuda":
             # CUDA sets up its kernels on first use (about a second): pay that here, not in the first
@@ -149,16 +150,20 @@ class WhisperEngine:
         """Decode one window and wait for it (blocking)."""
         return self.submit(samples, options).result()
 
-    def detect_language(self, samples: Samples) -> tuple[str, float]:
+    def detect_language(self, samples: Samples, among: Collection[str] = ()) -> tuple[str, float]:
         """Whisper's language detection on the window's encoder output, as faster-whisper runs it
         (one encoder pass: on CPU about the cost of decoding a short sentence)."""
         if self.english_only:
             return "en", 1.0
         encoded = self._model.encode(self._features(samples[:N_SAMPLES])[0][None])
-        (best, probability), *_ = self._model.model.detect_language(encoded)[0]
+        scores = [(str(token)[2:-2], float(p)) for token, p in self._model.model.detect_language(encoded)[0]]
         if self._pool is not None and len(samples) <= N_SAMPLES:  # CPU: a batch is this one window
             self._detected.keep(samples, np.asarray(encoded))
-        return str(best)[2:-2], float(probability)
+        allowed = [(code, p) for code, p in scores if code in among] if among else scores
+        if not allowed:  # none of them is a language this model knows
+            return scores[0]
+        best, probability = allowed[0]  # sorted, most likely first
+        return best, probability / (sum(p for _, p in allowed) if among else 1.0)
 
     def lane(self) -> AbstractContextManager[None]:
         return self._batcher.lane()

@@ -12,7 +12,14 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, RootModel
 
 from app.errors import AsrError
-from app.realtime.protocol import LOGPROBS_INCLUDE, SessionConfig, TurnDetection, new_id
+from app.realtime.protocol import (
+    BETA_FORMATS,
+    LOGPROBS_INCLUDE,
+    BetaFormat,
+    SessionConfig,
+    TurnDetection,
+    new_id,
+)
 from app.transcription.protocol import Logprob, Usage
 
 
@@ -34,8 +41,14 @@ class SessionAudioFormat(BaseModel):
     rate: int = Field(description="samples per second of the PCM16 the client sends")
 
 
+class SessionG711Format(BaseModel):
+    """G.711 at 8 kHz: mu-law (``audio/pcmu``) or A-law (``audio/pcma``)."""
+
+    type: Literal["audio/pcmu", "audio/pcma"]
+
+
 class SessionAudioInput(BaseModel):
-    format: SessionAudioFormat
+    format: SessionAudioFormat | SessionG711Format
     transcription: SessionTranscription
     turn_detection: TurnDetection | None = Field(description="null: the client commits the buffer")
     noise_reduction: None
@@ -60,7 +73,7 @@ class BetaTranscriptionSessionObject(BaseModel):
 
     id: str
     object: Literal["realtime.transcription_session"]
-    input_audio_format: Literal["pcm16"]
+    input_audio_format: BetaFormat
     input_audio_transcription: SessionTranscription
     turn_detection: TurnDetection | None
     include: list[str]
@@ -204,7 +217,9 @@ def _transcription(config: SessionConfig) -> SessionTranscription:
 def session_object(session_id: str, config: SessionConfig) -> TranscriptionSessionObject:
     """The session of ``session.created`` / ``session.updated``."""
     audio_input = SessionAudioInput(
-        format=SessionAudioFormat(type="audio/pcm", rate=config.rate),
+        format=SessionAudioFormat(type="audio/pcm", rate=config.rate)
+        if config.format == "audio/pcm"
+        else SessionG711Format(type=config.format),
         transcription=_transcription(config),
         turn_detection=config.turn_detection,
         noise_reduction=None,
@@ -223,7 +238,7 @@ def beta_session_object(session_id: str, config: SessionConfig) -> BetaTranscrip
     return BetaTranscriptionSessionObject(
         id=session_id,
         object="realtime.transcription_session",
-        input_audio_format="pcm16",
+        input_audio_format=next(name for name, (kind, _) in BETA_FORMATS.items() if kind == config.format),
         input_audio_transcription=_transcription(config),
         turn_detection=config.turn_detection,
         include=[LOGPROBS_INCLUDE] if config.logprobs else [],

@@ -18,12 +18,21 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from app.audio.g711 import G711_RATE
 from app.errors import InvalidRequest
 
 LOGPROBS_INCLUDE = "item.input_audio_transcription.logprobs"
-BETA_PCM16_RATE = 24000  # the beta API's "pcm16" is 24 kHz mono
+PCM_RATES = (16000, 24000)
+InputFormat = Literal["audio/pcm", "audio/pcmu", "audio/pcma"]  # GA names (G.711: mu-law, A-law)
+# The beta API's names: "pcm16" is 24 kHz mono.
+BetaFormat = Literal["pcm16", "g711_ulaw", "g711_alaw"]
+BETA_FORMATS: dict[BetaFormat, tuple[InputFormat, int]] = {
+    "pcm16": ("audio/pcm", 24000),
+    "g711_ulaw": ("audio/pcmu", G711_RATE),
+    "g711_alaw": ("audio/pcma", G711_RATE),
+}
 
 
 class _Lenient(BaseModel):
@@ -41,8 +50,20 @@ class TurnDetection(_Lenient):
 
 
 class AudioFormat(_Lenient):
-    type: Literal["audio/pcm"] = "audio/pcm"
-    rate: Literal[16000, 24000] = 24000
+    type: InputFormat = "audio/pcm"
+    rate: int | None = None  # audio/pcm: 24000 unless given; G.711: 8000 (OpenAI's objects omit it)
+
+    @model_validator(mode="after")
+    def _known_rate(self) -> AudioFormat:
+        rates = PCM_RATES if self.type == "audio/pcm" else (G711_RATE,)
+        if self.rate is None:
+            self.rate = rates[-1]
+        elif self.rate not in rates:
+            raise ValueError(
+                f"rate {self.rate} is not supported for {self.type} "
+                f"(supported: {' or '.join(map(str, rates))} Hz)"
+            )
+        return self
 
 
 class TranscriptionSettings(_Lenient):
@@ -72,7 +93,7 @@ class TranscriptionSession(_Lenient):
 class BetaTranscriptionSession(_Lenient):
     """``session`` of the beta ``transcription_session.update``."""
 
-    input_audio_format: Literal["pcm16"] | None = None
+    input_audio_format: BetaFormat | None = None
     input_audio_transcription: TranscriptionSettings | None = None
     turn_detection: TurnDetection | None = None
     include: list[str] | None = Field(None, max_length=8)
@@ -83,6 +104,7 @@ class SessionConfig:
     """A session's settings after every update so far."""
 
     rate: int = 24000
+    format: InputFormat = "audio/pcm"
     model: str = "whisper-1"  # as the client named it (resolved by the session)
     language: str | None = None  # as the client gave it
     prompt: str | None = None
@@ -96,13 +118,13 @@ class SessionConfig:
             audio_input = session.audio.input if session.audio else None
             transcription = audio_input.transcription if audio_input else None
             if audio_input and audio_input.format:
-                changes["rate"] = audio_input.format.rate
+                changes["format"], changes["rate"] = audio_input.format.type, audio_input.format.rate
             if audio_input and "turn_detection" in audio_input.model_fields_set:
                 changes["turn_detection"] = audio_input.turn_detection
         else:
             transcription = session.input_audio_transcription
             if session.input_audio_format:
-                changes["rate"] = BETA_PCM16_RATE
+                changes["format"], changes["rate"] = BETA_FORMATS[session.input_audio_format]
             if "turn_detection" in session.model_fields_set:
                 changes["turn_detection"] = session.turn_detection
         if transcription is not None:
@@ -169,8 +191,8 @@ def parse_client_event(text: str) -> ClientEvent:
             pcm = base64.b64decode(audio, validate=True) if isinstance(audio, str) else None
         except (binascii.Error, ValueError):
             pcm = None
-        if pcm is None or len(pcm) % 2:
-            raise InvalidRequest("audio: expected base64 of 16-bit little-endian PCM", field="audio")
+        if pcm is None:  # its length is checked against the session's format
+            raise InvalidRequest("audio: expected base64 of the session's audio format", field="audio")
         return ClientEvent(kind, event_id, audio=pcm)
     return ClientEvent(kind, event_id)
 
@@ -178,7 +200,7 @@ def parse_client_event(text: str) -> ClientEvent:
 def _describe(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "value"
-    return f"{where}: {first['msg']}"
+    return f"{where}: {first['msg'].removeprefix('Value error, ')}"
 
 
 def new_id(prefix: str) -> str:

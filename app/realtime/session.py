@@ -1,18 +1,20 @@
 """One live transcription session: client events in, server events out through ``outbox``.
 
-Audio is resampled to 16 kHz as it arrives. With ``server_vad`` the segmenter finds utterances: the
-one being spoken is previewed for deltas, and once it closes it is committed for its final decode
-(see ``app.realtime.decoder``). With ``turn_detection: null`` the client commits the buffer itself.
+Audio (PCM16, or G.711 expanded to PCM16) is resampled to 16 kHz as it arrives. With ``server_vad``
+the segmenter finds utterances: the one being spoken is previewed for deltas, and once it closes it
+is committed for its final decode (see ``app.realtime.decoder``). With ``turn_detection: null`` the
+client commits the buffer itself.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import soxr
 
+from app.audio.g711 import expand
 from app.audio.pcm import SAMPLE_RATE, Samples
 from app.config import Settings
 from app.errors import InvalidRequest
@@ -42,6 +44,8 @@ from app.realtime.protocol import (
 from app.realtime.segmenter import LiveSegmenter, SpeechStarted, SpeechStopped, chunking_options
 from app.realtime.utterances import Utterance
 from app.transcription.languages import to_whisper
+
+_G711: dict[str, Literal["mulaw", "alaw"]] = {"audio/pcmu": "mulaw", "audio/pcma": "alaw"}
 
 
 class RealtimeSession:
@@ -115,6 +119,7 @@ class RealtimeSession:
         if (
             not self._configured
             or config.rate != self.config.rate
+            or config.format != self.config.format
             or config.turn_detection != self.config.turn_detection
         ):
             self._clear()
@@ -133,8 +138,8 @@ class RealtimeSession:
 
     # --- audio --------------------------------------------------------------------------------
 
-    def _append(self, pcm: bytes) -> None:
-        samples = np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0
+    def _append(self, audio: bytes) -> None:
+        samples = self._samples(audio)
         if self._resampler is not None:
             samples = self._resampler.resample_chunk(samples)
         if self._segmenter is None:
@@ -150,6 +155,14 @@ class RealtimeSession:
                 self._speech_stopped(change)
         if self._open is not None:
             self.decoder.heard(self._open, self._segmenter)
+
+    def _samples(self, audio: bytes) -> Samples:
+        """The appended bytes as float samples at the session's rate."""
+        kind = self.config.format
+        if kind == "audio/pcm" and len(audio) % 2:
+            raise InvalidRequest("audio: expected base64 of 16-bit little-endian PCM", field="audio")
+        ints = np.frombuffer(audio, "<i2") if kind == "audio/pcm" else expand(audio, _G711[kind])
+        return ints.astype(np.float32) / np.float32(32768.0)
 
     def _speech_stopped(self, stopped: SpeechStopped) -> None:
         utterance = self._open or Utterance(new_id("item"))

@@ -24,7 +24,7 @@ _DEFAULT_REGIONS = {
 }  # fmt: skip
 
 
-def to_whisper(language: str | None) -> str | None:
+def to_whisper(language: str | None, field: str = "language") -> str | None:
     """``en-US``/``en``/``EN_us`` -> ``en``; ``auto`` or None -> None (detect); unknown -> 400."""
     if language is None or language.strip().lower() in {"", "auto"}:
         return None
@@ -33,7 +33,7 @@ def to_whisper(language: str | None) -> str | None:
         primary = "yue"
     primary = _ALIASES.get(primary, primary)
     if primary not in WHISPER_LANGUAGES:
-        raise InvalidRequest(f"language: {shown(language)} is not a language Whisper knows", field="language")
+        raise InvalidRequest(f"{field}: {shown(language)} is not a language Whisper knows", field=field)
     return primary
 
 
@@ -45,3 +45,9 @@ def to_bcp47(code: str, requested: str | None = None) -> str:
             return f"{parts[0].lower()}-{parts[1].upper()}"
     region = _DEFAULT_REGIONS.get(code, code[:2].upper())
     return f"{code[:2]}-{region}"
+
+
+def to_whisper_list(languages: list[str]) -> tuple[str, ...]:
+    """The request's ``languages`` as Whisper codes, each once ("auto" entries mean nothing)."""
+    codes = (to_whisper(language, field="languages") for language in languages)
+    return tuple(dict.fromkeys(code for code in codes if code))

@@ -15,6 +15,7 @@ from typing import Annotated, Any, BinaryIO, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from app.audio.g711 import G711_RATE, Encoding
 from app.audio.pcm import MAX_SOURCE_RATE, MIN_SOURCE_RATE
 from app.errors import InvalidRequest
 
@@ -26,6 +27,11 @@ MAX_PROMPT_CHARS = 1000
 # JSON in form fields: nesting and size past anything a client sends (a parser never recurses deep).
 MAX_JSON_DEPTH = 16
 MAX_JSON_CHARS = 16 << 10
+# ``encoding`` also takes the RTP / OpenAI names of G.711.
+_ENCODING_ALIASES = {
+    **dict.fromkeys(("pcmu", "ulaw", "g711_ulaw"), "mulaw"),
+    **dict.fromkeys(("pcma", "g711_alaw"), "alaw"),
+}
 
 
 class ServerVad(BaseModel):
@@ -48,6 +54,8 @@ class TranscriptionParams(BaseModel):
     model: str = Field(min_length=1, max_length=256)
     chunking_strategy: ServerVad | None = None  # None: "auto", the server's VAD defaults
     language: str | None = Field(None, max_length=40)  # None or "auto": detect (English-only: English)
+    # The languages the audio may be in: detection chooses among them (one: as ``language``).
+    languages: list[Annotated[str, Field(max_length=40)]] = Field(default_factory=list, max_length=100)
     response_format: ResponseFormat = "json"
     stream: bool = False
     timeout: float | None = Field(None, gt=0)
@@ -59,6 +67,7 @@ class TranscriptionParams(BaseModel):
     # Headerless PCM layout (the upload's content type may also say ``audio/pcm;rate=8000``).
     sample_rate: int | None = Field(None, ge=MIN_SOURCE_RATE, le=MAX_SOURCE_RATE)
     channels: int | None = Field(None, ge=1, le=32)
+    encoding: Encoding = "linear16"  # Deepgram's names; G.711 is 8 kHz (sample_rate defaults to it)
     # Speakers: diarize (also implied by diarized_json or any count hint).
     diarize: bool = False
     num_speakers: int | None = Field(None, ge=1, le=MAX_SPEAKERS)
@@ -76,6 +85,25 @@ class TranscriptionParams(BaseModel):
             raise ValueError("min_speakers: must not be more than max_speakers")
         return self
 
+    @field_validator("encoding", mode="before")
+    @classmethod
+    def _encoding_alias(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        name = value.strip().lower()
+        return _ENCODING_ALIASES.get(name, name)
+
+    @model_validator(mode="after")
+    def _g711_rate(self) -> TranscriptionParams:
+        if self.encoding != "linear16":
+            if self.sample_rate not in (None, G711_RATE):
+                raise ValueError(
+                    f"sample_rate: {self.encoding} (G.711) audio is {G711_RATE} Hz; "
+                    f"{self.sample_rate} Hz is not supported"
+                )
+            self.sample_rate = G711_RATE
+        return self
+
     @field_validator("chunking_strategy", mode="before")
     @classmethod
     def _chunking_json(cls, value: object) -> object:
@@ -90,7 +118,7 @@ class TranscriptionParams(BaseModel):
             return None
         return value
 
-    @field_validator("include", "timestamp_granularities", mode="before")
+    @field_validator("include", "timestamp_granularities", "languages", mode="before")
     @classmethod
     def _list_json(cls, value: object) -> object:
         if isinstance(value, str):

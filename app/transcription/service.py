@@ -7,6 +7,7 @@ upload is decoded meanwhile, and a failure found there ends the stream with an e
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -14,25 +15,26 @@ from dataclasses import dataclass
 
 import anyio.to_thread
 
-from app.audio.chunking import Chunk, ChunkingOptions
+from app.audio.chunking import ChunkingOptions
 from app.audio.decode import decode_audio
 from app.audio.feed import ChunkFeed, speech_chunks
 from app.audio.pcm import Audio, Listener, PcmFormat
 from app.config import Settings
 from app.diarization import Diarization, DiarizationWorker, SpeakerHints
-from app.engine import DEFAULT_TEMPERATURES, N_SAMPLES, DecodeOptions
+from app.engine import DEFAULT_TEMPERATURES, DecodeOptions, DecodeResult
 from app.errors import AsrError
 from app.models.registry import ModelRegistry
 from app.models.selection import Task, plan_route
 from app.server.admission import Ticket
 from app.server.metrics import Metrics
 from app.transcription.deadline import within
+from app.transcription.detection import settle_language
 from app.transcription.events import StreamEvents, done_event, error_event, speaker_events
-from app.transcription.languages import to_bcp47, to_whisper
+from app.transcription.languages import to_bcp47, to_whisper, to_whisper_list
 from app.transcription.params import TranscriptionParams, Upload
 from app.transcription.protocol import StreamEvent, TextDelta
 from app.transcription.result import ChunkResult, Transcription
-from app.transcription.windows import WindowRunner, pack_windows
+from app.transcription.windows import WindowRunner
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +50,7 @@ class Job:
     options: DecodeOptions
     started: float  # time.monotonic()
     speakers: SpeakerHints | None = None  # diarize, with these hints
+    head: DecodeResult | None = None  # the first window, decoded while its language was settled
 
     @property
     def deadline(self) -> float | None:
@@ -80,44 +83,23 @@ class TranscriptionService:
         params = upload.params
         model_id = self.registry.resolve(params.model)
         language = to_whisper(params.language)
+        languages = to_whisper_list(params.languages)
         engine = await self.registry.get(model_id)
-        route = plan_route(self.settings, model_id, engine.english_only, language, task, params.language)
+        route = plan_route(
+            self.settings, model_id, engine.english_only, language, task, params.language, languages
+        )
         pcm = PcmFormat(
             params.sample_rate or self.settings.pcm_sample_rate,
             params.channels or self.settings.pcm_channels,
+            encoding=params.encoding,
         )
         opts = self.chunking_options(params)
-        chunks: list[Chunk] | None = None  # all of them, known before inference (not a stream's)
         if params.stream and not params.wants_speakers:
             feed = ChunkFeed.decode(lambda listener: self._decode(upload, pcm, ticket, listener), opts)
         else:
             audio = await anyio.to_thread.run_sync(self._decode, upload, pcm, ticket, None)
             chunks = await anyio.to_thread.run_sync(speech_chunks, audio, opts)
             feed = ChunkFeed.complete(audio, chunks)
-        try:
-            first = await feed.first()
-            if route.detect_on is not None:
-                # No speech: nothing to detect (nor a model to load for it), nothing to decode.
-                detected, probability = "en", 1.0
-                if first is not None:
-                    detector = await self.registry.get(route.detect_on)
-                    if chunks is not None:
-                        # The first window the request decodes: when it goes to the detecting
-                        # model, that window's encoder pass is the one detection made.
-                        window = pack_windows(chunks, self.settings.window_s)[0]
-                        start, end = window[0].start, window[-1].end
-                    else:  # a stream: one Whisper window (30 s) from its first chunk, once decoded
-                        start, end = first.start, first.start + N_SAMPLES
-                        await feed.decoded(end)
-                    opening = feed.window(start, end)
-                    detected, probability = await anyio.to_thread.run_sync(detector.detect_language, opening)
-                route = route.after_detection(
-                    detected, probability, self.settings.language_detection_min_probability
-                )
-            await self.registry.get(route.model_id)  # loaded (and its errors raised) before answering
-        except BaseException:
-            await feed.close()
-            raise
         options = DecodeOptions(
             language=route.language,
             task=task,
@@ -131,10 +113,20 @@ class TranscriptionService:
             or (params.response_format in {"srt", "vtt"} and self.settings.subtitles.line_chars > 0),
             logprobs="logprobs" in params.include,
         )
+        try:
+            await feed.first()  # a stream's decode errors, raised before answering
+            route, head = await settle_language(
+                route, self.registry, self.settings, feed, options, streaming=params.stream
+            )
+            await self.registry.get(route.model_id)  # loaded (and its errors raised) before answering
+        except BaseException:
+            await feed.close()
+            raise
+        options = dataclasses.replace(options, language=route.language)
         speakers = None
         if params.wants_speakers:
             speakers = SpeakerHints(params.num_speakers, params.min_speakers or 1, params.max_speakers or 8)
-        return Job(params, route.model_id, feed, options, started, speakers)
+        return Job(params, route.model_id, feed, options, started, speakers, head)
 
     def _decode(self, upload: Upload, pcm: PcmFormat, ticket: Ticket, listener: Listener | None) -> Audio:
         return decode_audio(
@@ -175,6 +167,7 @@ class TranscriptionService:
                 window_s=self.settings.window_s,
                 streaming=streaming,
                 deadline=job.deadline,
+                head=job.head,
             ):
                 yield result
         self._log(job)

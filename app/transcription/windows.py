@@ -46,6 +46,7 @@ class WindowRunner:
         window_s: float,
         streaming: bool = False,
         deadline: float | None = None,
+        head: DecodeResult | None = None,
     ) -> AsyncIterator[ChunkResult]:
         """Yield each chunk's result in order, a window of chunks at a time.
 
@@ -123,16 +124,23 @@ class WindowRunner:
             first = await within(deadline, feed.first()) if streaming else None
             if first is not None:  # decoded alone while the rest of the upload is decoded
                 windows, decoded = [[first]], [loop.create_future()]
-                tasks.append(asyncio.create_task(guarded(range(1))))
+                if head is None:
+                    tasks.append(asyncio.create_task(guarded(range(1))))
+                else:
+                    decoded[0].set_result(head)
                 for result in _split_window(await within(deadline, asyncio.shield(decoded[0])), [first], 0):
                     yield result
                 index = 1
             feed.resume()
             windows = pack_windows(await within(deadline, feed.all()), window_s, first_alone=streaming)
             decoded += [loop.create_future() for _ in windows[len(decoded) :]]
+            if head is not None and windows and not decoded[0].done():
+                decoded[0].set_result(head)
             tasks += [
                 asyncio.create_task(guarded(indices))
-                for indices in split_lanes(len(windows), self._max_lanes, self._lane_windows)
+                for indices in split_lanes(
+                    len(windows), self._max_lanes, self._lane_windows, engine.parallel_windows
+                )
             ]
             for w in range(index, len(windows)):
                 transcript = await within(deadline, asyncio.shield(decoded[w]))
@@ -149,12 +157,25 @@ class WindowRunner:
             self._slots.release()
 
 
-def split_lanes(n_windows: int, max_lanes: int, lane_windows: int) -> list[range]:
-    """Consecutive runs of windows, as even as possible, each at least ``lane_windows`` long.
+def run_options(options: DecodeOptions, streaming: bool) -> DecodeOptions:
+    """The options a request's windows are decoded with (a stream's chunks need their words timed)."""
+    return dataclasses.replace(
+        options, word_timestamps=options.word_timestamps or streaming, prompt=join_prompt(options.prompt, "")
+    )
+
+
+def first_window(first: Chunk, chunks: list[Chunk], window_s: float, *, streaming: bool) -> list[Chunk]:
+    """The chunks of the first window ``WindowRunner.run`` decodes (a stream's: its first chunk)."""
+    return [first] if streaming else pack_windows(chunks, window_s)[0]
+
+
+def split_lanes(n_windows: int, max_lanes: int, lane_windows: int, at_least: int = 1) -> list[range]:
+    """Consecutive runs of windows, as even as possible, each at least ``lane_windows`` long, and
+    ``at_least`` of them where there are windows enough (so that no worker of the engine idles).
 
     More lanes mean bigger batches but more windows that start without the previous text.
     """
-    lanes = max(1, min(max_lanes, n_windows // max(lane_windows, 1)))
+    lanes = max(1, min(max_lanes, max(n_windows // max(lane_windows, 1), min(at_least, n_windows))))
     bounds = [round(k * n_windows / lanes) for k in range(lanes + 1)]
     return [range(a, b) for a, b in itertools.pairwise(bounds) if b > a]
 

@@ -1,13 +1,18 @@
-"""Stream a WAV file to the server with openai-python's realtime client; print what it parsed.
+"""Stream a WAV file (or headerless G.711) to the server with openai-python's realtime client; print
+what it parsed.
 
 Run with the "air-current" client venv (it holds openai and websockets; see tests/support/client_venvs.py):
 
     <venv python> tests/clients/openai_realtime.py SPEECH.wav --speed 1 [--manual] [--logprobs]
+    <venv python> tests/clients/openai_realtime.py CALL.ulaw --format audio/pcmu [--beta]
 
 The client is ``AsyncOpenAI(api_key=$ASR_TEST_API_KEY, base_url=$ASR_TEST_BASE_URL + "/v1",
 websocket_base_url=ws://.../v1)`` and ``client.realtime.connect(extra_query={"intent":
 "transcription"})``. The WAV (16-bit mono, 16 or 24 kHz) is sent in 100 ms appends, ``--speed``
-times real time (0: as fast as possible). With ``--manual`` turn detection is off and the buffer is
+times real time (0: as fast as possible). With ``--format audio/pcmu`` / ``audio/pcma`` the file is
+headerless 8 kHz G.711 (mu-law / A-law). ``--beta`` uses the beta client
+(``client.beta.realtime.connect`` and ``transcription_session.update``, ``input_audio_format``
+``pcm16`` / ``g711_ulaw`` / ``g711_alaw``). With ``--manual`` turn detection is off and the buffer is
 committed at the end. The last stdout line is ``{"sdk_version", "events": [{"t", "class",
 "event"}], "error"}``: ``t`` is seconds since the first append, ``class`` the SDK type it parsed
 into. It stops once every committed item is completed (or failed), or after ``--timeout`` seconds.
@@ -30,6 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script from a client venv
 from tests.clients._common import API_KEY_ENV, BASE_URL_ENV, dump
 
+G711 = {"audio/pcmu": "g711_ulaw", "audio/pcma": "g711_alaw"}  # GA name -> beta name
 DONE = (
     "conversation.item.input_audio_transcription.completed",
     "conversation.item.input_audio_transcription.failed",
@@ -38,7 +44,9 @@ DONE = (
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("audio", help="16-bit mono WAV at 16 or 24 kHz")
+    parser.add_argument("audio", help="16-bit mono WAV at 16 or 24 kHz, or headerless 8 kHz G.711")
+    parser.add_argument("--format", choices=["audio/pcm", *G711], default="audio/pcm")
+    parser.add_argument("--beta", action="store_true", help="the beta session shape and client")
     parser.add_argument("--model", default="whisper-1")
     parser.add_argument("--language", default="en")
     parser.add_argument("--speed", type=float, default=1.0)
@@ -50,35 +58,53 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def load(args: argparse.Namespace) -> tuple[int, int, bytes]:
+    """The audio's rate, bytes per sample, and its samples."""
+    if args.format in G711:
+        return 8000, 1, Path(args.audio).read_bytes()
+    with wave.open(args.audio, "rb") as wav:
+        return wav.getframerate(), 2, wav.readframes(wav.getnframes())
+
+
 async def run(args: argparse.Namespace, out: dict[str, Any]) -> None:
     from openai import AsyncOpenAI  # type: ignore[import-not-found,unused-ignore]
 
-    with wave.open(args.audio, "rb") as wav:
-        rate, pcm = wav.getframerate(), wav.readframes(wav.getnframes())
+    rate, width, pcm = load(args)
     ws_url = args.base_url.replace("http://", "ws://", 1) + "/v1"
     client = AsyncOpenAI(api_key=args.api_key, base_url=args.base_url + "/v1", websocket_base_url=ws_url)
     events: list[dict[str, Any]] = out["events"]
-    async with client.realtime.connect(extra_query={"intent": "transcription"}) as conn:
-        session: dict[str, Any] = {
-            "type": "transcription",
-            "audio": {
-                "input": {
-                    "format": {"type": "audio/pcm", "rate": rate},
-                    "transcription": {"model": args.model, "language": args.language},
-                    "turn_detection": None
-                    if args.manual
-                    else {"type": "server_vad", "silence_duration_ms": 500, "prefix_padding_ms": 300},
-                }
-            },
-        }
-        if args.logprobs:
-            session["include"] = ["item.input_audio_transcription.logprobs"]
-        await conn.session.update(session=session)
+    transcription = {"model": args.model, "language": args.language}
+    turns = (
+        None if args.manual else {"type": "server_vad", "silence_duration_ms": 500, "prefix_padding_ms": 300}
+    )
+    include = ["item.input_audio_transcription.logprobs"] if args.logprobs else None
+    connecting = (
+        client.beta.realtime.connect(model=args.model, extra_query={"intent": "transcription"})
+        if args.beta
+        else client.realtime.connect(extra_query={"intent": "transcription"})
+    )
+    async with connecting as conn:
+        session: dict[str, Any]
+        if args.beta:
+            session = {
+                "input_audio_format": G711.get(args.format, "pcm16"),
+                "input_audio_transcription": transcription,
+                "turn_detection": turns,
+            }
+        else:
+            fmt = {"type": args.format} if args.format in G711 else {"type": "audio/pcm", "rate": rate}
+            session = {
+                "type": "transcription",
+                "audio": {"input": {"format": fmt, "transcription": transcription, "turn_detection": turns}},
+            }
+        if include:
+            session["include"] = include
+        await (conn.transcription_session if args.beta else conn.session).update(session=session)
         started = time.monotonic()
         sent_all = asyncio.Event()
 
         async def send() -> None:
-            step = rate // 10 * 2  # 100 ms of 16-bit samples
+            step = rate // 10 * width  # 100 ms of samples
             for k, i in enumerate(range(0, len(pcm), step)):
                 await conn.input_audio_buffer.append(audio=base64.b64encode(pcm[i : i + step]).decode())
                 if args.speed > 0:

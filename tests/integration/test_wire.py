@@ -218,6 +218,11 @@ def realtime_session(client: TestClient) -> Iterator[dict[str, Any]]:
         yield ws.receive_json()
         ws.send_json({"type": "input_audio_buffer.commit", "event_id": "c1"})
         yield ws.receive_json()
+        telephone = {"type": "transcription", "audio": {"input": {"format": {"type": "audio/pcmu"}}}}
+        ws.send_json({"type": "session.update", "session": telephone})
+        yield ws.receive_json()
+        ws.send_json({"type": "transcription_session.update", "session": {"input_audio_format": "g711_alaw"}})
+        yield ws.receive_json()
 
 
 def test_realtime_server_events_are_documented(client: TestClient) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -32,11 +33,15 @@ class FakeEngine:
         hears: str = "en",
         sure: float = 0.9,
         previews_say: str = "w",
+        avg_logprob: float = -0.1,
     ) -> None:
         self.previews_say = previews_say
         self.hears = hears  # the language detect_language reports (and a decode without one)
         self.sure = sure  # the probability detect_language gives it
         self.detections = 0
+        self.detected_among: list[tuple[str, ...]] = []  # each detection's ``among``
+        self.parallel_windows = 1
+        self.avg_logprob = avg_logprob  # how sure its decodes are (an English model hearing English: high)
         self.delay_s = delay_s
         self.encodes_ahead = encodes_ahead
         # per submit: its prompt, and whether it came with its own samples encoded ahead
@@ -68,10 +73,13 @@ class FakeEngine:
         future.set_result(_where(samples))
         return future
 
-    def detect_language(self, samples: Samples) -> tuple[str, float]:
+    def detect_language(self, samples: Samples, among: Collection[str] = ()) -> tuple[str, float]:
         with self._lock:
             self.detections += 1
-        return ("en", 1.0) if self._english_only else (self.hears, self.sure)
+            self.detected_among.append(tuple(among))
+        if self._english_only:
+            return "en", 1.0
+        return (self.hears, self.sure) if not among or self.hears in among else (sorted(among)[0], 1.0)
 
     def lane(self) -> contextlib.nullcontext[None]:
         return contextlib.nullcontext()
@@ -103,7 +111,7 @@ class FakeEngine:
             end_s=words[-1].end_s,
             text="".join(w.word for w in words),
             tokens=tuple(range(len(words))),
-            avg_logprob=-0.1,
+            avg_logprob=self.avg_logprob,
             compression_ratio=1.2,
             no_speech_prob=0.01,
             temperature=0.0,

@@ -120,17 +120,20 @@ def test_the_first_delta_comes_while_the_upload_is_still_being_decoded(
     assert run.chunks == whole_file_chunks(long_speech, client.app.state.service)  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("sure_of_english", [True, False])
 def test_language_detection_waits_for_the_first_chunk_only(
-    make_client: MakeClient, long_speech: bytes
+    make_client: MakeClient, long_speech: bytes, sure_of_english: bool
 ) -> None:
-    english, multilingual = FakeEngine(), FakeEngine(english_only=False, hears="en")
+    """Decided by the English model's decode of the first chunk, or (unsure) detected on base."""
+    english = FakeEngine(avg_logprob=-0.1 if sure_of_english else -1.0)
+    multilingual = FakeEngine(english_only=False, hears="en")
     models = {
         "tiny.en": ModelSpec(aliases=("whisper-1",), multilingual_model="base"),
         "base": ModelSpec(aliases=()),
     }
     client = make_client(english, others={"base": multilingual}, models=models)
     run = Run(client, long_speech)
-    assert multilingual.detections == 1
+    assert multilingual.detections == (0 if sure_of_english else 1)
     assert_streamed_early(run, long_speech)
 
 

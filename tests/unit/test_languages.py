@@ -25,16 +25,18 @@ ROUTED = {
 def routed(
     make_client: MakeClient, hears: str, sure: float = 0.9
 ) -> tuple[TestClient, FakeEngine, FakeEngine]:
-    english, multilingual = FakeEngine(), FakeEngine(english_only=False, hears=hears, sure=sure)
+    # tiny.en is sure of itself on English speech only (see heard_english).
+    english = FakeEngine(avg_logprob=-0.1 if hears == "en" else -1.0)
+    multilingual = FakeEngine(english_only=False, hears=hears, sure=sure)
     return make_client(english, others={"base": multilingual}, models=ROUTED), english, multilingual
 
 
-def post(client: TestClient, path: str, **fields: str) -> Any:
+def post(client: TestClient, path: str, **fields: Any) -> Any:
     files = {"file": ("a.wav", speech_wav(), "audio/wav")}
     return client.post(path, data={"model": "whisper-1", **fields}, files=files)
 
 
-def transcribe(client: TestClient, **fields: str) -> dict[str, Any]:
+def transcribe(client: TestClient, **fields: Any) -> dict[str, Any]:
     r = post(client, "/v1/audio/transcriptions", response_format="verbose_json", **fields)
     assert r.status_code == 200, r.text
     body: dict[str, Any] = r.json()
@@ -60,19 +62,39 @@ def test_declared_english_stays_on_the_english_model(make_client: MakeClient, la
     assert body["language"] == "en-US"
 
 
-@pytest.mark.parametrize(("hears", "decoded_by"), [("pt", "base"), ("en", "tiny.en")])
 @pytest.mark.parametrize("language", [None, "auto"])
-def test_no_language_is_detected_once_then_routed(
-    make_client: MakeClient, hears: str, decoded_by: str, language: str | None
+def test_no_language_english_is_decided_by_the_english_model(
+    make_client: MakeClient, language: str | None
 ) -> None:
-    client, english, multilingual = routed(make_client, hears=hears)
+    """The English model's sure decode of the first window settles it: the multilingual model never runs,
+    and that decode is the first window's result (not decoded twice)."""
+    client, english, multilingual = routed(make_client, hears="en")
     body = transcribe(client, **({"language": language} if language else {}))
-    assert multilingual.detections == 1
-    decoder = multilingual if decoded_by == "base" else english
-    other = english if decoded_by == "base" else multilingual
-    assert decoder.calls > 0 and other.calls == 0
-    assert {o.language for o in decoder.options} == {hears}  # windows never wait to detect again
-    assert body["language"] == {"pt": "pt-BR", "en": "en-US"}[hears]
+    assert multilingual.detections == 0 and multilingual.calls == 0
+    assert english.calls == 1 and {o.language for o in english.options} == {"en"}
+    assert body["language"] == "en-US" and body["text"]
+
+
+@pytest.mark.parametrize("language", [None, "auto"])
+def test_no_language_other_speech_is_detected_once_then_routed(
+    make_client: MakeClient, language: str | None
+) -> None:
+    client, english, multilingual = routed(make_client, hears="pt")
+    body = transcribe(client, **({"language": language} if language else {}))
+    assert english.calls == 1  # the first window, unsure: detection decides
+    assert multilingual.detections == 1 and multilingual.calls > 0
+    assert {o.language for o in multilingual.options} == {"pt"}  # windows never wait to detect again
+    assert body["language"] == "pt-BR"
+
+
+def test_a_detection_threshold_of_zero_always_detects(make_client: MakeClient) -> None:
+    english, multilingual = FakeEngine(), FakeEngine(english_only=False, hears="en")
+    client = make_client(
+        english, others={"base": multilingual}, models=ROUTED, language_detection_english_min_logprob=0.0
+    )
+    assert transcribe(client)["language"] == "en-US"
+    assert multilingual.detections == 1 and multilingual.calls == 0
+    assert english.calls == 1  # the decode detection made before is not thrown away
 
 
 @pytest.mark.parametrize(("sure", "decoded_by"), [(0.79, "tiny.en"), (0.81, "base")])
@@ -83,11 +105,38 @@ def test_an_unsure_detection_stays_on_the_english_model(
     detection below language_detection_min_probability (0.8) is not trusted."""
     client, english, multilingual = routed(make_client, hears="nn", sure=sure)
     body = transcribe(client)
-    assert multilingual.detections == 1
-    assert (english.calls > 0) == (decoded_by == "tiny.en") and (multilingual.calls > 0) == (
-        decoded_by == "base"
-    )
+    assert multilingual.detections == 1 and english.calls == 1
+    assert (multilingual.calls > 0) == (decoded_by == "base")
     assert body["language"] == ("en-US" if decoded_by == "tiny.en" else "nn-NO")
+
+
+@pytest.mark.parametrize(
+    ("languages", "hears", "among", "decoded_in"),
+    [
+        (["de", "fr"], "fr", ("de", "fr"), "fr"),  # no English among them: straight to base, restricted
+        (["de-DE", "fr"], "pt", ("de", "fr"), "de"),  # what it hears is not allowed: the likeliest allowed
+        (["en", "es"], "es", ("en", "es"), "es"),  # English may be it: tiny.en first, then base
+        (["es"], "pt", None, "es"),  # one language: as ``language``, no detection
+    ],
+)
+def test_languages_restrict_detection(
+    make_client: MakeClient, languages: list[str], hears: str, among: tuple[str, ...] | None, decoded_in: str
+) -> None:
+    client, _, multilingual = routed(make_client, hears=hears)
+    body = transcribe(client, **{"languages[]": languages})
+    assert multilingual.detected_among == ([] if among is None else [among])
+    assert {o.language for o in multilingual.options} == {decoded_in}
+    assert body["language"].startswith(decoded_in)
+
+
+def test_languages_are_checked(make_client: MakeClient) -> None:
+    client, _, _ = routed(make_client, hears="de")
+    unknown = {"languages[]": ["de", "xx"]}
+    assert_error(post(client, "/v1/audio/transcriptions", **unknown), 400, "languages")
+    alone = make_client(FakeEngine())  # tiny.en without a multilingual model cannot do German
+    assert_error(
+        post(alone, "/v1/audio/transcriptions", **{"languages[]": ["de", "fr"]}), 400, "English-only"
+    )
 
 
 def test_stream_and_words_in_a_routed_language(make_client: MakeClient) -> None:

@@ -70,11 +70,17 @@ def test_words_land_in_their_chunk_at_upload_time() -> None:
 @pytest.mark.parametrize(
     ("n", "max_lanes", "lane_windows"), [(1, 8, 3), (4, 8, 3), (10, 8, 3), (20, 4, 2), (7, 8, 1)]
 )
-def test_lanes_cover_every_window_once_in_order(n: int, max_lanes: int, lane_windows: int) -> None:
-    lanes = split_lanes(n, max_lanes, lane_windows)
+@pytest.mark.parametrize("at_least", [1, 2, 8])
+def test_lanes_cover_every_window_once_in_order(
+    n: int, max_lanes: int, lane_windows: int, at_least: int
+) -> None:
+    lanes = split_lanes(n, max_lanes, lane_windows, at_least)
     assert [w for lane in lanes for w in lane] == list(range(n))
     assert 1 <= len(lanes) <= max_lanes
-    assert len(lanes) == 1 or min(len(lane) for lane in lanes) >= lane_windows
+    # every worker has a lane where there are windows for it; otherwise lanes are lane_windows long
+    assert len(lanes) >= min(at_least, n, max_lanes)
+    if len(lanes) > min(at_least, n):
+        assert min(len(lane) for lane in lanes) >= lane_windows
 
 
 def test_lanes_decode_side_by_side_and_results_keep_their_order() -> None:
