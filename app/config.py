@@ -23,6 +23,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from app.jobs_config import JobsSettings
+
 ENV_PREFIX = "ASR_"
 EMBEDDED_MODEL = "embedded"
 EMBEDDED_MULTILINGUAL = "embedded-multilingual"
@@ -94,25 +96,6 @@ class RealtimeSettings(BaseModel):
     max_partial_decodes: int = Field(2, ge=1)
     # Committed audio still waiting for its final decode; past it the session is closed (1013).
     max_backlog_s: float = Field(120.0, gt=0)
-
-
-class JobsSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)  # /v1/audio/jobs (app/jobs/); see config.yaml
-    data_dir: Path = Path("data")  # the SQLite database and stored audio, made by the first job
-    database_url: str | None = None  # postgresql://... (a fleet); None: SQLite under data_dir
-    max_running: int = Field(2, ge=1, le=64)
-    max_queued: int = Field(1000, ge=1)
-    retention_hours: float = Field(24.0, gt=0)
-    lease_s: float = Field(60.0, ge=1, le=3600)
-    max_wait_s: float = Field(60.0, ge=0, le=3600)
-    max_metadata_bytes: int = Field(4096, ge=0, le=1 << 20)
-    webhook_url: str | None = None
-    webhook_secret: str | None = Field(None, pattern=r"^whsec_[A-Za-z0-9+/=]+$")
-    webhook_timeout_s: float = Field(10.0, gt=0, le=300)
-    webhook_max_attempts: int = Field(10, ge=1, le=50)
-    webhook_retry_base_s: float = Field(10.0, gt=0)
-    allow_private_urls: tuple[str, ...] = ()  # hosts or CIDRs (JSON in ASR_JOBS__ALLOW_PRIVATE_URLS)
-    fetch_timeout_s: float = Field(300.0, gt=0)
 
 
 class Settings(BaseSettings):

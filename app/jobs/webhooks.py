@@ -19,11 +19,11 @@ from typing import Any
 import anyio.to_thread
 import httpx
 
-from app.config import JobsSettings
 from app.errors import InvalidRequest
 from app.jobs.protocol import WebhookEvent, WebhookEventData
 from app.jobs.store import JobRow, JobStore, new_id
 from app.jobs.urls import check_reachable, redact
+from app.jobs_config import JobsSettings
 from app.server.metrics import Metrics
 
 logger = logging.getLogger(__name__)

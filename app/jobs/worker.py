@@ -178,6 +178,10 @@ class JobWorker:
             if state.stop != "cancel":
                 raise
             values = {"status": "cancelled"}
+        except ServerBusy:  # the decoded-audio budget is spent for now: the job waits its turn again
+            await asyncio.sleep(self._beat_s)
+            await anyio.to_thread.run_sync(store.release, row)
+            return
         except AsrError as exc:
             values = {"status": "failed", "error_code": exc.code, "error_message": exc.message}
         except Exception:

@@ -20,9 +20,10 @@ import soxr
 from fastapi.testclient import TestClient
 
 from app.audio.chunking import Chunk
-from app.config import JobsSettings, SubtitleSettings
+from app.config import SubtitleSettings
 from app.diarization.turns import Diarization, Turn
 from app.engine import Segment, TokenLogprob, Word
+from app.jobs_config import JobsSettings
 from app.transcription.render import render_body
 from app.transcription.result import ChunkResult, Transcription
 from tests.integration.test_api_speakers import two_speakers

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.config import JobsSettings
+from app.jobs_config import JobsSettings
 from tests.support.fakes import FakeEngine
 from tests.support.harness import MakeClient
 from tests.unit.test_api import speech_wav

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from app.config import JobsSettings
 from app.jobs.urls import redact
 from app.jobs.webhooks import Webhooks, sign
+from app.jobs_config import JobsSettings
 from app.server.metrics import Metrics
 from tests.support.harness import MakeClient
 from tests.unit.test_api import speech_wav

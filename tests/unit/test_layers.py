@@ -14,6 +14,7 @@ APP = REPO / "app"
 # Lowest first: a module may import its own package and anything in a lower layer, nothing higher.
 LAYERS = [
     ("app.errors",),
+    ("app.jobs_config",),
     ("app.config",),
     ("app.server",),
     ("app.audio",),
