@@ -9,6 +9,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -131,7 +132,15 @@ def _add_error_handlers(app: FastAPI) -> None:
         logger.exception("unhandled error", exc_info=exc)
         return JSONResponse(error_body("internal server error", "internal_error"), status_code=500)
 
+    async def invalid(_: Request, exc: Exception) -> JSONResponse:
+        # A query parameter or header out of its declared range (the jobs routes): 400, not 422.
+        assert isinstance(exc, RequestValidationError)
+        error = exc.errors()[0]
+        where = str(error["loc"][-1])
+        return JSONResponse(error_body(f"{where}: {error['msg']}", "invalid_request", where), status_code=400)
+
     app.add_exception_handler(AsrError, asr_error)
+    app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, unexpected)
 

@@ -78,6 +78,11 @@ def test_submission_checked_before_queueing(jobs_client: TestClient) -> None:
         assert r.json()["code"] == code and r.json()["success"] is False
     r = jobs_client.post(JOBS, data={"model": "whisper-1"})
     assert r.status_code == 400 and "file" in r.json()["error"]
+    for query, field in (("limit=0", "limit"), ("status=done", "status"), ("limit=x", "limit")):
+        r = jobs_client.get(f"{JOBS}?{query}")
+        assert r.status_code == 400 and r.json()["param"] == field and r.json()["code"] == "invalid_request"
+    r = submit(jobs_client, {"model": "whisper-1"}, headers={"idempotency-key": "k" * 300})
+    assert r.status_code == 400 and r.json()["param"] == "idempotency-key"
     assert jobs_client.get(JOBS).json()["data"] == []
 
 
