@@ -9,6 +9,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -16,9 +17,10 @@ from app.config import Settings, load_settings
 from app.diarization import DiarizationWorker
 from app.engine import Engine
 from app.errors import AsrError, ClientGone, ServerBusy, error_body
+from app.jobs.worker import JobWorker
 from app.models.registry import ModelRegistry, whisper_factory
 from app.realtime.capacity import LiveCapacity
-from app.routes import page, realtime, system, transcriptions
+from app.routes import jobs, page, realtime, system, transcriptions
 from app.routes.openapi import with_wire_schemas
 from app.server.access import AccessMiddleware
 from app.server.admission import Admission
@@ -55,6 +57,7 @@ def create_app(
     diarizer = DiarizationWorker()
     service = TranscriptionService(settings, registry, runner, metrics, diarizer)
     drain = Drain(settings.drain_timeout_s)
+    worker = JobWorker(settings, service, admission)
     metrics.watch(
         in_progress=lambda: admission.active,
         waiting=lambda: admission.active - runner.decoding,
@@ -68,8 +71,10 @@ def create_app(
         for model_id in registry.startup_models():
             await registry.get(model_id)
         logger.info("ready: default model %s", settings.default_model)
+        await worker.start()
         async with registry.unloading_idle_models():
             yield
+        await worker.stop()
         registry.close()
         diarizer.close()
 
@@ -79,8 +84,10 @@ def create_app(
     app.state.admission = admission
     app.state.metrics = metrics
     app.state.drain = drain
+    app.state.jobs = worker
     app.include_router(transcriptions.router)
     app.include_router(system.router)
+    app.include_router(jobs.router)
     app.state.realtime = LiveCapacity(settings.realtime.max_sessions, settings.realtime.max_partial_decodes)
     app.include_router(realtime.router)
     app.include_router(page.router)
@@ -125,7 +132,15 @@ def _add_error_handlers(app: FastAPI) -> None:
         logger.exception("unhandled error", exc_info=exc)
         return JSONResponse(error_body("internal server error", "internal_error"), status_code=500)
 
+    async def invalid(_: Request, exc: Exception) -> JSONResponse:
+        # A query parameter or header out of its declared range (the jobs routes): 400, not 422.
+        assert isinstance(exc, RequestValidationError)
+        error = exc.errors()[0]
+        where = str(error["loc"][-1])
+        return JSONResponse(error_body(f"{where}: {error['msg']}", "invalid_request", where), status_code=400)
+
     app.add_exception_handler(AsrError, asr_error)
+    app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, unexpected)
 

@@ -79,6 +79,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         "ASR_API_KEYS": "",
         "ASR_LOG_LEVEL": "info",
         "ASR_MODEL_CACHE_DIR": str(model_cache_dir),
+        "ASR_JOBS__DATA_DIR": str(tmp_path_factory.mktemp("jobs")),
         # Beside the configured models: tiny.en with no multilingual partner (it cannot translate).
         "ASR_MODELS": json.dumps({"tiny.en-alone": {"path": "embedded"}}),
     }

@@ -46,6 +46,7 @@ function chooseFile(file) {
   state.file = file;
   $("file-name").textContent = `${file.name} (${(file.size / 1048576).toFixed(1)} MB)`;
   $("transcribe").disabled = false;
+  $("as-job").disabled = false;
 }
 
 function form(format, stream) {
@@ -75,9 +76,7 @@ async function transcribe() {
     if (stream) {
       await readEvents(response, output);
     } else {
-      const body = await response.text();
-      output.textContent = format === "verbose_json" ? JSON.stringify(JSON.parse(body), null, 2) : body;
-      state.text = format === "verbose_json" ? JSON.parse(body).text : body;
+      showBody(format, await response.text(), output);
     }
     setDownloads(true);
     status("Done");
@@ -85,6 +84,49 @@ async function transcribe() {
     status(error.message, true);
   } finally {
     $("transcribe").disabled = false;
+  }
+}
+
+function showBody(format, body, output) {
+  const parsed = format.endsWith("json") ? JSON.parse(body) : null;
+  output.textContent = format === "verbose_json" ? JSON.stringify(parsed, null, 2) : parsed ? parsed.text : body;
+  state.text = parsed ? parsed.text : body;
+}
+
+// A job (POST /v1/audio/jobs) outlives this page's connection: long files, flaky networks.
+async function transcribeAsJob() {
+  const format = $("format").value;
+  const output = $("file-output");
+  const bar = $("job-progress");
+  output.textContent = "";
+  state.text = "";
+  setDownloads(false);
+  $("transcribe").disabled = $("as-job").disabled = true;
+  bar.hidden = false;
+  bar.value = 0;
+  try {
+    let response = await fetch("/v1/audio/jobs", { method: "POST", headers: authHeaders(), body: form(format, false) });
+    if (!response.ok) throw new Error(await errorText(response));
+    let job = await response.json();
+    while (!["completed", "failed", "cancelled"].includes(job.status)) {
+      const { done_s: done, total_s: total } = job.progress;
+      if (total) bar.value = done / total;
+      status(`Job ${job.status}${total ? ` (${Math.round((100 * done) / total)} %)` : ""}…`);
+      response = await fetch(`/v1/audio/jobs/${job.id}?wait=5`, { headers: authHeaders() });
+      if (!response.ok) throw new Error(await errorText(response));
+      job = await response.json();
+    }
+    if (job.status !== "completed") throw new Error(job.error?.message || `the job was ${job.status}`);
+    response = await fetch(`/v1/audio/jobs/${job.id}/result`, { headers: authHeaders() });
+    if (!response.ok) throw new Error(await errorText(response));
+    showBody(format, await response.text(), output);
+    bar.value = 1;
+    setDownloads(true);
+    status("Done");
+  } catch (error) {
+    status(error.message, true);
+  } finally {
+    $("transcribe").disabled = $("as-job").disabled = false;
   }
 }
 
@@ -273,6 +315,7 @@ drop.addEventListener("drop", (event) => {
   chooseFile(event.dataTransfer.files[0]);
 });
 $("transcribe").addEventListener("click", transcribe);
+$("as-job").addEventListener("click", transcribeAsJob);
 for (const button of document.querySelectorAll("[data-download]")) {
   button.addEventListener("click", () => download(button.dataset.download));
 }

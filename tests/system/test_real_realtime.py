@@ -150,6 +150,19 @@ def test_page_upload_streams_the_file_transcript(browser: Browser, live_server: 
     page.close()
 
 
+def test_page_transcribes_a_file_as_a_job(browser: Browser, live_server: LiveServer) -> None:
+    page = open_page(browser, live_server)
+    page.set_input_files("#file", str(SHORT.path))
+    page.select_option("#format", "srt")
+    page.click("#as-job")
+    page.wait_for_function("document.querySelector('#status').textContent === 'Done'", timeout=120_000)
+    assert page.evaluate("document.querySelector('#job-progress').value") == 1
+    shown = page.inner_text("#file-output")
+    cue_text = [line for line in shown.splitlines() if line and "-->" not in line and not line.isdigit()]
+    assert shown.startswith("1\n00:00:") and wer([SHORT.text], [" ".join(cue_text)]) < 0.25, shown
+    page.close()
+
+
 def test_page_microphone_shows_the_spoken_words_live(browser: Browser, live_server: LiveServer) -> None:
     page = open_page(browser, live_server)
     page.click("#mic")
