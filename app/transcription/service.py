@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import anyio.to_thread
@@ -208,10 +208,17 @@ class TranscriptionService:
             speakers=speakers,
         )
 
-    async def transcribe(self, job: Job) -> Transcription:
+    async def transcribe(
+        self, job: Job, progress: Callable[[ChunkResult], None] | None = None
+    ) -> Transcription:
+        """The whole result; ``progress`` sees each chunk's result as it is done (a progress bar)."""
         pending = self._diarize(job)
         try:
-            results = [r async for r in self._results(job, streaming=False)]
+            results = []
+            async for result in self._results(job, streaming=False):
+                results.append(result)
+                if progress is not None:
+                    progress(result)
             return self._assemble(job, results, await self._settle(job, pending))
         finally:
             if pending is not None:

@@ -24,6 +24,7 @@ LAYERS = [
     ("app.realtime",),
     ("app.routes",),
     ("app.main",),
+    ("app.cli",),
     ("app.__main__",),
 ]
 MAX_MODULE_LINES = 300
