@@ -11,11 +11,8 @@ import httpx
 from app.audio.pcm import SAMPLE_RATE
 from app.cli.args import decoding_format
 from app.config import Settings
-from app.main import make_admission, transcription_service
 from app.models.selection import Task
-from app.server.metrics import Metrics
 from app.transcription.params import Upload, parse_params
-from app.transcription.render import render_body
 
 
 class Progress(Protocol):
@@ -46,6 +43,12 @@ class InProcess:
         self.settings = settings
         self.fields = {"model": settings.default_model, **fields}
         self.task: Task = "translate" if task == "translate" else "transcribe"
+        # The web stack and the engine load only for in-process runs (not for --help or --server).
+        from app.main import make_admission, transcription_service
+        from app.server.metrics import Metrics
+        from app.transcription.render import render_body
+
+        self.render = render_body
         self.service = transcription_service(settings, Metrics())
         self.admission = make_admission(settings)
 
@@ -63,7 +66,7 @@ class InProcess:
                 )
             finally:
                 await job.feed.close()
-        return {fmt: render_body(done, fmt, self.settings.subtitles) for fmt in formats}
+        return {fmt: self.render(done, fmt, self.settings.subtitles) for fmt in formats}
 
     async def aclose(self) -> None:
         self.service.registry.close()
