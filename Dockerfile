@@ -15,5 +15,5 @@ RUN mkdir -p models cache && useradd --system --uid 1000 asr && chown -R asr /ap
 USER asr
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
-    CMD curl -fsS "http://127.0.0.1:${ASR_PORT:-8000}/health" || exit 1
+    CMD curl -fsS http://127.0.0.1:8000/health || exit 1
 CMD ["asr-server", "--config", "/app/config.yaml"]
