@@ -1,7 +1,7 @@
 """The page as a transcript player, in headless Chromium against the real server and model: the
 chosen file plays in the page, its transcript is segments with times (speakers in colour when asked
-for), a click plays from that word, the word being played is highlighted, and a long file's
-progress bar advances while it streams."""
+for), a click plays from that word, the word being played is highlighted, a long file's progress bar
+advances while it streams, and German speech becomes English text."""
 
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ import srt
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, open_page
-from tests.support.evalset import clips, wer
+from tests.support.evalset import clips, normalize, wer
 from tests.support.harness import LiveServer
 
 SHORT = next(c for c in clips("short") if c.id == "ls-test-other-1688-142285-0000")  # 15 s, 4 sentences
 LONG = next(c for c in clips("long") if c.id == "long-ls-test-other-2033-164914-0000-0009")  # 97 s
 TWO_SPEAKERS = next(c for c in clips("diarization") if c.id == "pyannote-sample")
+GERMAN = next(c for c in clips("multilingual") if c.id == "fleurs-de-004")  # "die höhle befindet sich..."
 DONE = "document.querySelector('#status').textContent === 'Done'"
 
 
@@ -107,4 +108,16 @@ def test_a_long_file_shows_its_progress_while_it_streams(browser: Browser, live_
     assert len(during) >= 2 and during == sorted(during), seen  # it advanced in steps while streaming
     assert float(page.evaluate("document.querySelector('#progress-bar').value")) == total
     assert wer([LONG.text], [shown_words(page)]) < 0.3
+    page.close()
+
+
+def test_translate_to_english(browser: Browser, live_server: LiveServer) -> None:
+    page = open_page(browser, live_server, width=1000, height=900)
+    page.check("#translate")
+    with page.expect_request("**/v1/audio/translations"):
+        transcribe(page, GERMAN.path)
+    page.wait_for_function(DONE, timeout=300_000)
+    words = set(normalize(shown_words(page)).split())
+    assert len(words & {"the", "of", "is", "a", "on", "cave"}) >= 2, words  # English...
+    assert not words & {"die", "der", "und", "ist", "höhle", "befindet"}, words  # ...not the German said
     page.close()
