@@ -50,7 +50,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def first_run(folder: Path) -> subprocess.CompletedProcess[str]:
-    return run_cli(folder, *FORMATS, "-l", "en")
+    return run_cli(folder, *FORMATS, "-l", "en", "--jobs", "2")  # two files share the batches
 
 
 def outputs(stem: Path) -> dict[str, Path]:
