@@ -72,7 +72,12 @@ class Stopper:
 async def _run(opts: Options, sources: list[Source]) -> int:
     display = Display(len(sources), opts.jobs)
     stopper = Stopper(display)
-    worker = backend(opts)
+    try:
+        worker = backend(opts)
+    except (ValueError, OSError) as exc:  # a config file that is missing or wrong
+        display.close()
+        print(f"asr-server transcribe: {exc}", file=sys.stderr)
+        return 2
     slots = asyncio.Semaphore(opts.jobs)
     counts: Counter[str] = Counter()
     failed: list[tuple[Source, str]] = []
