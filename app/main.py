@@ -44,18 +44,9 @@ def create_app(
     the command made it first, to count the default model's load)."""
     settings = settings or load_settings()
     metrics = metrics or Metrics()
-    registry = ModelRegistry(settings, whisper_factory(settings, metrics), engines)
-    admission = Admission(
-        settings.max_concurrent_requests + settings.max_queued_requests,
-        int(settings.audio_budget_mb * (1 << 20)),
-    )
-    runner = WindowRunner(
-        settings.max_concurrent_requests,
-        max_lanes=settings.max_batch_size,
-        lane_windows=settings.lane_windows,
-    )
-    diarizer = DiarizationWorker()
-    service = TranscriptionService(settings, registry, runner, metrics, diarizer)
+    service = transcription_service(settings, metrics, engines)
+    registry, runner, diarizer = service.registry, service.runner, service.diarizer
+    admission = make_admission(settings)
     drain = Drain(settings.drain_timeout_s)
     worker = JobWorker(settings, service, admission)
     metrics.watch(
@@ -101,6 +92,28 @@ def create_app(
     app.add_middleware(AccessMiddleware, drain=drain, metrics=metrics)  # outermost: sees every answer
     _add_error_handlers(app)
     return app
+
+
+def transcription_service(
+    settings: Settings, metrics: Metrics, engines: Mapping[str, Engine] | None = None
+) -> TranscriptionService:
+    """The use case and what it runs on (models, window runner, diarization thread), without HTTP:
+    the server's, and the ``asr-server transcribe`` command's in-process one."""
+    registry = ModelRegistry(settings, whisper_factory(settings, metrics), engines)
+    runner = WindowRunner(
+        settings.max_concurrent_requests,
+        max_lanes=settings.max_batch_size,
+        lane_windows=settings.lane_windows,
+    )
+    return TranscriptionService(settings, registry, runner, metrics, DiarizationWorker())
+
+
+def make_admission(settings: Settings) -> Admission:
+    """The line of requests in progress and the decoded-audio budget they share."""
+    return Admission(
+        settings.max_concurrent_requests + settings.max_queued_requests,
+        int(settings.audio_budget_mb * (1 << 20)),
+    )
 
 
 def _add_error_handlers(app: FastAPI) -> None:

@@ -26,6 +26,7 @@ LAYERS = [
     ("app.jobs",),
     ("app.routes",),
     ("app.main",),
+    ("app.cli",),
     ("app.__main__",),
 ]
 MAX_MODULE_LINES = 300
