@@ -13,7 +13,7 @@ from app.server.upload_limits import too_large
 from app.transcription.params import Upload, fold_form_fields, parse_params
 
 # A text field (prompt, extra_body, ...) larger than this is refused by the form parser (400).
-_MAX_FIELD_BYTES = 64 << 10
+MAX_FIELD_BYTES = 64 << 10
 
 
 @asynccontextmanager
@@ -26,7 +26,7 @@ async def read_upload(request: Request, max_bytes: int) -> AsyncIterator[Upload]
             field="file",
         )
     try:
-        form = await request.form(max_files=1, max_fields=256, max_part_size=_MAX_FIELD_BYTES)
+        form = await request.form(max_files=1, max_fields=256, max_part_size=MAX_FIELD_BYTES)
     except ClientDisconnect:
         raise ClientGone("the client went away during the upload") from None
     try:

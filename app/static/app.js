@@ -1,5 +1,8 @@
-// The asr-server page: file upload with a streamed transcript (SSE over fetch), and the microphone
-// streamed to /v1/realtime (OpenAI's realtime transcription events). No build step, no libraries.
+// The asr-server page: a file played beside its streamed transcript (SSE over fetch; see player.js),
+// and the microphone streamed to /v1/realtime (OpenAI's realtime transcription events). No build
+// step, no libraries.
+import { Player, clock } from "/static/player.js";
+
 const $ = (id) => document.getElementById(id);
 const state = { file: null, text: "", socket: null, audio: null };
 
@@ -41,11 +44,20 @@ async function loadModels() {
 
 // --- file ---------------------------------------------------------------------------------------
 
+const player = new Player($("player"), $("transcript"));
+
 function chooseFile(file) {
   if (!file) return;
   state.file = file;
   $("file-name").textContent = `${file.name} (${(file.size / 1048576).toFixed(1)} MB)`;
   $("transcribe").disabled = false;
+  player.load(file);
+  player.clear();
+  setDownloads(false);
+}
+
+function endpoint() {
+  return $("translate").checked ? "/v1/audio/translations" : "/v1/audio/transcriptions";
 }
 
 function form(format, stream) {
@@ -54,31 +66,38 @@ function form(format, stream) {
   data.append("model", $("model").value || "whisper-1");
   if ($("language").value) data.append("language", $("language").value);
   data.append("response_format", format);
-  if (stream) data.append("stream", "true");
+  if ($("speakers").checked) data.append("diarize", "true");
+  if (stream) {
+    data.append("stream", "true");
+    data.append("timestamp_granularities[]", "word");
+    data.append("timestamp_granularities[]", "segment");
+  }
   return data;
 }
 
+function showProgress(done) {
+  // Audio seconds transcribed of the file's length (the local player knows it before the server).
+  const total = player.duration();
+  $("progress").hidden = false;
+  $("progress-bar").max = total || 1;
+  $("progress-bar").value = total ? Math.min(done, total) : 0;
+  $("progress-text").textContent = total ? `${clock(done)} of ${clock(total)}` : clock(done);
+}
+
 async function transcribe() {
-  const format = $("format").value;
-  const stream = format === "json";
-  const output = $("file-output");
-  output.textContent = "";
   state.text = "";
+  player.clear();
   setDownloads(false);
+  showProgress(0);
   $("transcribe").disabled = true;
   status("Transcribing…");
   try {
-    const response = await fetch("/v1/audio/transcriptions", {
-      method: "POST", headers: authHeaders(), body: form(format, stream),
+    const response = await fetch(endpoint(), {
+      method: "POST", headers: authHeaders(), body: form("json", true),
     });
     if (!response.ok) throw new Error(await errorText(response));
-    if (stream) {
-      await readEvents(response, output);
-    } else {
-      const body = await response.text();
-      output.textContent = format === "verbose_json" ? JSON.stringify(JSON.parse(body), null, 2) : body;
-      state.text = format === "verbose_json" ? JSON.parse(body).text : body;
-    }
+    await readEvents(response);
+    showProgress(player.duration() ?? 0);
     setDownloads(true);
     status("Done");
   } catch (error) {
@@ -88,7 +107,7 @@ async function transcribe() {
   }
 }
 
-async function readEvents(response, output) {
+async function readEvents(response) {
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   for (;;) {
@@ -104,16 +123,14 @@ async function readEvents(response, output) {
         const data = line.slice(5).trim();
         if (data === "[DONE]") return;
         const event = JSON.parse(data);
-        if (event.type === "transcript.text.delta") {
-          state.text += event.delta;
-          output.textContent = state.text;
-        } else if (event.type === "transcript.text.done") {
-          state.text = event.text;
-          output.textContent = state.text;
-        } else if (event.type === "error" || event.error) {
+        if (event.type === "error" || event.error) {
           throw new Error(event.error?.message || "the transcription failed");
         }
+        if (event.type === "transcript.text.delta") showProgress(event.offset + event.duration);
+        if (event.type === "transcript.text.done") state.text = event.text;
+        player.onEvent(event);
       }
+      player.render();
     }
   }
 }
@@ -128,7 +145,7 @@ async function download(kind) {
     blob = new Blob([state.text + "\n"], { type: "text/plain" });
   } else {
     status(`Making ${kind}…`);
-    const response = await fetch("/v1/audio/transcriptions", {
+    const response = await fetch(endpoint(), {
       method: "POST", headers: authHeaders(), body: form(kind, false),
     });
     if (!response.ok) return status(await errorText(response), true);
@@ -137,7 +154,8 @@ async function download(kind) {
   }
   const link = document.createElement("a");
   link.href = URL.createObjectURL(blob);
-  link.download = `${state.file.name.replace(/\.[^.]*$/, "")}.${kind}`;
+  const suffix = kind.endsWith("json") && kind !== "json" ? `${kind.replace("_json", "")}.json` : kind;
+  link.download = `${state.file.name.replace(/\.[^.]*$/, "")}.${suffix}`;
   link.click();
   setTimeout(() => URL.revokeObjectURL(link.href), 10000);
 }

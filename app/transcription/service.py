@@ -10,7 +10,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import anyio.to_thread
@@ -209,10 +209,17 @@ class TranscriptionService:
             else heard,
         )
 
-    async def transcribe(self, job: Job) -> Transcription:
+    async def transcribe(
+        self, job: Job, progress: Callable[[ChunkResult], None] | None = None
+    ) -> Transcription:
+        """The whole transcript; ``progress`` sees each chunk's result as its window finishes."""
         pending = self._diarize(job)
         try:
-            results = [r async for r in self._results(job, streaming=False)]
+            results = []
+            async for result in self._results(job, streaming=False):
+                results.append(result)
+                if progress is not None:
+                    progress(result)
             return self._assemble(job, results, await self._settle(job, pending))
         finally:
             if pending is not None:
