@@ -35,6 +35,7 @@ async function loadModels() {
   const previous = select.value;
   select.replaceChildren();
   for (const card of (await response.json()).data) {
+    if (card.alias_of) continue; // OpenAI's model ids are listed too, as aliases of these models
     const option = new Option(card.id, card.id, card.default, card.default);
     select.append(option);
   }
