@@ -9,14 +9,25 @@ one plain mapping, ``extra_body`` is merged over it, and one pydantic model vali
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, BinaryIO, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from app.audio.pcm import MAX_SOURCE_RATE, MIN_SOURCE_RATE
+from app.diarization.known import MAX_KNOWN_SPEAKERS
 from app.errors import InvalidRequest
+from app.transcription.references import data_url_audio
 
 ResponseFormat = Literal["json", "text", "verbose_json", "srt", "vtt", "diarized_json"]
 MAX_SPEAKERS = 20
@@ -26,6 +37,13 @@ MAX_PROMPT_CHARS = 1000
 # JSON in form fields: nesting and size past anything a client sends (a parser never recurses deep).
 MAX_JSON_DEPTH = 16
 MAX_JSON_CHARS = 16 << 10
+# A known speaker's reference as a data URL: 10 s of 96 kHz 24-bit stereo WAV (5.8 MB) is 7.7 MB as
+# base64. A form part may hold one (``known_speaker_references[]``), or all of them (a JSON list,
+# ``extra_body``); the whole request stays within max_upload_mb.
+MAX_REFERENCE_CHARS = 8 << 20
+MAX_REFERENCES_CHARS = MAX_KNOWN_SPEAKERS * MAX_REFERENCE_CHARS + MAX_JSON_CHARS
+MAX_NAME_CHARS = 64
+_STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 
 
 class ServerVad(BaseModel):
@@ -64,11 +82,57 @@ class TranscriptionParams(BaseModel):
     num_speakers: int | None = Field(None, ge=1, le=MAX_SPEAKERS)
     min_speakers: int | None = Field(None, ge=1, le=MAX_SPEAKERS)
     max_speakers: int | None = Field(None, ge=1, le=MAX_SPEAKERS)
+    # Known speakers (OpenAI's fields, which imply diarization): a name for each reference, a data
+    # URL of 2-10 s of that person's voice (app/transcription/references.py).
+    known_speaker_names: list[Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS)]] = Field(
+        default_factory=list, max_length=MAX_KNOWN_SPEAKERS
+    )
+    known_speaker_references: list[Annotated[str, Field(max_length=MAX_REFERENCE_CHARS)]] = Field(
+        default_factory=list, max_length=MAX_KNOWN_SPEAKERS
+    )
 
     @property
     def wants_speakers(self) -> bool:
         hints = (self.num_speakers, self.min_speakers, self.max_speakers)
-        return self.diarize or self.response_format == "diarized_json" or any(h is not None for h in hints)
+        return (
+            self.diarize
+            or self.response_format == "diarized_json"
+            or any(h is not None for h in hints)
+            or bool(self.known_speaker_names)
+        )
+
+    @field_validator("known_speaker_names", "known_speaker_references", mode="before")
+    @classmethod
+    def _known_list(cls, value: object) -> object:
+        """A JSON list in one field, or one plain value, as well as a list."""
+        if isinstance(value, str):
+            text = value.strip()
+            return _json(text, "list", MAX_REFERENCES_CHARS) if text.startswith("[") else [value]
+        return value
+
+    @field_validator("known_speaker_names")
+    @classmethod
+    def _printable_names(cls, names: list[str]) -> list[str]:
+        if not all(name.isprintable() for name in names):
+            raise ValueError("a name must be printable text (no line breaks or control characters)")
+        if len(set(names)) < len(names):
+            raise ValueError("each name must be different")
+        return names
+
+    @field_validator("known_speaker_references")
+    @classmethod
+    def _data_urls(cls, urls: list[str], info: ValidationInfo) -> list[str]:
+        names = info.data.get("known_speaker_names")
+        if names is not None and len(names) != len(urls):
+            raise ValueError(
+                f"{len(urls)} references for {len(names)} known_speaker_names: give one reference per name"
+            )
+        for i, url in enumerate(urls):
+            try:
+                data_url_audio(url)
+            except ValueError as exc:
+                raise ValueError(f"reference {i} {exc}") from None
+        return urls
 
     @model_validator(mode="after")
     def _speaker_bounds(self) -> TranscriptionParams:
@@ -119,11 +183,16 @@ class TranscriptionParams(BaseModel):
         return value
 
 
-def _json(text: str, what: str) -> Any:
-    """Parse JSON from a form field; too deep, too long or unparseable raises ValueError (a 400)."""
-    if len(text) > MAX_JSON_CHARS:
-        raise ValueError(f"{what} is longer than {MAX_JSON_CHARS} characters")
-    if _json_depth(text) > MAX_JSON_DEPTH:
+def _json(text: str, what: str, max_chars: int = MAX_JSON_CHARS) -> Any:
+    """Parse JSON from a form field; too deep, too long or unparseable raises ValueError (a 400).
+    ``max_chars`` may let long strings in (references); what is outside them stays small, so no
+    field unpacks into millions of objects."""
+    if len(text) > max_chars:
+        raise ValueError(f"{what} is longer than {max_chars} characters")
+    skeleton = _STRINGS.sub('""', text)  # at C speed, however long the strings
+    if len(skeleton) > MAX_JSON_CHARS:
+        raise ValueError(f"{what} has more than {MAX_JSON_CHARS} characters outside its strings")
+    if _json_depth(skeleton) > MAX_JSON_DEPTH:
         raise ValueError(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         return json.loads(text)
@@ -183,7 +252,7 @@ def parse_params(fields: dict[str, Any]) -> TranscriptionParams:
         extra = None if extra.strip().lower() in _NONE_STRINGS else extra
         if extra is not None:
             try:
-                extra = _json(extra, "extra_body")
+                extra = _json(extra, "extra_body", MAX_REFERENCES_CHARS)
             except ValueError as exc:
                 raise InvalidRequest(f"extra_body: {exc}", field="extra_body") from None
     if extra is not None:
