@@ -1,8 +1,8 @@
 """``python -m bench.known_speakers``: known speakers named by voice, in process, without
 transcription. Conversations of 2-3 of the eval set's readers (``tests/support/known_sets.py``),
 with references cut from recordings of the same readers that the conversation does not use; every
-other conversation leaves one reader without a reference, every third adds a reference of a reader
-who is absent. Each conversation is diarized once; the naming is then scored at every threshold.
+other conversation leaves one reader without a reference and adds a reference of a reader who is
+absent (that could wrongly name them; so does every third). Each conversation is diarized once; the naming is then scored at every threshold.
 
 The threshold is chosen on the first half of the conversations (the tuning half: the middle of the
 widest run of thresholds that meets both targets) and both halves are reported at it and at the
@@ -166,6 +166,13 @@ def main() -> None:
     for threshold in sorted({best, MATCH_THRESHOLD}):
         print(score(tune, threshold).row(f"tuning half ({len(tune)})", threshold))
         print(score(held, threshold).row(f"held-out half ({len(held)})", threshold))
+    print("\nEvery 0.05 (tuning / held-out): right name, another's name, unreferenced mostly named")
+    for threshold in THRESHOLDS[::5]:
+        a, b = score(tune, threshold), score(held, threshold)
+        print(
+            f"{threshold:.2f}: {a.right:.1%} / {b.right:.1%}, {a.misnamed:.2%} / {b.misnamed:.2%}, "
+            f"{a.wrong}/{a.with_unreferenced} / {b.wrong}/{b.with_unreferenced}"
+        )
     ami(MATCH_THRESHOLD)
 
 

@@ -54,8 +54,8 @@ def similarities(
 ) -> npt.NDArray[np.float32]:
     """(speakers, references) cosine similarities of the diarized voices to the references."""
     voices = diarization.voices
-    if voices is None or not len(voices):
-        return np.zeros((0, len(known.names)), np.float32)
+    if voices is None or not len(voices) or not known.references:
+        return np.zeros((0 if voices is None else len(voices), len(known.names)), np.float32)
     encoder = encoder or shared_encoder()
     refs = np.stack([reference_voice(r, encoder) for r in known.references])
     sim: npt.NDArray[np.float32] = voices @ refs.T

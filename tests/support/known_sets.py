@@ -61,16 +61,17 @@ def reference_cut(audio: npt.NDArray[np.float32], rng: random.Random) -> npt.NDA
 
 
 def known_case(seed: int, n_speakers: int, turns: int = 8) -> KnownCase:
-    """``n_speakers`` readers taking turns (no one twice in a row); every other seed leaves one of
-    them without a reference, and every third adds a reference of a reader who is not there. Each
-    reference comes from a recording the conversation does not use."""
+    """``n_speakers`` readers taking turns (no one twice in a row); every other seed (odd) leaves one
+    of them without a reference and adds a reference of a reader who is not there (the reference
+    that could wrongly name them), as does every third. Each reference comes from a recording the
+    conversation does not use."""
     rng = random.Random(seed)
     pool = readers()
     chosen = rng.sample(sorted(pool), n_speakers)
     outsider = rng.choice([s for s in sorted(pool) if s not in chosen])
     reference_of = {s: rng.randrange(len(pool[s])) for s in [*chosen, outsider]}
     unreferenced = (rng.choice(chosen),) if seed % 2 else ()
-    named = [s for s in chosen if s not in unreferenced] + ([outsider] if seed % 3 == 0 else [])
+    named = [s for s in chosen if s not in unreferenced] + ([outsider] if seed % 2 or seed % 3 == 0 else [])
     order = list(chosen)
     rng.shuffle(order)
     while len(order) < turns:
