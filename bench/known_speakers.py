@@ -2,7 +2,8 @@
 transcription. Conversations of 2-3 of the eval set's readers (``tests/support/known_sets.py``),
 with references cut from recordings of the same readers that the conversation does not use; every
 other conversation leaves one reader without a reference and adds a reference of a reader who is
-absent (that could wrongly name them; so does every third). Each conversation is diarized once; the naming is then scored at every threshold.
+absent (that could wrongly name them; so does every third). Each conversation is diarized once;
+the naming is then scored at every threshold.
 
 The threshold is chosen on the first half of the conversations (the tuning half: the middle of the
 widest run of thresholds that meets both targets) and both halves are reported at it and at the
@@ -95,17 +96,16 @@ def tuned(runs: list[Scored]) -> float:
 
 
 def _speaker_audio(rec: Recording, speaker: str, limit_s: float = 9.0) -> npt.NDArray[np.float32]:
-    """A speaker's turns of an RTTM-labelled recording that overlap no one, joined, up to limit_s."""
-    parts, total = [], 0
+    """Up to ``limit_s`` of an RTTM-labelled recording where the speaker talks and no one else
+    does (runs of at least 0.3 s), joined."""
+    frames = len(rec.samples) // 160  # 10 ms
+    mine, others = np.zeros(frames, bool), np.zeros(frames, bool)
     for start, end, who in rec.reference:
-        if who != speaker:
-            continue
-        alone = all(w == speaker or e <= start or s >= end for s, e, w in rec.reference)
-        if alone and total < limit_s * RATE:
-            piece = rec.samples[int(start * RATE) : int(end * RATE)][: int(limit_s * RATE) - total]
-            parts.append(piece)
-            total += len(piece)
-    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+        (mine if who == speaker else others)[int(start * 100) : int(end * 100)] = True
+    alone = np.flatnonzero(np.diff(np.concatenate([[0], (mine & ~others).astype(int), [0]])))
+    parts = [rec.samples[a * 160 : b * 160] for a, b in alone.reshape(-1, 2) if b - a >= 30]
+    joined = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    return joined[: int(limit_s * RATE)]
 
 
 def ami(threshold: float) -> None:
@@ -115,7 +115,10 @@ def ami(threshold: float) -> None:
         ("pyannote-debug-dev00", "pyannote-debug-dev01"),
         ("pyannote-debug-trn00", "pyannote-debug-trn03"),
     ]
-    print("\n| AMI: named / references from | speaker: time under its name (others' names) |\n| --- | --- |")
+    print(
+        "\n| AMI: named / references from | speaker: time under its name (others' names) "
+        "| diarized speakers' cosines to the references |\n| --- | --- | --- |"
+    )
     for a, b in [*pairs, *((y, x) for x, y in pairs)]:
         target, source = recs[a], recs[b]
         shared = sorted({w for *_, w in target.reference} & {w for *_, w in source.reference})
@@ -131,7 +134,8 @@ def ami(threshold: float) -> None:
             mine = labels.get(speaker, 0.0)
             ref = "ref" if speaker in refs else "no ref"
             cells.append(f"{speaker} ({ref}, {seconds:.1f} s): {mine / seconds:.0%} ({other / seconds:.0%})")
-        print(f"| {a[-5:]} / {b[-5:]} | {'; '.join(cells)} |")
+        cosines = "; ".join(" ".join(f"{v:.2f}" for v in row) for row in r.sim)
+        print(f"| {a[-5:]} / {b[-5:]} | {'; '.join(cells)} | {cosines} ({', '.join(case.names)}) |")
 
 
 def main() -> None:

@@ -104,7 +104,7 @@ def test_srt_and_vtt_name_each_cue(live_server: LiveServer) -> None:
         label = cue.content[1:].split("] ", 1)[0]
         labelled.append((cue.start.total_seconds(), cue.end.total_seconds(), label))
     check_named(labelled)
-    captions = webvtt.from_buffer(io.StringIO(everyone(live_server, response_format="vtt").text))
+    captions = webvtt.from_string(everyone(live_server, response_format="vtt").text).captions
     check_named([(c.start_in_seconds, c.end_in_seconds, html.unescape(c.voice or "")) for c in captions])
 
 

@@ -80,8 +80,8 @@ def named_right(segments: list[dict[str, Any]]) -> float:
     """The share of the segments' time under the reader who speaks most there."""
     from tests.integration.test_known_speakers import truth
 
-    total = sum(s["end"] - s["start"] for s in segments)
-    right = sum(s["end"] - s["start"] for s in segments if s["speaker"] == truth(s["start"], s["end"]))
+    total = sum(float(s["end"] - s["start"]) for s in segments)
+    right = sum(float(s["end"] - s["start"]) for s in segments if s["speaker"] == truth(s["start"], s["end"]))
     return right / total
 
 

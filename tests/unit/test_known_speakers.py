@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 from typing import Any
 
@@ -127,7 +126,7 @@ def test_cues_name_their_speakers_in_vtt_voice_spans_and_srt_prefixes() -> None:
     segments = [segment(first), segment(second)]
     labels = ["Agent <1> & co", "A"]
     vtt = subtitles(segments, SubtitleSettings(), vtt=True, speakers=labels)
-    captions = webvtt.from_buffer(io.StringIO(vtt))
+    captions = webvtt.from_string(vtt).captions
     assert [html.unescape(c.voice) for c in captions] == ["Agent <1> & co", "A"]
     assert "<v Agent &lt;1&gt; &amp; co>good morning" in vtt
     parsed = list(srt.parse(subtitles(segments, SubtitleSettings(), vtt=False, speakers=labels)))
