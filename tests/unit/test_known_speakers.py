@@ -127,7 +127,7 @@ def test_cues_name_their_speakers_in_vtt_voice_spans_and_srt_prefixes() -> None:
     labels = ["Agent <1> & co", "A"]
     vtt = subtitles(segments, SubtitleSettings(), vtt=True, speakers=labels)
     captions = webvtt.from_string(vtt).captions
-    assert [html.unescape(c.voice) for c in captions] == ["Agent <1> & co", "A"]
+    assert [html.unescape(c.voice or "") for c in captions] == ["Agent <1> & co", "A"]
     assert "<v Agent &lt;1&gt; &amp; co>good morning" in vtt
     parsed = list(srt.parse(subtitles(segments, SubtitleSettings(), vtt=False, speakers=labels)))
     assert [p.content.split("] ", 1)[0] for p in parsed] == ["[Agent <1> & co", "[A"]
