@@ -1,10 +1,10 @@
-// The asr-server page: a file played beside its streamed transcript (SSE over fetch; see player.js),
-// and the microphone streamed to /v1/realtime (OpenAI's realtime transcription events). No build
+// The asr-server page: a file played beside its streamed transcript (SSE over fetch; see player.js) or
+// a job's (POST /v1/audio/jobs, polled), and the microphone streamed to /v1/realtime (OpenAI's realtime transcription events). No build
 // step, no libraries.
 import { Player, clock } from "/static/player.js";
 
 const $ = (id) => document.getElementById(id);
-const state = { file: null, text: "", socket: null, audio: null };
+const state = { file: null, text: "", result: null, socket: null, audio: null };
 
 function status(message, isError = false) {
   $("status").textContent = message;
@@ -50,7 +50,7 @@ function chooseFile(file) {
   if (!file) return;
   state.file = file;
   $("file-name").textContent = `${file.name} (${(file.size / 1048576).toFixed(1)} MB)`;
-  $("transcribe").disabled = false;
+  setBusy(false);
   player.load(file);
   player.clear();
   setDownloads(false);
@@ -60,51 +60,86 @@ function endpoint() {
   return $("translate").checked ? "/v1/audio/translations" : "/v1/audio/transcriptions";
 }
 
-function form(format, stream) {
+function form(format, { stream = false, words = stream } = {}) {
   const data = new FormData();
   data.append("file", state.file, state.file.name);
   data.append("model", $("model").value || "whisper-1");
   if ($("language").value) data.append("language", $("language").value);
   data.append("response_format", format);
   if ($("speakers").checked) data.append("diarize", "true");
-  if (stream) {
-    data.append("stream", "true");
+  if (stream) data.append("stream", "true");
+  if (words) {
     data.append("timestamp_granularities[]", "word");
     data.append("timestamp_granularities[]", "segment");
   }
   return data;
 }
 
-function showProgress(done) {
+function showProgress(done, total = player.duration()) {
   // Audio seconds transcribed of the file's length (the local player knows it before the server).
-  const total = player.duration();
   $("progress").hidden = false;
   $("progress-bar").max = total || 1;
   $("progress-bar").value = total ? Math.min(done, total) : 0;
   $("progress-text").textContent = total ? `${clock(done)} of ${clock(total)}` : clock(done);
 }
 
-async function transcribe() {
+function setBusy(busy) {
+  $("transcribe").disabled = $("as-job").disabled = busy || !state.file;
+}
+
+async function run(message, work) {
   state.text = "";
+  state.result = null;
   player.clear();
   setDownloads(false);
   showProgress(0);
-  $("transcribe").disabled = true;
-  status("Transcribing…");
+  setBusy(true);
+  status(message);
   try {
-    const response = await fetch(endpoint(), {
-      method: "POST", headers: authHeaders(), body: form("json", true),
-    });
-    if (!response.ok) throw new Error(await errorText(response));
-    await readEvents(response);
-    showProgress(player.duration() ?? 0);
+    await work();
     setDownloads(true);
     status("Done");
   } catch (error) {
     status(error.message, true);
   } finally {
-    $("transcribe").disabled = false;
+    setBusy(false);
   }
+}
+
+async function transcribe() {
+  const response = await fetch(endpoint(), {
+    method: "POST", headers: authHeaders(), body: form("json", { stream: true }),
+  });
+  if (!response.ok) throw new Error(await errorText(response));
+  await readEvents(response);
+  showProgress(player.duration() ?? 0);
+}
+
+// A job outlives this page's connection (long files, flaky networks); its verbose_json (with the
+// speakers when asked for) is shown as a stream is.
+async function transcribeAsJob() {
+  const data = form("verbose_json", { words: true });
+  if ($("translate").checked) data.append("task", "translate");
+  let response = await fetch("/v1/audio/jobs", { method: "POST", headers: authHeaders(), body: data });
+  if (!response.ok) throw new Error(await errorText(response));
+  let job = await response.json();
+  while (!["completed", "failed", "cancelled"].includes(job.status)) {
+    showProgress(job.progress.done_s, job.progress.total_s ?? player.duration());
+    status(`Job ${job.status}…`);
+    response = await fetch(`/v1/audio/jobs/${job.id}?wait=2`, { headers: authHeaders() });
+    if (!response.ok) throw new Error(await errorText(response));
+    job = await response.json();
+  }
+  if (job.status !== "completed") throw new Error(job.error?.message || `the job was ${job.status}`);
+  response = await fetch(`/v1/audio/jobs/${job.id}/result`, { headers: authHeaders() });
+  if (!response.ok) throw new Error(await errorText(response));
+  const body = await response.text();
+  const result = JSON.parse(body);
+  state.text = result.text;
+  state.result = { kind: "verbose_json", blob: new Blob([body], { type: "application/json" }) };
+  player.show(result);
+  const total = job.progress.total_s ?? result.duration;
+  showProgress(total, total);
 }
 
 async function readEvents(response) {
@@ -143,10 +178,12 @@ async function download(kind) {
   let blob;
   if (kind === "txt") {
     blob = new Blob([state.text + "\n"], { type: "text/plain" });
+  } else if (state.result?.kind === kind) {
+    blob = state.result.blob;
   } else {
     status(`Making ${kind}…`);
     const response = await fetch(endpoint(), {
-      method: "POST", headers: authHeaders(), body: form(kind, false),
+      method: "POST", headers: authHeaders(), body: form(kind),
     });
     if (!response.ok) return status(await errorText(response), true);
     blob = await response.blob();
@@ -290,7 +327,8 @@ drop.addEventListener("drop", (event) => {
   drop.classList.remove("over");
   chooseFile(event.dataTransfer.files[0]);
 });
-$("transcribe").addEventListener("click", transcribe);
+$("transcribe").addEventListener("click", () => run("Transcribing…", transcribe));
+$("as-job").addEventListener("click", () => run("Submitting the job…", transcribeAsJob));
 for (const button of document.querySelectorAll("[data-download]")) {
   button.addEventListener("click", () => download(button.dataset.download));
 }
