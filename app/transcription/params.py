@@ -94,6 +94,8 @@ class TranscriptionParams(BaseModel):
     known_speaker_references: list[Annotated[str, Field(max_length=MAX_REFERENCE_CHARS)]] = Field(
         default_factory=list, max_length=MAX_KNOWN_SPEAKERS
     )
+    # Each channel transcribed on its own, its speaker the channel (a call recorded one party per channel).
+    multichannel: bool = False
 
     @property
     def wants_speakers(self) -> bool:
