@@ -64,75 +64,87 @@ TUNING, HELD_OUT = _pairs()
 
 
 @cache
-def _material(voice: Voice) -> tuple[list[list[Piece]], list[Piece]]:
-    """A voice's clips as phrases (speech between pauses of 0.3 s or more, in order, per clip) and
-    its short words (0.4-1 s alone between pauses of 0.1 s: backchannel-sized)."""
+def _phrases(voice: Voice) -> tuple[tuple[Piece, ...], ...]:
+    """A voice's clips as phrases: speech between pauses of 0.3 s or more, in order, per clip."""
     found = [c for c in clips() if c.kind in ("short", "long", "multilingual")]
     paths = [
         c.path
         for c in found
         if (c.id in voice.clip_ids if voice.clip_ids else c.raw.get("speaker") == voice.name)
     ]
-    phrases, words = [], []
+    out = []
     for path in sorted(set(paths)):
         audio = load(path)
-        phrases.append([_cut(audio, s, e, [(0.0, e - s)]) for s, e in speech_spans(audio, pause_s=0.3)])
-        for s, e in speech_spans(audio, pause_s=0.1):
-            if 0.4 <= e - s <= 1.0:
-                words.append(_cut(audio, s, e, [(0.0, e - s)]))
-    return phrases, words
+        out.append(tuple(_cut(audio, s, e) for s, e in speech_spans(audio, pause_s=0.3)))
+    return tuple(out)
 
 
-def _cut(audio: npt.NDArray[np.float32], start: float, end: float, spans: Spans) -> Piece:
-    pad = 0.03  # the span's edges, as a recording would keep them
-    lo = max(0, int((start - pad) * RATE))
-    return audio[lo : int((end + pad) * RATE)], [
-        (s + start - lo / RATE, e + start - lo / RATE) for s, e in spans
-    ]
+def _cut(audio: npt.NDArray[np.float32], start: float, end: float) -> Piece:
+    lo = max(0, int((start - 0.03) * RATE))  # the span's edges, as a recording keeps them
+    return audio[lo : int((end + 0.03) * RATE)], [(start - lo / RATE, end - lo / RATE)]
 
 
-def _turn(rng: random.Random, voice: Voice, seconds: float) -> Piece:
-    """``seconds`` (or what the clip has left) of consecutive phrases from a random point in a clip."""
-    phrases = rng.choice(_material(voice)[0])
-    i = rng.randrange(len(phrases))
-    audio, spans = phrases[i]
-    parts, placed, t = [audio], list(spans), len(audio) / RATE
-    while t < seconds and i + 1 < len(phrases):
-        i += 1
-        gap = np.zeros(int(rng.uniform(0.3, 0.6) * RATE), np.float32)
-        audio, spans = phrases[i]
-        placed += [(s + t + len(gap) / RATE, e + t + len(gap) / RATE) for s, e in spans]
-        parts += [gap, audio]
-        t += (len(gap) + len(audio)) / RATE
-    return np.concatenate(parts), placed
+class _Party:
+    """One side of a call: what the voice has not said yet (no audio is heard twice in a call: a
+    repeated phrase would give identical embeddings, which cluster too well)."""
 
+    def __init__(self, voice: Voice, rng: random.Random) -> None:
+        self.rng = rng
+        self.left = [list(clip) for clip in _phrases(voice)]
 
-def _backchannel(rng: random.Random, voice: Voice) -> Piece:
-    words = _material(voice)[1]
-    return rng.choice(words) if words else _turn(rng, voice, 0.5)
+    def turn(self, seconds: float) -> Piece | None:
+        """About ``seconds`` of consecutive phrases from a random point of a clip (None: all said)."""
+        clips_left = [c for c in self.left if c]
+        if not clips_left:
+            return None
+        phrases = self.rng.choice(clips_left)
+        i = self.rng.randrange(len(phrases))
+        audio, spans = phrases.pop(i)
+        parts, placed, t = [audio], list(spans), len(audio) / RATE
+        while t < seconds and i < len(phrases):
+            gap = np.zeros(int(self.rng.uniform(0.3, 0.6) * RATE), np.float32)
+            audio, spans = phrases.pop(i)
+            placed += [(s + t + len(gap) / RATE, e + t + len(gap) / RATE) for s, e in spans]
+            parts += [gap, audio]
+            t += (len(gap) + len(audio)) / RATE
+        return np.concatenate(parts), placed
+
+    def backchannel(self) -> Piece | None:
+        """0.5-1 s ("mhm", "right"): the start of a phrase not said yet."""
+        piece = self.turn(0.0)
+        if piece is None:
+            return None
+        audio, spans = piece
+        end = min(spans[0][0] + self.rng.uniform(0.5, 1.0), spans[0][1])
+        return audio[: int((end + 0.03) * RATE)], [(spans[0][0], end)]
 
 
 def _script(rng: random.Random, a: Voice, b: Voice, style: str) -> Iterator[tuple[int, Piece, float]]:
-    """(who: 0 or 1, what they say, the gap before it: negative overlaps the turn before)."""
-    talk = [0.0, 0.0]
+    """(who: 0 or 1, what they say, the gap before it: negative overlaps the turn before); the call
+    ends at 30-60 s of talk or when a party has nothing left to say."""
+    parties = (_Party(a, rng), _Party(b, rng))
+    talk = 0.0
     who = rng.randrange(2)
-    target = rng.uniform(40, 70)
+    target = rng.uniform(30, 60)
     for _ in range(60):  # a bound on turns; calls end by length well before
-        if sum(talk) >= target:
+        if talk >= target:
             return
-        voice = (a, b)[who]
         if style == "dominant" and who == 1:  # the other party: mostly "mhm", now and then a few words
-            piece = _backchannel(rng, voice) if rng.random() < 0.75 else _turn(rng, voice, rng.uniform(1, 3))
+            piece = parties[1].backchannel() if rng.random() < 0.75 else parties[1].turn(rng.uniform(1, 3))
         else:
             seconds = float(np.exp(rng.uniform(0.0, np.log(15.0))))
-            piece = _turn(rng, voice, seconds * (2.0 if style == "dominant" else 1.0))
+            piece = parties[who].turn(seconds * (2.0 if style == "dominant" else 1.0))
+        if piece is None:
+            return
         gap = rng.uniform(0.15, 0.8)
         if style == "overlaps" and rng.random() < 0.6:
             gap = -rng.uniform(0.1, 0.5)
         yield who, piece, gap
-        talk[who] += len(piece[0]) / RATE
+        talk += len(piece[0]) / RATE
         if style == "backchannels" and len(piece[0]) > 4 * RATE and rng.random() < 0.7:
-            yield 1 - who, _backchannel(rng, (a, b)[1 - who]), -rng.uniform(0.0, 0.3) - 1.5
+            reply = parties[1 - who].backchannel()  # over the end of the other's turn
+            if reply is not None:
+                yield 1 - who, reply, -rng.uniform(0.0, 0.3) - 1.5
         who = 1 - who
 
 
@@ -185,10 +197,14 @@ def monologue(voice: Voice) -> Recording:
     rng = random.Random(voice.name)
     target = rng.uniform(30, 60)
 
+    party = _Party(voice, rng)
+
     def turns() -> Iterator[tuple[int, Piece, float]]:
         said = 0.0
-        while said < target:
-            piece = _turn(rng, voice, rng.uniform(2, 15))
+        for _ in range(60):  # a bound on turns
+            piece = party.turn(rng.uniform(2, 15))
+            if piece is None or said >= target:
+                return
             said += len(piece[0]) / RATE
             yield 0, piece, rng.uniform(0.3, 1.5)
 
