@@ -8,9 +8,13 @@ from __future__ import annotations
 import argparse
 import time
 
-from app.diarization import SpeakerHints, diarize
+from app.diarization import Diarization, SpeakerHints, diarize
 from tests.support.calls import HELD_OUT, TUNING, calls, monologues
 from tests.support.diarization_sets import Recording, confusion
+
+
+def _turns(d: Diarization) -> list[tuple[float, float, int]]:
+    return [(t.start_s, t.end_s, t.speaker) for t in d.turns]
 
 
 def _row(name: str, recordings: list[Recording], hints: SpeakerHints, misses: bool) -> None:
@@ -18,19 +22,14 @@ def _row(name: str, recordings: list[Recording], hints: SpeakerHints, misses: bo
     found = [diarize(r.samples, hints) for r in recordings]
     cpu = time.process_time() - started
     right = sum(d.num_speakers == r.speakers for d, r in zip(found, recordings, strict=True))
-    pairs = [
-        (r, [(t.start_s, t.end_s, t.speaker) for t in d.turns])
-        for r, d in zip(recordings, found, strict=True)
-    ]
+    pairs = [(r, _turns(d)) for r, d in zip(recordings, found, strict=True)]
     minutes = sum(len(r.samples) for r in recordings) / 16000 / 60
     print(
         f"| {name} | {right}/{len(recordings)} | {confusion(pairs):.1%} | {cpu / minutes:.2f} |", flush=True
     )
     for r, d in zip(recordings, found, strict=True):
         if misses and d.num_speakers != r.speakers:
-            print(
-                f"|   miss: {r.id} | {d.num_speakers} | {confusion([(r, [(t.start_s, t.end_s, t.speaker) for t in d.turns])]):.1%} | |"
-            )
+            print(f"|   miss: {r.id} | {d.num_speakers} speakers | {confusion([(r, _turns(d))]):.1%} | |")
 
 
 def main() -> None:

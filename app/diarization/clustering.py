@@ -25,10 +25,6 @@ COUNT_MARGIN = 0.03
 # The same test once the speakers are settled, on the steps without the file's mean embedding (the
 # channel a file shares): between one voice split and two callers on one line (see the same section).
 ONE_VOICE_CENTRED = 0.11
-# When even the best split is weaker than this, the windows have no clear structure (a phone line's
-# narrow band blurs voices, and a dominant party's windows then part as well as two voices do): more
-# than two groups are noise, so it is two (see bench/README.md#diarization, calls).
-WEAK_STRUCTURE = 0.35
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +104,6 @@ def spectral_labels(
     best_score = max(score for _, score in found.values())
     if low <= 1 and best_score < ONE_VOICE_SILHOUETTE:
         return np.zeros(n, np.int64)
-    if best_score < WEAK_STRUCTURE and 2 in found:
-        return found[2][0]
     near = [k for k, (_, score) in found.items() if score >= best_score - COUNT_MARGIN]
     return found[max(near, key=lambda k: (_eigengap(values, k), -k))][0]
 

@@ -174,8 +174,8 @@ def phone_line(samples: npt.NDArray[np.float32], seed: int) -> npt.NDArray[np.fl
     level = 0.7 / max(float(np.abs(samples).max()), 1e-6)
     band = "highpass=f=300,highpass=f=300,lowpass=f=3400,lowpass=f=3400"
     wav = subprocess.run(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "f32le", "-ar", str(RATE), "-ac", "1", "-i", "pipe:0",
-         "-af", band, "-ar", "8000", "-acodec", "pcm_mulaw", "-f", "wav", "pipe:1"],
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "f32le", "-ar", str(RATE), "-ac", "1",
+         "-i", "pipe:0", "-af", band, "-ar", "8000", "-acodec", "pcm_mulaw", "-f", "wav", "pipe:1"],
         input=(samples * level + noise).astype("<f4").tobytes(), capture_output=True, check=True, timeout=60,
     ).stdout  # fmt: skip
     audio = decode_audio(wav, content_type="audio/wav", pcm=PcmFormat(), max_duration_s=3600)
