@@ -1,6 +1,6 @@
 """``python -m bench.calls``: the speaker count and confusion on two-party telephone calls (8 kHz,
-300-3400 Hz, G.711 mu-law; tests/support/calls.py) and one-voice calls, on the half the count
-rules were tuned on and the held-out half, free and with ``num_speakers=2``; ``--misses`` lists
+300-3400 Hz, G.711 mu-law; tests/support/calls.py) and one-voice calls, on the tuning half (what
+count rules may be fitted to) and the held-out half, free and with ``num_speakers=2``; ``--misses`` lists
 the calls counted wrong."""
 
 from __future__ import annotations
@@ -36,16 +36,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.calls")
     parser.add_argument("--misses", action="store_true", help="list the calls counted wrong")
     parser.add_argument("--half", choices=("tuning", "held-out", "both"), default="both")
+    parser.add_argument("--limit", type=int, default=None, help="the first N pairs of each half")
     args = parser.parse_args()
     halves = {"tuning": TUNING, "held-out": HELD_OUT}
     print("| set | right count | speaker confusion | CPU s per min |\n| --- | --- | --- | --- |")
     for half, pairs in halves.items():
         if args.half not in (half, "both"):
             continue
-        recordings = calls(pairs)
+        recordings = calls(pairs[: args.limit])
         _row(f"{half} calls ({len(recordings)})", recordings, SpeakerHints(), args.misses)
         _row(f"{half} calls, num_speakers=2", recordings, SpeakerHints(num_speakers=2), args.misses)
-        ones = monologues(held_out=half == "held-out")
+        ones = monologues(held_out=half == "held-out")[: args.limit]
         _row(f"{half} one-voice calls ({len(ones)})", ones, SpeakerHints(), args.misses)
 
 
