@@ -9,9 +9,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends curl libsndfile
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY app ./app
-RUN pip install .
+RUN pip install .[postgres]
 COPY config.yaml ./
-RUN mkdir -p models cache && useradd --system --uid 1000 asr && chown -R asr /app
+RUN mkdir -p models cache data && useradd --system --uid 1000 asr && chown -R asr /app
 USER asr
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \

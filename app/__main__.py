@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,17 +33,35 @@ def _load_default_model(settings: Settings, metrics: Metrics) -> Engine:
 
 
 def cli(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="asr-server", description="Self-hosted speech-to-text server")
-    parser.add_argument("--config", type=Path, help="config file (default: ./config.yaml if present)")
-    parser.add_argument("--host", help="bind address (default from config: 0.0.0.0)")
-    parser.add_argument("--port", type=int, help="port (default from config: 8000)")
-    args = parser.parse_args(argv)
+    """``asr-server [--config ...]`` serves; ``asr-server transcribe PATH...`` transcribes files."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["transcribe"]:
+        _prepare_process()
+        from app.cli.run import main
+
+        raise SystemExit(main(argv[1:]))
+    serve_cli(argv)
+
+
+def _prepare_process() -> None:
     # numpy's BLAS only multiplies mel filters here; its idle worker threads would spin after each
     # call, taking CPU from CTranslate2. Read when numpy loads, so set before anything imports it.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from app.engine.memory import tune_malloc  # imports numpy (through the engine's contract)
 
     tune_malloc()
+
+
+def serve_cli(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="asr-server",
+        description="Self-hosted speech-to-text server (asr-server transcribe --help: transcribe files)",
+    )
+    parser.add_argument("--config", type=Path, help="config file (default: ./config.yaml if present)")
+    parser.add_argument("--host", help="bind address (default from config: 0.0.0.0)")
+    parser.add_argument("--port", type=int, help="port (default from config: 8000)")
+    args = parser.parse_args(argv)
+    _prepare_process()
 
     from app.config import load_settings
     from app.server.logs import configure_logging

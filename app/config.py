@@ -23,6 +23,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from app.jobs_config import JobsSettings
+
 ENV_PREFIX = "ASR_"
 EMBEDDED_MODEL = "embedded"
 EMBEDDED_MULTILINGUAL = "embedded-multilingual"
@@ -189,6 +191,7 @@ class Settings(BaseSettings):
     vad: VadSettings = Field(default_factory=lambda: VadSettings())
     subtitles: SubtitleSettings = Field(default_factory=lambda: SubtitleSettings())
     realtime: RealtimeSettings = Field(default_factory=lambda: RealtimeSettings())
+    jobs: JobsSettings = Field(default_factory=lambda: JobsSettings())
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -102,6 +102,30 @@ class Draining(ServerBusy):
     reason = "draining"
 
 
+class NotFound(AsrError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(AsrError):
+    """The resource is not in a state that allows this (a job's result before it is done, an
+    idempotency key reused with another request)."""
+
+    status_code = 409
+    code = "conflict"
+
+
+class TooManyJobs(AsrError):
+    """The job queue is full (``jobs.max_queued``)."""
+
+    status_code = 429
+    code = "too_many_jobs"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "30"}
+
+
 class RequestTimeout(AsrError):
     status_code = 504
     code = "timeout"

@@ -9,6 +9,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -16,9 +17,10 @@ from app.config import Settings, load_settings
 from app.diarization import DiarizationWorker
 from app.engine import Engine
 from app.errors import AsrError, ClientGone, ServerBusy, error_body
+from app.jobs.worker import JobWorker
 from app.models.registry import ModelRegistry, whisper_factory
 from app.realtime.capacity import LiveCapacity
-from app.routes import page, realtime, system, transcriptions
+from app.routes import jobs, page, realtime, system, transcriptions
 from app.routes.openapi import with_wire_schemas
 from app.server.access import AccessMiddleware
 from app.server.admission import Admission
@@ -42,19 +44,11 @@ def create_app(
     the command made it first, to count the default model's load)."""
     settings = settings or load_settings()
     metrics = metrics or Metrics()
-    registry = ModelRegistry(settings, whisper_factory(settings, metrics), engines)
-    admission = Admission(
-        settings.max_concurrent_requests + settings.max_queued_requests,
-        int(settings.audio_budget_mb * (1 << 20)),
-    )
-    runner = WindowRunner(
-        settings.max_concurrent_requests,
-        max_lanes=settings.max_batch_size,
-        lane_windows=settings.lane_windows,
-    )
-    diarizer = DiarizationWorker()
-    service = TranscriptionService(settings, registry, runner, metrics, diarizer)
+    service = transcription_service(settings, metrics, engines)
+    registry, runner, diarizer = service.registry, service.runner, service.diarizer
+    admission = make_admission(settings)
     drain = Drain(settings.drain_timeout_s)
+    worker = JobWorker(settings, service, admission)
     metrics.watch(
         in_progress=lambda: admission.active,
         waiting=lambda: admission.active - runner.decoding,
@@ -68,8 +62,10 @@ def create_app(
         for model_id in registry.startup_models():
             await registry.get(model_id)
         logger.info("ready: default model %s", settings.default_model)
+        await worker.start()
         async with registry.unloading_idle_models():
             yield
+        await worker.stop()
         registry.close()
         diarizer.close()
 
@@ -79,8 +75,10 @@ def create_app(
     app.state.admission = admission
     app.state.metrics = metrics
     app.state.drain = drain
+    app.state.jobs = worker
     app.include_router(transcriptions.router)
     app.include_router(system.router)
+    app.include_router(jobs.router)
     app.state.realtime = LiveCapacity(settings.realtime.max_sessions, settings.realtime.max_partial_decodes)
     app.include_router(realtime.router)
     app.include_router(page.router)
@@ -94,6 +92,28 @@ def create_app(
     app.add_middleware(AccessMiddleware, drain=drain, metrics=metrics)  # outermost: sees every answer
     _add_error_handlers(app)
     return app
+
+
+def transcription_service(
+    settings: Settings, metrics: Metrics, engines: Mapping[str, Engine] | None = None
+) -> TranscriptionService:
+    """The use case and what it runs on (models, window runner, diarization thread), without HTTP:
+    the server's, and the ``asr-server transcribe`` command's in-process one."""
+    registry = ModelRegistry(settings, whisper_factory(settings, metrics), engines)
+    runner = WindowRunner(
+        settings.max_concurrent_requests,
+        max_lanes=settings.max_batch_size,
+        lane_windows=settings.lane_windows,
+    )
+    return TranscriptionService(settings, registry, runner, metrics, DiarizationWorker())
+
+
+def make_admission(settings: Settings) -> Admission:
+    """The line of requests in progress and the decoded-audio budget they share."""
+    return Admission(
+        settings.max_concurrent_requests + settings.max_queued_requests,
+        int(settings.audio_budget_mb * (1 << 20)),
+    )
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -125,7 +145,15 @@ def _add_error_handlers(app: FastAPI) -> None:
         logger.exception("unhandled error", exc_info=exc)
         return JSONResponse(error_body("internal server error", "internal_error"), status_code=500)
 
+    async def invalid(_: Request, exc: Exception) -> JSONResponse:
+        # A query parameter or header out of its declared range (the jobs routes): 400, not 422.
+        assert isinstance(exc, RequestValidationError)
+        error = exc.errors()[0]
+        where = str(error["loc"][-1])
+        return JSONResponse(error_body(f"{where}: {error['msg']}", "invalid_request", where), status_code=400)
+
     app.add_exception_handler(AsrError, asr_error)
+    app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, unexpected)
 

@@ -26,7 +26,12 @@ from app.engine.placement import available_cores, cpu_layout, select_placement  
 from bench.runners import Item, Library, Run, Server, load_items, probe_item  # noqa: E402
 from tests.support.evalset import wer  # noqa: E402
 
-MODES = ("library transcribe (sequential)", "library BatchedInferencePipeline (8)", "server batch (1 client)")
+MODES = (
+    "library transcribe (sequential)",
+    "library BatchedInferencePipeline (8)",
+    "server, no language (1 client)",  # what openai-python and curl send
+    "server, language=en (1 client)",
+)
 
 
 def throughput_round(server: Server, library: Library, items: list[Item], round_: int) -> list[Run]:
@@ -41,7 +46,7 @@ def throughput_round(server: Server, library: Library, items: list[Item], round_
                 wall, text = library.transcribe(item.samples, batched=mode == 1)
             else:
                 start = time.monotonic()
-                text = server.post(item).json()["text"]
+                text = server.post(item, **({"language": "en"} if mode == 3 else {})).json()["text"]
                 wall = time.monotonic() - start
             walls[mode] += wall
             texts[mode].append(text)
@@ -149,10 +154,9 @@ def throughput_rows(rounds: list[list[Run]]) -> list[tuple[str, str, str]]:
     for mode, name in enumerate(MODES):
         speed = statistics.median(r[mode].speed for r in rounds)
         rows.append((name, f"{speed:.1f}x RT  WER {first[mode].wer:.2%}", ratio(mode, 0)))
-    rows[2] = (
-        *rows[2][:2],
-        f"{ratio(2, 0)}, vs batched {ratio(2, 1)}, WER {100 * (first[2].wer - first[0].wer):+.2f} pt",
-    )
+    for mode in (2, 3):
+        worse = 100 * (first[mode].wer - first[0].wer)
+        rows[mode] = (*rows[mode][:2], f"{ratio(mode, 0)}, vs batched {ratio(mode, 1)}, WER {worse:+.2f} pt")
     return rows
 
 
@@ -170,11 +174,13 @@ def _health_ms(pairs: list[tuple[float, float]]) -> str:
 def concurrency_run(server: Server, n: int, item: Item) -> tuple[str, float, str]:
     """(label, aggregate audio s per wall s, value) for n clients posting the same file at once."""
     health: list[tuple[float, float]] = []
+    fresh: list[float] = []  # a new connection per probe, as a load balancer's health check makes
     stop = threading.Event()
 
     def poll() -> None:
         while not stop.is_set():
             health.append(server.health_s())
+            fresh.append(server.health_fresh_s())
             stop.wait(0.2)
 
     poller = threading.Thread(target=poll)
@@ -197,7 +203,8 @@ def concurrency_run(server: Server, n: int, item: Item) -> tuple[str, float, str
     q = statistics.quantiles(latencies, n=20) if len(latencies) > 1 else latencies * 19
     value = (
         f"{speed:.1f}x RT  p50 {statistics.median(latencies):.1f} s  p95 {q[18]:.1f} s  "
-        f"health p50/p95 {_health_ms(health)}  WER {wer([item.reference] * n, hyps):.2%}"
+        f"health p50/p95 {_health_ms(health)}, new connection {_ms(fresh)}  "
+        f"WER {wer([item.reference] * n, hyps):.2%}"
     )
     return f"{n} concurrent clients ({item.name})", speed, value
 

@@ -138,6 +138,12 @@ class Server:
             times.append(time.monotonic() - start)
         return times[0], times[1]
 
+    def health_fresh_s(self) -> float:
+        """Seconds one GET /health takes on a new connection (connect included)."""
+        start = time.monotonic()
+        httpx.get(self.base + "/health", timeout=30)
+        return time.monotonic() - start
+
     def post(self, item: Item, **fields: str) -> httpx.Response:
         return httpx.post(
             self.base + URL,

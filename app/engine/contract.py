@@ -36,6 +36,9 @@ class DecodeOptions:
     # A quick rough look at speech still being spoken (live partials, see ``engine.preview``):
     # greedy, text only, untimed; queued behind every other decode.
     preview: bool = False
+    # A transcription job's window (``app.jobs``): taken after every waiting request's and live
+    # session's, previews included, so jobs use only what live users leave.
+    background: bool = False
     # Encode over a 10 s window instead of Whisper's 30 s where the audio fits (see
     # ``passes.window_samples``): live decodes, where latency counts most.
     short_window: bool = False

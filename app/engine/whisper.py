@@ -137,7 +137,7 @@ class WhisperEngine:
             window = Window(samples, options)
         elif encoded is None and len(samples) <= N_SAMPLES:
             window = Window(samples, options, self._detected.take(samples))
-        return self._batcher.submit(window, priority=int(options.preview))
+        return self._batcher.submit(window, priority=2 if options.background else int(options.preview))
 
     def encode_ahead(self, samples: Samples) -> Future[Any] | None:
         """On CPU, a worker encodes the window while others decode: a window's encoder pass needs

@@ -117,6 +117,30 @@ class Metrics:
             "asr_decoded_audio_bytes", "Decoded audio samples held in memory by requests.", registry=r
         )
         self.draining = Gauge("asr_draining", "1 while the server drains before exiting.", registry=r)
+        self.jobs = Gauge(
+            "asr_jobs",
+            "Transcription jobs in the queue's database, by status (with PostgreSQL: the fleet's).",
+            ["status"],
+            registry=r,
+        )
+        self.oldest_queued = Gauge(
+            "asr_jobs_oldest_queued_age_seconds",
+            "How long the oldest queued job has waited (0: none).",
+            registry=r,
+        )
+        self.job_duration = Histogram(
+            "asr_job_duration_seconds",
+            "Time from a job's claim to its end on this server, by how it ended.",
+            ["status"],
+            buckets=_REQUEST_BUCKETS,
+            registry=r,
+        )
+        self.webhooks = Counter(
+            "asr_webhook_deliveries",
+            "Webhook attempts made by this server, by outcome (delivered, retrying, failed).",
+            ["outcome"],
+            registry=r,
+        )
 
     def watch(
         self,

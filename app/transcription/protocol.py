@@ -29,8 +29,8 @@ class Logprob(TypedDict):
 
 
 class SpeakerFields(TypedDict):
-    """A diarized answer's speaker: diarized_json's name (A, B, ...) and AI Refinery's (Guest-1..3,
-    Unknown)."""
+    """A diarized answer's speaker: diarized_json's name (a known speaker's name, else A, B, ...) and
+    AI Refinery's (Guest-1..3, Unknown)."""
 
     speaker: str | None
     speaker_id: str

@@ -4,7 +4,7 @@ the JSON pieces (segments, words, speakers, logprobs) that a stream's events sha
 from __future__ import annotations
 
 import string
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from app.config import SubtitleSettings
 from app.engine import Segment, TokenLogprob, Word
@@ -46,7 +46,13 @@ def render_body(t: Transcription, response_format: str, subtitle_layout: Subtitl
         return to_json(diarized_json(t))
     if response_format in {"srt", "vtt"}:
         language = t.language.split("-")[0] if t.task == "transcribe" else "en"
-        return subtitles(t.segments, subtitle_layout, vtt=response_format == "vtt", language=language)
+        vtt = response_format == "vtt"
+        if t.speakers is not None:  # each cue says who speaks: a voice span (vtt), a prefix (srt)
+            names = t.speakers.names
+            labels = [None if s.speaker is None else speaker_label(s.speaker, names) for s in t.spoken]
+            segments = [s.segment for s in t.spoken]
+            return subtitles(segments, subtitle_layout, vtt=vtt, language=language, speakers=labels)
+        return subtitles(t.segments, subtitle_layout, vtt=vtt, language=language)
     return to_json(
         TranscriptionJson(
             text=t.text,
@@ -100,28 +106,39 @@ def openai_label(speaker: int) -> str:
     return letters[speaker] if speaker < 26 else openai_label(speaker // 26 - 1) + letters[speaker % 26]
 
 
+def speaker_label(speaker: int, names: Sequence[str | None] = ()) -> str:
+    """A speaker as diarized_json, verbose_json's ``speaker``, streams and subtitles name them: the
+    known name (``names[speaker]``) where there is one, else a letter (A, B, ...) counted among the
+    speakers without a name, in order of first appearance."""
+    name = names[speaker] if speaker < len(names) else None
+    return name or openai_label(speaker - sum(1 for n in names[:speaker] if n))
+
+
 def air_label(speaker: int | None) -> str:
     """The same speaker's number while there is one in AI Refinery's labels, ``Unknown`` past them."""
     return f"Guest-{speaker + 1}" if speaker is not None and speaker < AIR_GUESTS else "Unknown"
 
 
-def speaker_fields(speaker: int | None) -> SpeakerFields:
-    """``speaker`` as diarized_json names it (A, B, ...), ``speaker_id`` as AI Refinery does."""
-    return {"speaker": None if speaker is None else openai_label(speaker), "speaker_id": air_label(speaker)}
+def speaker_fields(speaker: int | None, names: Sequence[str | None] = ()) -> SpeakerFields:
+    """``speaker`` as diarized_json names it (a known name, else A, B, ...), ``speaker_id`` as AI
+    Refinery does (Guest-n)."""
+    label = None if speaker is None else speaker_label(speaker, names)
+    return {"speaker": label, "speaker_id": air_label(speaker)}
 
 
 def verbose_json(t: Transcription) -> TranscriptionVerbose:
     """One body valid for both the AI Refinery ``TranscriptionVerbose`` and OpenAI's."""
     segments: list[VerboseSegment] = []
     words: list[VerboseWord] = []
+    names = t.speakers.names if t.speakers is not None else ()
     for i, spoken in enumerate(t.spoken):
         s = spoken.segment
         segment = segment_json(i, s)
-        segments.append({**segment, **speaker_fields(spoken.speaker)} if t.diarized else segment)
+        segments.append({**segment, **speaker_fields(spoken.speaker, names)} if t.diarized else segment)
         if t.words:
             if t.diarized:
                 words.extend(
-                    {**word_json(w, i), **speaker_fields(who)}
+                    {**word_json(w, i), **speaker_fields(who, names)}
                     for w, who in zip(s.words, spoken.word_speakers, strict=True)
                 )
             else:
@@ -144,7 +161,9 @@ def verbose_json(t: Transcription) -> TranscriptionVerbose:
     )
 
 
-def diarized_segment(i: int, s: Segment, speaker: int | None) -> DiarizedSegment:
+def diarized_segment(
+    i: int, s: Segment, speaker: int | None, names: Sequence[str | None] = ()
+) -> DiarizedSegment:
     """OpenAI's ``transcript.text.segment`` (a diarized_json segment, and a stream event)."""
     return {
         "type": "transcript.text.segment",
@@ -152,7 +171,7 @@ def diarized_segment(i: int, s: Segment, speaker: int | None) -> DiarizedSegment
         "start": s.start_s,
         "end": s.end_s,
         "text": s.text.strip(),
-        "speaker": openai_label(speaker or 0),
+        "speaker": speaker_label(speaker or 0, names),
     }
 
 
@@ -162,11 +181,12 @@ def usage(duration_s: float) -> Usage:
 
 def diarized_json(t: Transcription) -> TranscriptionDiarized:
     """OpenAI's ``TranscriptionDiarized``: the text and its speaker segments."""
+    names = t.speakers.names if t.speakers is not None else ()
     return TranscriptionDiarized(
         task="transcribe",
         duration=round(t.duration_s, 3),
         text=t.text,
-        segments=[diarized_segment(i, s.segment, s.speaker) for i, s in enumerate(t.spoken)],
+        segments=[diarized_segment(i, s.segment, s.speaker, names) for i, s in enumerate(t.spoken)],
         usage=usage(t.duration_s),
         success=True,
         error=None,

@@ -10,7 +10,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import anyio.to_thread
@@ -20,7 +20,7 @@ from app.audio.decode import decode_audio
 from app.audio.feed import ChunkFeed, speech_chunks
 from app.audio.pcm import Audio, Listener, PcmFormat
 from app.config import Settings
-from app.diarization import Diarization, DiarizationWorker, SpeakerHints
+from app.diarization import Diarization, DiarizationWorker, KnownSpeakers, SpeakerHints
 from app.engine import DEFAULT_TEMPERATURES, DecodeOptions, DecodeResult
 from app.errors import AsrError
 from app.models.registry import ModelRegistry
@@ -33,6 +33,7 @@ from app.transcription.events import StreamEvents, done_event, error_event, spea
 from app.transcription.languages import to_bcp47, to_whisper, to_whisper_list
 from app.transcription.params import TranscriptionParams, Upload
 from app.transcription.protocol import StreamEvent, TextDelta
+from app.transcription.references import decode_references
 from app.transcription.result import ChunkResult, Transcription
 from app.transcription.windows import WindowRunner
 
@@ -51,6 +52,7 @@ class Job:
     started: float  # time.monotonic()
     speakers: SpeakerHints | None = None  # diarize, with these hints
     head: DecodeResult | None = None  # the first window, decoded while its language was settled
+    known: KnownSpeakers | None = None  # and name these speakers where their voices match
 
     @property
     def deadline(self) -> float | None:
@@ -94,6 +96,8 @@ class TranscriptionService:
             encoding=params.encoding,
         )
         opts = self.chunking_options(params)
+        names, references = params.known_speaker_names, params.known_speaker_references
+        known = await anyio.to_thread.run_sync(decode_references, names, references, pcm, ticket.charge)
         if params.stream and not params.wants_speakers:
             feed = ChunkFeed.decode(lambda listener: self._decode(upload, pcm, ticket, listener), opts)
         else:
@@ -126,7 +130,7 @@ class TranscriptionService:
         speakers = None
         if params.wants_speakers:
             speakers = SpeakerHints(params.num_speakers, params.min_speakers or 1, params.max_speakers or 8)
-        return Job(params, route.model_id, feed, options, started, speakers, head)
+        return Job(params, route.model_id, feed, options, started, speakers, head=head, known=known)
 
     def _decode(self, upload: Upload, pcm: PcmFormat, ticket: Ticket, listener: Listener | None) -> Audio:
         return decode_audio(
@@ -177,7 +181,7 @@ class TranscriptionService:
         if job.speakers is None:
             return None
         assert job.feed.audio is not None, "a diarized job's audio is decoded before it starts"
-        return self.diarizer.start(job.feed.audio.pcm, job.speakers)
+        return self.diarizer.start(job.feed.audio.pcm, job.speakers, job.known)
 
     async def _settle(self, job: Job, pending: asyncio.Future[Diarization] | None) -> Diarization | None:
         if pending is None:
@@ -201,10 +205,17 @@ class TranscriptionService:
             speakers=speakers,
         )
 
-    async def transcribe(self, job: Job) -> Transcription:
+    async def transcribe(
+        self, job: Job, progress: Callable[[ChunkResult], None] | None = None
+    ) -> Transcription:
+        """The whole transcript; ``progress`` sees each chunk's result as its window finishes."""
         pending = self._diarize(job)
         try:
-            results = [r async for r in self._results(job, streaming=False)]
+            results = []
+            async for result in self._results(job, streaming=False):
+                results.append(result)
+                if progress is not None:
+                    progress(result)
             return self._assemble(job, results, await self._settle(job, pending))
         finally:
             if pending is not None:

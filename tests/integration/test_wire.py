@@ -10,6 +10,7 @@ import copy
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -22,6 +23,7 @@ from app.audio.chunking import Chunk
 from app.config import SubtitleSettings
 from app.diarization.turns import Diarization, Turn
 from app.engine import Segment, TokenLogprob, Word
+from app.jobs_config import JobsSettings
 from app.transcription.render import render_body
 from app.transcription.result import ChunkResult, Transcription
 from tests.integration.test_api_speakers import two_speakers
@@ -268,3 +270,25 @@ def test_a_one_hour_verbose_json_renders_in_a_blink() -> None:
         best = min(best, time.perf_counter() - started)
     assert len(json.loads(body)["words"]) == 10_080
     assert best < 0.3, f"{best * 1000:.0f} ms"
+
+
+def test_job_bodies_are_the_documented_shapes(make_client: MakeClient, tmp_path: Path) -> None:
+    client = make_client(jobs=JobsSettings(data_dir=tmp_path))
+    document = Document(client)
+    submitted = post(client, "/v1/audio/jobs", speech_wav(), metadata='{"k": "v"}')
+    assert submitted.status_code == 202
+    document.check_answer("/v1/audio/jobs", submitted)
+    job_path = "/v1/audio/jobs/{job_id}"
+    job_id = submitted.json()["id"]
+    done = client.get(f"/v1/audio/jobs/{job_id}?wait=20")
+    assert done.json()["status"] == "completed"
+    document.check_answer(job_path, done, "get")
+    document.check_answer("/v1/audio/jobs", client.get("/v1/audio/jobs?limit=1"), "get")
+    document.check_answer(f"{job_path}/cancel", client.post(f"/v1/audio/jobs/{job_id}/cancel"))
+    document.check_answer(job_path, client.delete(f"/v1/audio/jobs/{job_id}"), "delete")
+    gone = client.get(f"/v1/audio/jobs/{job_id}")
+    assert gone.status_code == 404
+    document.check_answer(job_path, gone, "get")
+    not_audio = post(client, "/v1/audio/jobs", b"%PDF-1.4 x" * 9)
+    assert not_audio.status_code == 415
+    document.check_answer("/v1/audio/jobs", not_audio)

@@ -15,7 +15,10 @@ import yaml
 from fastapi.testclient import TestClient
 
 from app.config import Settings
+from app.jobs.database import Postgres
+from app.jobs.store import JobStore
 from tests.support.harness import REPO
+from tests.support.postgres import postgres_cluster
 
 DEPLOY = REPO / "deploy"
 OVERLAYS = sorted(p.name for p in (DEPLOY / "kubernetes" / "overlays").iterdir())
@@ -126,3 +129,27 @@ def test_shipped_prometheus_config_is_valid(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_keda_scales_the_deployment_on_the_job_queue(client: TestClient) -> None:
+    """The optional KEDA objects: the ScaledObject names the base's Deployment, its PostgreSQL
+    trigger's query runs on the jobs table as the server makes it, its Prometheus trigger reads a
+    metric the server exports."""
+    docs = list(yaml.safe_load_all((DEPLOY / "kubernetes" / "keda" / "scaledobject.yaml").read_text()))
+    kinds = {doc["kind"]: doc for doc in docs}
+    assert set(kinds) == {"TriggerAuthentication", "ScaledObject"}
+    scaled = kinds["ScaledObject"]["spec"]
+    assert scaled["scaleTargetRef"]["name"] == by_kind(render("cpu"))["Deployment"]["metadata"]["name"]
+    triggers = {t["type"]: t for t in scaled["triggers"]}
+    assert (
+        triggers["postgresql"]["authenticationRef"]["name"]
+        == kinds["TriggerAuthentication"]["metadata"]["name"]
+    )
+    query = triggers["postgresql"]["metadata"]["query"]
+    with postgres_cluster() as url:
+        db = Postgres(url)
+        store = JobStore(db)  # the tables as the server makes them
+        assert db.read(query, ()) == [{"count": 0}]
+        store.close()
+    metric = triggers["prometheus"]["metadata"]["query"].split("(")[1].split("{")[0]
+    assert f"\n{metric} " in client.get("/metrics").text

@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, sync_playwright
 
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, open_page
 from tests.support.client_venvs import ensure_client_python
 from tests.support.evalset import clips, normalize, wer
 from tests.support.harness import REPO, LiveServer
@@ -25,16 +26,6 @@ from tests.support.harness import REPO, LiveServer
 # One sentence of 15 s: time for several partial decodes while it is spoken.
 CLIP = next(c for c in clips("short") if c.id == "ls-test-other-1688-142285-0000")
 SHORT = next(c for c in clips("short") if c.id == "ls-test-other-1688-142285-0003")
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-first-run",
-    "--disable-gpu",
-    "--disable-quic",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-sandbox",  # as root
-]
 DELTA = "conversation.item.input_audio_transcription.delta"
 COMPLETED = "conversation.item.input_audio_transcription.completed"
 
@@ -127,27 +118,6 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
         launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + fake_mic)
         yield launched
         launched.close()
-
-
-def open_page(browser: Browser, server: LiveServer) -> Page:
-    page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone's screen
-    page.goto(server.base_url + "/")
-    page.wait_for_function("document.querySelector('#model').options.length > 0")
-    return page
-
-
-def test_page_upload_streams_the_file_transcript(browser: Browser, live_server: LiveServer) -> None:
-    page = open_page(browser, live_server)
-    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
-    page.set_input_files("#file", str(SHORT.path))
-    page.click("#transcribe")
-    page.wait_for_function("document.querySelector('#status').textContent === 'Done'", timeout=120_000)
-    text = page.inner_text("#file-output")
-    assert wer([SHORT.text], [text]) < 0.25, text
-    with page.expect_download() as download:
-        page.click("[data-download=txt]")
-    assert Path(download.value.path()).read_text().strip() == text.strip()
-    page.close()
 
 
 def test_page_microphone_shows_the_spoken_words_live(browser: Browser, live_server: LiveServer) -> None:

@@ -14,6 +14,7 @@ APP = REPO / "app"
 # Lowest first: a module may import its own package and anything in a lower layer, nothing higher.
 LAYERS = [
     ("app.errors",),
+    ("app.jobs_config",),
     ("app.config",),
     ("app.server",),
     ("app.audio",),
@@ -22,8 +23,10 @@ LAYERS = [
     ("app.models",),
     ("app.transcription",),
     ("app.realtime",),
+    ("app.jobs",),
     ("app.routes",),
     ("app.main",),
+    ("app.cli",),
     ("app.__main__",),
 ]
 MAX_MODULE_LINES = 300

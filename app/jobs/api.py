@@ -1,0 +1,222 @@
+"""What the jobs routes do: check a submission as the synchronous endpoint would, store its audio
+and queue it; read, list, wait for, cancel and delete jobs, each visible only to its owner."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from typing import Any, BinaryIO
+
+import anyio.to_thread
+
+from app.audio.decode import parse_pcm_content_type
+from app.audio.pcm import PcmFormat
+from app.audio.sniff import HEAD_BYTES, describe_text, identify
+from app.errors import Conflict, InvalidRequest, NotFound, TooManyJobs, UnsupportedAudio
+from app.jobs.files import sha256_of
+from app.jobs.protocol import FINISHED, JobError, JobProgress, TranscriptionJob, WebhookDelivery
+from app.jobs.store import JobRow, JobStore, new_id
+from app.jobs.urls import check_reachable, redact
+from app.jobs.worker import JobWorker
+from app.transcription.languages import to_whisper
+from app.transcription.params import parse_params
+
+JOB_FIELDS = ("task", "url", "callback_url", "metadata")
+
+
+def owner_of(api_key: str | None) -> str:
+    """Who a job belongs to: a hash of the API key that made it ("" without keys)."""
+    return "" if api_key is None else hashlib.sha256(api_key.encode()).hexdigest()[:32]
+
+
+async def submit(
+    worker: JobWorker,
+    fields: dict[str, Any],
+    file: BinaryIO | None,
+    filename: str | None,
+    content_type: str | None,
+    owner: str,
+    idempotency_key: str | None,
+) -> JobRow:
+    """Check everything that can be checked before queueing (the same 4xx as the synchronous
+    endpoint), then store the audio and the job."""
+    extras = {k: fields.pop(k) for k in JOB_FIELDS if k in fields}
+    task = _text(extras.get("task"), "task") or "transcribe"
+    if task not in {"transcribe", "translate"}:
+        raise InvalidRequest("task: must be 'transcribe' or 'translate'", field="task")
+    params = parse_params(fields)
+    if params.stream:
+        raise InvalidRequest(
+            "stream: a job's result is one body; use the synchronous endpoint to stream", field="stream"
+        )
+    worker.service.registry.resolve(params.model)
+    to_whisper(params.language)
+    jobs = worker.jobs
+    url = _text(extras.get("url"), "url")
+    callback = _text(extras.get("callback_url"), "callback_url")
+    metadata = _metadata(extras.get("metadata"), jobs.max_metadata_bytes)
+    if (file is None) == (url is None):
+        raise InvalidRequest("send the audio as 'file' or give its 'url' (one of them)", field="file")
+    if url is not None:
+        await check_reachable(url, "url", jobs.allow_private_urls)
+    if callback is not None:
+        await check_reachable(callback, "callback_url", jobs.allow_private_urls)
+    if file is not None:
+        await anyio.to_thread.run_sync(_check_audio, file, content_type)
+    digest = "" if file is None else await anyio.to_thread.run_sync(sha256_of, file)
+    request = {"params": params.model_dump(mode="json"), "task": task, "url": url, "callback": callback}
+    request |= {"metadata": metadata, "audio": digest}
+    request_hash = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+    store = await worker.open()
+    if idempotency_key is not None:
+        earlier = await anyio.to_thread.run_sync(store.by_idempotency_key, owner, idempotency_key)
+        if earlier is not None:
+            return _same_request(earlier, request_hash)
+    if await anyio.to_thread.run_sync(store.count, "queued") >= jobs.max_queued:
+        raise TooManyJobs(f"the job queue is full ({jobs.max_queued} jobs waiting); retry later")
+    job_id = new_id("job")
+    if file is not None:
+        await anyio.to_thread.run_sync(worker.files.save, job_id, file, store)
+    row = JobRow(
+        id=job_id,
+        owner=owner,
+        status="queued",
+        created_at=time.time(),
+        task=task,
+        model=params.model,
+        response_format=params.response_format,
+        params=params.model_dump_json(),
+        metadata=json.dumps(metadata),
+        filename=filename if file is not None else None,
+        content_type=content_type if file is not None else None,
+        source_url=url,
+        callback_url=callback,
+        idem_key=idempotency_key,
+        idem_hash=request_hash,
+    )
+    stored = await anyio.to_thread.run_sync(store.insert, row)
+    if stored.id != job_id:  # the same key, submitted at the same time
+        worker.files.delete(job_id)
+        await anyio.to_thread.run_sync(store.delete, job_id)  # the audio it stored
+        return _same_request(stored, request_hash)
+    worker.wake()
+    return stored
+
+
+def _same_request(earlier: JobRow, request_hash: str) -> JobRow:
+    """The job an Idempotency-Key made before, if this is the same request (409 otherwise)."""
+    if earlier.idem_hash != request_hash:
+        raise Conflict("Idempotency-Key: already used for a different request")
+    return earlier
+
+
+def _text(value: object, field: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{field}: must be a string", field=field)
+    return value.strip() or None
+
+
+def _metadata(value: object, max_bytes: int) -> dict[str, str]:
+    """A JSON object of strings, at most ``max_bytes`` as JSON."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        if len(value) > max_bytes:
+            raise InvalidRequest(f"metadata: larger than {max_bytes} bytes", field="metadata")
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except ValueError:
+            raise InvalidRequest("metadata: not valid JSON", field="metadata") from None
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise InvalidRequest("metadata: must be a JSON object of strings", field="metadata")
+    if len(json.dumps(value)) > max_bytes:
+        raise InvalidRequest(f"metadata: larger than {max_bytes} bytes", field="metadata")
+    return value
+
+
+def _check_audio(file: BinaryIO, content_type: str | None) -> None:
+    """The upload's container, from its first bytes, as the decoder would judge it (415 if not audio)."""
+    file.seek(0)
+    head = file.read(4096)
+    file.seek(0)
+    if not head:
+        raise InvalidRequest("the uploaded file is empty", field="file")
+    if parse_pcm_content_type(content_type, PcmFormat(16000, 1)) is not None:
+        return
+    found = identify(head[:HEAD_BYTES])
+    if found.decoder == "none" and found.name:
+        raise UnsupportedAudio(f"the uploaded file is {found.name}, not audio", field="file")
+    text = describe_text(head) if found.decoder == "none" else None
+    if text is not None:
+        raise UnsupportedAudio(f"the uploaded file is {text}, not audio", field="file")
+
+
+async def find(worker: JobWorker, job_id: str, owner: str) -> tuple[JobStore, JobRow]:
+    """The owner's job (404 for another's: its existence is not revealed)."""
+    store = await worker.open()
+    row = await anyio.to_thread.run_sync(store.get, job_id)
+    if row is None or row.owner != owner:
+        raise NotFound(f"no job {job_id!r}")
+    return store, row
+
+
+async def wait_for(worker: JobWorker, job_id: str, owner: str, wait_s: float) -> JobRow:
+    """The job, once it has ended or ``wait_s`` has passed (polled: any server may run it)."""
+    deadline = time.monotonic() + min(wait_s, worker.jobs.max_wait_s)
+    while True:
+        _, row = await find(worker, job_id, owner)
+        if row.status in FINISHED or time.monotonic() >= deadline:
+            return row
+        await asyncio.sleep(min(0.25, max(deadline - time.monotonic(), 0.0)))
+
+
+async def cancel(worker: JobWorker, job_id: str, owner: str) -> JobRow:
+    store, row = await find(worker, job_id, owner)
+    if row.status in FINISHED:
+        return row
+    hours = worker.jobs.retention_hours
+    updated = await anyio.to_thread.run_sync(lambda: store.cancel(job_id, time.time(), hours * 3600))
+    if updated is not None and updated.status == "cancelled":
+        worker.files.delete(job_id)
+    worker.cancel_here(job_id)
+    worker.wake()
+    return updated or row
+
+
+async def delete(worker: JobWorker, job_id: str, owner: str) -> None:
+    store, _ = await find(worker, job_id, owner)
+    worker.cancel_here(job_id)
+    await anyio.to_thread.run_sync(store.delete, job_id)
+    worker.files.delete(job_id)
+
+
+def to_wire(row: JobRow) -> TranscriptionJob:
+    def seconds(t: float | None) -> int | None:
+        return None if t is None else int(t)
+
+    error = None if row.error_code is None else JobError(code=row.error_code, message=row.error_message or "")
+    return TranscriptionJob(
+        id=row.id,
+        status=row.status,  # type: ignore[arg-type]
+        task=row.task,  # type: ignore[arg-type]
+        model=row.model,
+        response_format=row.response_format,
+        created_at=int(row.created_at),
+        started_at=seconds(row.started_at),
+        finished_at=seconds(row.finished_at),
+        expires_at=seconds(row.expires_at),
+        progress=JobProgress(done_s=row.done_s, total_s=row.total_s),
+        duration=row.total_s,
+        error=error,
+        metadata=json.loads(row.metadata),
+        filename=row.filename,
+        url=None if row.source_url is None else redact(row.source_url),
+        callback_url=None if row.callback_url is None else redact(row.callback_url),
+        deliveries=[WebhookDelivery.model_validate(d) for d in json.loads(row.deliveries)],
+    )

@@ -1,0 +1,80 @@
+"""Outbound URLs (a job's ``url`` source, its ``callback_url``): http(s) only, no credentials shown,
+and no loopback, private, link-local or metadata address (after DNS resolution) unless
+``jobs.allow_private_urls`` names the host or a network that holds it."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from urllib.parse import urlsplit, urlunsplit
+
+from app.errors import InvalidRequest, shown
+
+MAX_URL_CHARS = 2048
+
+
+def redact(url: str) -> str:
+    """The URL without its user name and password (for listings and logs)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def check_form(url: str, field: str) -> None:
+    """The URL's shape: http or https, a host, not too long (400 naming ``field`` otherwise)."""
+    if len(url) > MAX_URL_CHARS:
+        raise InvalidRequest(f"{field}: longer than {MAX_URL_CHARS} characters", field=field)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise InvalidRequest(f"{field}: {shown(redact(url))} is not a URL", field=field) from None
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise InvalidRequest(f"{field}: must be an http:// or https:// URL with a host", field=field)
+
+
+async def check_reachable(url: str, field: str, allowed: tuple[str, ...]) -> None:
+    """Resolve the URL's host; refuse (400 naming ``field``) an address that is not public,
+    unless allowed. Raises for a name that does not resolve, too."""
+    check_form(url, field)
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        raise InvalidRequest(f"{field}: the host {shown(host)} does not resolve", field=field) from None
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+        if not _public(address) and not _allowed(host, address, allowed):
+            raise InvalidRequest(
+                f"{field}: {shown(host)} is a loopback, private or link-local address ({address}); "
+                "the server's jobs.allow_private_urls setting can allow it",
+                field=field,
+            )
+
+
+def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+def _allowed(
+    host: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address, allowed: tuple[str, ...]
+) -> bool:
+    for entry in allowed:
+        if entry.lower() == host.lower():
+            return True
+        try:
+            if address in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            continue  # a host name, compared above
+    return False

@@ -1,0 +1,158 @@
+"""Jobs reaching out, on the real server: a url source behind a redirect, a webhook receiver that
+fails twice (delivered on the third attempt, verified by openai-python's ``client.webhooks``), one
+answering 400 (no retry), and a redirect to a private address (refused: the job fails saying why)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import httpx
+import pytest
+
+from tests.support.evalset import EVAL_DIR
+from tests.support.harness import REPO, free_port, stop, wait_healthy
+from tests.support.sdk_clients import run_client
+
+JOBS = "/v1/audio/jobs"
+CLIP = "short/ls-test-other-3331-159605-0004.flac"
+SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+
+
+class Receiver(BaseHTTPRequestHandler):
+    """Serves the clip (and redirects to it, or to a private address); records webhook POSTs."""
+
+    posts: ClassVar[dict[str, list[dict[str, Any]]]] = {}
+
+    def do_GET(self) -> None:
+        if self.path == "/clip.flac":
+            body = (EVAL_DIR / CLIP).read_bytes()
+            self.send_response(200)
+            self.send_header("content-type", "audio/flac")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        target = {"/redirect": "/clip.flac", "/to-private": "http://10.1.2.3/clip.flac"}[self.path]
+        self.send_response(302)
+        self.send_header("location", target)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["content-length"])).decode()
+        seen = self.posts.setdefault(self.path, [])
+        seen.append({"body": body, "headers": {k.lower(): v for k, v in self.headers.items()}})
+        status = {"/hook-flaky": 500 if len(seen) <= 2 else 200, "/hook-400": 400}[self.path]
+        self.send_response(status)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[str]:
+    Receiver.posts = {}
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    port, log_path = free_port(), tmp_path / "server.log"
+    env = {
+        **os.environ,
+        "ASR_API_KEYS": "",
+        "ASR_JOBS__DATA_DIR": str(tmp_path / "data"),
+        "ASR_JOBS__ALLOW_PRIVATE_URLS": '["127.0.0.1"]',
+        "ASR_JOBS__WEBHOOK_SECRET": SECRET,
+        "ASR_JOBS__WEBHOOK_RETRY_BASE_S": "0.5",
+    }
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_healthy(proc, f"http://127.0.0.1:{port}/health", log_path.read_text, timeout_s=180)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(proc, timeout_s=20)
+
+
+def wait_for(condition: Any, what: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def test_url_source_and_webhooks(server: str, receiver: str, tmp_path: Path) -> None:
+    fields = {"model": "whisper-1", "language": "en"}
+    with httpx.Client(base_url=server, timeout=60) as client:
+        good = client.post(
+            JOBS,
+            data={
+                **fields,
+                "url": f"http://user:pw@127.0.0.1:{receiver.rsplit(':', 1)[1]}/redirect",
+                "callback_url": f"{receiver}/hook-flaky",
+                "metadata": json.dumps({"batch": "7"}),
+            },
+        ).json()
+        assert good["url"].startswith("http://127.0.0.1:") and "pw" not in json.dumps(good)
+        bad = client.post(
+            JOBS, data={**fields, "url": f"{receiver}/to-private", "callback_url": f"{receiver}/hook-400"}
+        ).json()
+        done = client.get(f"{JOBS}/{good['id']}?wait=60").json()
+        assert done["status"] == "completed", done
+        sync = client.post(
+            "/v1/audio/transcriptions",
+            data=fields,
+            files={"file": ("a.flac", (EVAL_DIR / CLIP).read_bytes())},
+        )
+        assert client.get(f"{JOBS}/{good['id']}/result").text == sync.text
+        failed = client.get(f"{JOBS}/{bad['id']}?wait=30").json()
+        assert failed["status"] == "failed" and failed["error"]["code"] == "url_fetch_failed"
+        assert "10.1.2.3" in failed["error"]["message"]
+
+        wait_for(lambda: len(Receiver.posts.get("/hook-flaky", [])) >= 3, "no third webhook attempt")
+        wait_for(lambda: len(Receiver.posts.get("/hook-400", [])) >= 1, "no webhook for the failed job")
+        time.sleep(3)  # past the first retry's delay (0.5 s): a 400 is not retried
+        job = client.get(f"{JOBS}/{good['id']}").json()
+        assert [d["outcome"] for d in job["deliveries"]] == ["retrying", "retrying", "delivered"]
+        assert [d["status_code"] for d in job["deliveries"]] == [500, 500, 200]
+        rejected = client.get(f"{JOBS}/{bad['id']}").json()["deliveries"]
+        assert [(d["outcome"], d["status_code"]) for d in rejected] == [("failed", 400)]
+    flaky, refused = Receiver.posts["/hook-flaky"], Receiver.posts["/hook-400"]
+    assert len(flaky) == 3 and len(refused) == 1
+    assert len({p["headers"]["webhook-id"] for p in flaky}) == 1  # the same id on every attempt
+    tampered = {**flaky[-1], "body": flaky[-1]["body"].replace('"7"', '"8"')}
+    deliveries = [flaky[-1], refused[0], tampered]
+    checks = tmp_path / "deliveries.json"
+    checks.write_text(json.dumps({"secret": SECRET, "deliveries": deliveries}))
+    out = run_client("air-current", "openai_webhook.py", [str(checks)], {})
+    results = out["results"]
+    assert [r["verified"] for r in results] == [True, True, False], out
+    event = results[0]["event"]
+    assert event["type"] == "transcription.job.completed" and event["id"].startswith("evt_")
+    assert event["data"] == {"id": good["id"], "status": "completed", "metadata": {"batch": "7"}}
+    assert results[1]["event"]["type"] == "transcription.job.failed"
