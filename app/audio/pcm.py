@@ -91,6 +91,7 @@ class Sink:
         self._resampler: soxr.ResampleStream | None = None
         self.rate = 0
         self.channels = 0
+        self.width = 1  # samples kept per frame: 1 (downmixed), or every channel (``ChannelSink``)
 
     def start(self, rate: int, channels: int, frames: int | None, what: str) -> None:
         """Check the header's layout and length before decoding anything."""
@@ -105,10 +106,12 @@ class Sink:
             self._check(frames * channels, frames / rate)
             # Charge what the header announces up front: a stream learns before its first byte
             # that the budget cannot hold it, rather than halfway through.
-            self._charge_to(int(frames * SAMPLE_RATE / rate) * 2)
+            self._charge_to(int(frames * SAMPLE_RATE / rate) * 2 * self.width)
         self.rate, self.channels = rate, channels
         if rate != SAMPLE_RATE:
-            self._resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+            self._resampler = soxr.ResampleStream(
+                rate, SAMPLE_RATE, self.width, dtype="float32", quality="HQ"
+            )
 
     @property
     def has_audio(self) -> bool:
@@ -122,20 +125,23 @@ class Sink:
     def add(self, block: npt.NDArray[np.float32]) -> None:
         """A (frames, channels) float block at the started rate."""
         self.count_source(block.size)
-        mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+        if self.width > 1:
+            mono = block  # (the channels kept apart)
+        else:
+            mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
         mono = np.nan_to_num(mono, nan=0.0, posinf=1.0, neginf=-1.0)
         self.keep(self._resampler.resample_chunk(mono) if self._resampler is not None else mono)
 
     def keep(self, samples: Samples | Pcm16) -> None:
-        """16 kHz mono samples (float or int16) to keep."""
+        """16 kHz samples (float or int16) to keep: mono, or ``width`` channels interleaved."""
         ints: Pcm16 = (
             samples  # type: ignore[assignment]
             if samples.dtype == np.int16
             else to_int16(samples.astype(np.float32, copy=False))
         )
-        if not len(ints):
+        if not ints.size:
             return
-        held_s = (len(self._buffer) // 2 + len(ints)) / SAMPLE_RATE
+        held_s = (len(self._buffer) // 2 + ints.size) / self.width / SAMPLE_RATE
         if held_s > self.limits.max_duration_s + 1.0:
             raise _too_long(held_s, self.limits.max_duration_s)
         self._charge_to(len(self._buffer) + ints.nbytes)
@@ -154,7 +160,8 @@ class Sink:
 
     def finish(self, source_format: str) -> Audio:
         if self._resampler is not None:
-            self.keep(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+            rest = np.zeros((0, self.width) if self.width > 1 else 0, np.float32)
+            self.keep(self._resampler.resample_chunk(rest, last=True))
         if not self._buffer:
             raise InvalidRequest("the uploaded audio contains no samples", field="file")
         pcm = np.frombuffer(self._buffer, dtype="<i2").astype(np.int16, copy=False)

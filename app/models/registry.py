@@ -94,7 +94,7 @@ class ModelRegistry:
         self._settings = settings
         self._factory = factory
         self._names = settings.model_names()
-        self._diarizing = settings.diarizing_names()
+        self._diarizing = {alias for spec in settings.models.values() for alias in spec.diarize_aliases}
         self._engines: dict[str, Engine] = dict(preloaded or {})
         self._locks: dict[str, anyio.Lock] = {}
         self._clock = clock
@@ -120,6 +120,11 @@ class ModelRegistry:
     def diarizes(self, name: str) -> bool:
         """Whether a request's ``model`` value turns diarization on (a ``diarize_aliases`` name)."""
         return name in self._diarizing
+
+    def implied_fields(self, name: str) -> dict[str, bool]:
+        """Request fields a ``model`` value turns on: ``diarize`` for a ``diarize_aliases`` name
+        (as OpenAI's gpt-4o-transcribe-diarize answers with speakers)."""
+        return {"diarize": True} if self.diarizes(name) else {}
 
     def loaded(self) -> list[str]:
         return sorted(self._engines)

@@ -27,6 +27,7 @@ from app.transcription.render import (
     segment_json,
     speaker_fields,
     usage,
+    with_channel,
     word_json,
 )
 from app.transcription.result import ChunkResult, Transcription, chunk_speaker
@@ -155,14 +156,17 @@ def speaker_events(t: Transcription, *, words: bool, segments: bool, diarized: b
     for i, spoken in enumerate(t.spoken):
         s, speaker = spoken.segment, spoken.speaker
         if diarized:
-            events.append(diarized_segment(i, s, speaker, names))
+            events.append(with_channel(t, diarized_segment(i, s, speaker, names), speaker))
             continue
         if words:
             events.extend(
-                word_event(w, i, who, names) for w, who in zip(s.words, spoken.word_speakers, strict=True)
+                with_channel(t, word_event(w, i, who, names), who)
+                for w, who in zip(s.words, spoken.word_speakers, strict=True)
             )
         if segments:
-            events.append(segment_event(i, s, speaker, names))
+            event = segment_event(i, s, speaker, names)
+            with_channel(t, event["segment"], speaker)
+            events.append(event)
     return events
 
 

@@ -26,7 +26,8 @@ from app.audio.pcm import MAX_SOURCE_RATE, MIN_SOURCE_RATE
 from app.diarization.known import MAX_KNOWN_SPEAKERS
 from app.errors import InvalidRequest
 from app.transcription.form import MAX_JSON_CHARS, parse_json
-from app.transcription.keywords import Keywords, check_keywords
+from app.transcription.keywords import Keywords, check_keywords, keyword_prompt
+from app.transcription.languages import to_whisper, to_whisper_list
 from app.transcription.references import data_url_audio
 
 ResponseFormat = Literal["json", "text", "verbose_json", "srt", "vtt", "diarized_json"]
@@ -97,6 +98,8 @@ class TranscriptionParams(BaseModel):
     known_speaker_references: list[Annotated[str, Field(max_length=MAX_REFERENCE_CHARS)]] = Field(
         default_factory=list, max_length=MAX_KNOWN_SPEAKERS
     )
+    # Each channel transcribed on its own, its speaker the channel (a call recorded one party per channel).
+    multichannel: bool = False
 
     @property
     def wants_speakers(self) -> bool:
@@ -140,6 +143,16 @@ class TranscriptionParams(BaseModel):
             except ValueError as exc:
                 raise ValueError(f"reference {i} {exc}") from None
         return urls
+
+    @property
+    def declares_language(self) -> bool:
+        """A language is given (``language``, or one ``languages`` entry): nothing is detected."""
+        return bool(to_whisper(self.language)) or len(to_whisper_list(self.languages)) == 1
+
+    @property
+    def prompt_words(self) -> str | None:
+        """The words decoding is biased toward: ``keywords``, then ``hotwords``."""
+        return keyword_prompt(self.keywords, self.hotwords)
 
     @model_validator(mode="after")
     def _speaker_bounds(self) -> TranscriptionParams:

@@ -46,6 +46,7 @@ class VerboseWord(TypedDict):
     segment: int
     speaker: NotRequired[str | None]
     speaker_id: NotRequired[str]
+    channel: NotRequired[int]  # multichannel: the channel it was heard on (0-based)
 
 
 class VerboseSegment(TypedDict):
@@ -64,6 +65,7 @@ class VerboseSegment(TypedDict):
     no_speech_prob: float
     speaker: NotRequired[str | None]
     speaker_id: NotRequired[str]
+    channel: NotRequired[int]  # multichannel: the channel it was heard on (0-based)
 
 
 class Usage(BaseModel):
@@ -120,6 +122,7 @@ class DiarizedSegment(TypedDict):
     end: float
     text: str
     speaker: str
+    channel: NotRequired[int]  # multichannel: the channel it was heard on (0-based)
 
 
 class TranscriptionDiarized(BaseModel):

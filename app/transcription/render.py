@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import string
 from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
 from app.config import SubtitleSettings
 from app.engine import Segment, TokenLogprob, Word
@@ -19,6 +20,7 @@ from app.transcription.protocol import (
     Usage,
     VerboseSegment,
     VerboseWord,
+    WordEvent,
     to_json,
 )
 from app.transcription.result import Transcription
@@ -148,6 +150,11 @@ def verbose_json(t: Transcription) -> TranscriptionVerbose:
                 )
             else:
                 words.extend(word_json(w, i) for w in s.words)
+    if t.channels:  # (a pass of its own: the usual answer pays nothing for it)
+        for item, spoken in zip(segments, t.spoken, strict=True):
+            with_channel(t, item, spoken.speaker)
+        for word, who in zip(words, (who for s in t.spoken for who in s.word_speakers), strict=False):
+            with_channel(t, word, who)
     return TranscriptionVerbose(
         task=t.task,
         # A translation's language is its text's, English (as OpenAI's); the speech's is beside it.
@@ -181,6 +188,16 @@ def diarized_segment(
     }
 
 
+Item = TypeVar("Item", VerboseSegment, VerboseWord, WordEvent, DiarizedSegment)
+
+
+def with_channel(t: Transcription, item: Item, speaker: int | None) -> Item:
+    """A multichannel answer's segment or word gets its ``channel``: the channel is the speaker."""
+    if t.channels and speaker is not None:
+        item["channel"] = speaker
+    return item
+
+
 def usage(duration_s: float) -> Usage:
     return Usage(type="duration", seconds=round(duration_s, 3))
 
@@ -192,7 +209,10 @@ def diarized_json(t: Transcription) -> TranscriptionDiarized:
         task="transcribe",
         duration=round(t.duration_s, 3),
         text=t.text,
-        segments=[diarized_segment(i, s.segment, s.speaker, names) for i, s in enumerate(t.spoken)],
+        segments=[
+            with_channel(t, diarized_segment(i, s.segment, s.speaker, names), s.speaker)
+            for i, s in enumerate(t.spoken)
+        ],
         usage=usage(t.duration_s),
         success=True,
         error=None,

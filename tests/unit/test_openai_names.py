@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.config import OPENAI_TRANSCRIBE_MODELS, ModelSpec, Settings
+from app.models.registry import ModelRegistry
 from app.transcription.keywords import MAX_KEYWORD_CHARS, MAX_KEYWORDS
 from tests.support.audiogen import silence, speechlike, wav_bytes
 from tests.support.fakes import FakeEngine
@@ -36,7 +37,11 @@ def test_openai_model_ids_serve_the_default_model_and_are_listed_as_models(make_
 def test_diarize_aliases_are_configurable() -> None:
     settings = Settings(models={"m": ModelSpec(aliases=("plain",), diarize_aliases=("who-spoke",))})
     assert settings.model_names() == {"m": "m", "plain": "m", "who-spoke": "m"}
-    assert settings.diarizing_names() == {"who-spoke"}
+    registry = ModelRegistry(settings, factory=lambda *_: FakeEngine())
+    assert registry.diarizes("who-spoke") and not registry.diarizes("plain") and not registry.diarizes("m")
+    assert (
+        registry.implied_fields("who-spoke") == {"diarize": True} and registry.implied_fields("plain") == {}
+    )
 
 
 def test_json_body_has_usage_and_the_detected_language_only_when_none_was_given(client: TestClient) -> None:
