@@ -2,11 +2,12 @@
 not part of the tests.
 
 For each case, starts the real server (``python -m app``, the allocator tuning included) and sends two
-uploads of the same long silent file at once, sampling the server's RSS from /proc every 20 ms
-while they run. Reports the idle RSS, the peak, the peak over idle, and what the budget charged at
-most (``asr_decoded_audio_bytes``, sampled from /metrics), so the ratio says how much of what
-decoding really holds the budget sees. Silence keeps inference out of it: the figures are the
-upload's, its decode's and its VAD's. Then (``--hour``) one 1-hour file of speech, transcribed.
+uploads of the same long silent file at once. Reports the idle RSS, the peak while they run (VmHWM,
+reset to the idle RSS through /proc/<pid>/clear_refs just before), the peak over idle, and what the
+budget charged at most (``asr_decoded_audio_bytes``, sampled from /metrics every 0.2 s), so the
+ratio says how much of what decoding really holds the budget sees. Silence keeps inference out of
+it: the figures are the upload's, its decode's and its VAD's. Then (``--hour``) one 1-hour file of
+speech, transcribed.
 """
 
 from __future__ import annotations
@@ -36,33 +37,31 @@ _GAUGE = re.compile(r"^asr_decoded_audio_bytes\s+(\S+)$", re.M)
 def source(case: str, hours: float) -> Path:
     suffix, lavfi, args = CASES[case]
     seconds = int(hours * 3600)
-    return ffmpeg(CACHE / f"silence-{case}-{seconds}s.{suffix}", "-f", "lavfi", "-i", lavfi, "-t", str(seconds), *args)
+    return ffmpeg(
+        CACHE / f"silence-{case}-{seconds}s.{suffix}", "-f", "lavfi", "-i", lavfi, "-t", str(seconds), *args
+    )
 
 
 class Sampler:
-    """The server's RSS (and the budget's gauge) sampled on a thread until ``stop``."""
+    """The server's peak RSS from now on, and the budget's gauge sampled on a thread until ``stop``."""
 
     def __init__(self, base: str, pid: int) -> None:
         self.base, self.pid = base, pid
+        Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
         self.peak_kib, self.charged = 0, 0.0
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run)
         self._thread.start()
 
     def _run(self) -> None:
-        next_scrape = 0.0
-        while not self._done.is_set():
-            self.peak_kib = max(self.peak_kib, kib(self.pid, "VmRSS"))
-            if time.monotonic() > next_scrape:
-                text = httpx.get(self.base + "/metrics", timeout=10).text
-                if m := _GAUGE.search(text):
-                    self.charged = max(self.charged, float(m.group(1)))
-                next_scrape = time.monotonic() + 0.2
-            time.sleep(0.02)
+        while not self._done.wait(0.2):
+            if m := _GAUGE.search(httpx.get(self.base + "/metrics", timeout=10).text):
+                self.charged = max(self.charged, float(m.group(1)))
 
     def stop(self) -> None:
         self._done.set()
         self._thread.join()
+        self.peak_kib = kib(self.pid, "VmHWM")
 
 
 def pair(case: str, hours: float, budget_mb: float) -> None:
@@ -101,8 +100,8 @@ def hour() -> None:
         r = post(base, path.read_bytes(), path.name)
         sampler.stop()
         print(
-            f"1 h m4a of speech, transcribed: {r.status_code} in {time.monotonic() - start:.0f} s; idle "
-            f"{idle / 1024:.0f} MiB, peak {sampler.peak_kib / 1024:.0f} MiB (VmHWM {kib(pid, 'VmHWM') / 1024:.0f})",
+            f"1 h m4a of speech, transcribed: {r.status_code} in {time.monotonic() - start:.0f} s; "
+            f"idle {idle / 1024:.0f} MiB, peak {sampler.peak_kib / 1024:.0f} MiB",
             flush=True,
         )
 

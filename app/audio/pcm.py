@@ -201,12 +201,12 @@ class Samples16:
             return
         nbytes = max(nbytes, _MIN_BYTES)
         if self._map is None:
-            self._map = mmap.mmap(-1, nbytes)
+            self._map = _anonymous(nbytes)
             return
         try:
             self._map.resize(nbytes)  # mremap: the pages move, nothing is copied
         except (OSError, SystemError):  # no mremap on this platform: copy once
-            grown = mmap.mmap(-1, nbytes)
+            grown = _anonymous(nbytes)
             grown[: self.nbytes] = self._map[: self.nbytes]
             self._map.close()
             self._map = grown
@@ -227,6 +227,13 @@ class Samples16:
         """The samples, in place (the map can no longer grow)."""
         assert self._map is not None
         return np.frombuffer(self._map, dtype="<i2", count=self.nbytes // 2).astype(np.int16, copy=False)
+
+
+def _anonymous(nbytes: int) -> mmap.mmap:
+    # Private: a shared anonymous map (mmap's default) keeps its first size underneath, and the
+    # pages past it raise SIGBUS once mremap has grown the map.
+    flags = getattr(mmap, "MAP_PRIVATE", 0) | getattr(mmap, "MAP_ANONYMOUS", 0)
+    return mmap.mmap(-1, nbytes, flags=flags) if flags else mmap.mmap(-1, nbytes)
 
 
 def to_int16(samples: Samples) -> Pcm16:

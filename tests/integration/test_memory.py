@@ -1,11 +1,22 @@
-"""The allocator settings the ``asr-server`` command applies (``app.engine.memory``), in fresh processes."""
+"""The allocator settings the ``asr-server`` command applies (``app.engine.memory``), in fresh processes,
+and the memory the audio budget promises on the real server: peak RSS within idle + budget + 256 MiB."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import httpx
 import pytest
+
+from tests.support.audiogen import unknown_length
+from tests.support.containers import CLIP
+from tests.support.guarded import status_kib
+from tests.support.harness import REPO, free_port, stop, wait_healthy
 
 # Allocates, fills and frees a 64 MB block three times on a second thread, as CTranslate2's threads do
 # with attention buffers, and prints the page faults of the last two rounds: tuned, they reuse the
@@ -57,3 +68,98 @@ def test_an_unconfigured_default_model_is_a_clear_startup_error() -> None:
     assert proc.returncode == 1
     assert "default_model 'nope' is not one of the configured models" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# --- What the audio budget promises, on the real server -------------------------------------------
+
+BUDGET_MIB = 300
+# Each upload is 76 minutes: 139 MiB of 16 kHz mono int16, so the two fill 278 MiB of the budget.
+UPLOAD_S = 4560
+SLACK_MIB = 256  # the engine's working memory and the rest of a request, beside its audio
+
+
+def _speech_then_silence(path: Path, rate: int, layout: str, codec: list[str]) -> Path:
+    """A real clip, then silence up to ``UPLOAD_S`` at ``rate`` Hz: one window to transcribe, the
+    rest decoded, resampled and VAD-flagged like any recording, but no inference."""
+    graph = f"[0:a]aresample={rate},aformat=channel_layouts={layout}[a];[a][1:a]concat=n=2:v=0:a=1"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(CLIP.path), "-f", "lavfi",
+         "-t", str(UPLOAD_S), "-i", f"anullsrc=r={rate}:cl={layout}", "-filter_complex", graph,
+         *codec, str(path)],
+        check=True,
+        timeout=300,
+    )  # fmt: skip
+    return path
+
+
+@pytest.fixture(scope="module")
+def budget_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """The real ``asr-server`` command (the allocator tuning included) with a small audio budget."""
+    folder = tmp_path_factory.mktemp("budget-server")
+    port = free_port()
+    env = {
+        **os.environ,
+        "ASR_API_KEYS": "",
+        "ASR_AUDIO_BUDGET_MB": str(BUDGET_MIB),
+        "ASR_MODEL_CACHE_DIR": str(folder / "models"),
+    }
+    log_path = folder / "server.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(proc, f"{base_url}/health", log_path.read_text, timeout_s=180)
+        yield base_url, proc.pid
+    finally:
+        stop(proc, timeout_s=20)
+
+
+def test_two_long_uploads_at_once_stay_within_the_budget_they_were_admitted_under(
+    budget_server: tuple[str, int], tmp_path: Path
+) -> None:
+    base_url, pid = budget_server
+    # The worst decode paths: libsndfile with no length in the header (the buffer grows as it goes)
+    # and a resampler, and FFmpeg (PyAV) with a length it estimates.
+    uploads = [
+        unknown_length(
+            _speech_then_silence(tmp_path / "a.flac", 48000, "stereo", ["-c:a", "flac"]).read_bytes()
+        ),
+        _speech_then_silence(tmp_path / "b.m4a", 44100, "mono", ["-c:a", "aac", "-b:a", "16k"]).read_bytes(),
+    ]
+    warm = httpx.post(
+        base_url + "/v1/audio/transcriptions",
+        data={"model": "whisper-1", "language": "en"},
+        files={"file": (CLIP.path.name, CLIP.path.read_bytes())},
+        timeout=120,
+    )
+    assert warm.status_code == 200, warm.text  # the model has run: its working memory counts as idle
+    idle_kib = status_kib(pid, "VmRSS")
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS: the peak from here on
+
+    def post(name_data: tuple[str, bytes]) -> httpx.Response:
+        name, data = name_data
+        return httpx.post(
+            base_url + "/v1/audio/transcriptions",
+            data={"model": "whisper-1", "language": "en", "response_format": "verbose_json"},
+            files={"file": (name, data, "audio/wav")},
+            timeout=600,
+        )
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(post, [("a.flac", uploads[0]), ("b.m4a", uploads[1])]))
+    peak_kib = status_kib(pid, "VmHWM")
+    for answer in answers:
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert abs(body["duration"] - UPLOAD_S - CLIP.duration_s) < 1.0, body["duration"]
+        assert body["text"].strip(), body  # the clip was heard: a window went through the model
+    over_mib = (peak_kib - idle_kib) / 1024
+    assert over_mib <= BUDGET_MIB + SLACK_MIB, f"peak {peak_kib // 1024} MiB, idle {idle_kib // 1024} MiB"
+    # Two hour-plus uploads at once, so one alone too, within what the issue promises.
+    assert peak_kib / 1024 < 700, f"peak {peak_kib // 1024} MiB"
