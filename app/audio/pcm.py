@@ -216,7 +216,7 @@ class Samples16:
         if end > self.capacity:
             self.reserve(max(end, self.capacity * 3 // 2))  # no header length (or a lying one)
         assert self._map is not None
-        self._map[self.nbytes : end] = np.ascontiguousarray(ints, dtype="<i2")
+        self._map[self.nbytes : end] = np.ascontiguousarray(ints, dtype="<i2").data
         self.nbytes = end
 
     def read(self, start: int, end: int) -> bytes:

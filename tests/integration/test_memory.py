@@ -13,7 +13,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.audiogen import unknown_length
 from tests.support.containers import CLIP
 from tests.support.guarded import status_kib
 from tests.support.harness import REPO, free_port, stop, wait_healthy
@@ -124,14 +123,14 @@ def test_two_long_uploads_at_once_stay_within_the_budget_they_were_admitted_unde
     budget_server: tuple[str, int], tmp_path: Path
 ) -> None:
     base_url, pid = budget_server
-    # The worst decode paths: libsndfile with no length in the header (the buffer grows as it goes)
-    # and a resampler, and FFmpeg (PyAV) with a length it estimates.
-    uploads = [
-        unknown_length(
-            _speech_then_silence(tmp_path / "a.flac", 48000, "stereo", ["-c:a", "flac"]).read_bytes()
+    # The worst decode paths: FFmpeg (PyAV) on raw AAC, whose length is estimated from the bitrate and
+    # falls short (the samples grow past what was reserved), and libsndfile with a resampler.
+    uploads = {
+        "a.aac": _speech_then_silence(
+            tmp_path / "a.aac", 44100, "mono", ["-c:a", "aac", "-b:a", "16k", "-f", "adts"]
         ),
-        _speech_then_silence(tmp_path / "b.m4a", 44100, "mono", ["-c:a", "aac", "-b:a", "16k"]).read_bytes(),
-    ]
+        "b.flac": _speech_then_silence(tmp_path / "b.flac", 48000, "stereo", ["-c:a", "flac"]),
+    }
     warm = httpx.post(
         base_url + "/v1/audio/transcriptions",
         data={"model": "whisper-1", "language": "en"},
@@ -142,17 +141,16 @@ def test_two_long_uploads_at_once_stay_within_the_budget_they_were_admitted_unde
     idle_kib = status_kib(pid, "VmRSS")
     Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS: the peak from here on
 
-    def post(name_data: tuple[str, bytes]) -> httpx.Response:
-        name, data = name_data
+    def post(path: Path) -> httpx.Response:
         return httpx.post(
             base_url + "/v1/audio/transcriptions",
             data={"model": "whisper-1", "language": "en", "response_format": "verbose_json"},
-            files={"file": (name, data, "audio/wav")},
+            files={"file": (path.name, path.read_bytes(), "audio/wav")},
             timeout=600,
         )
 
     with ThreadPoolExecutor(2) as pool:
-        answers = list(pool.map(post, [("a.flac", uploads[0]), ("b.m4a", uploads[1])]))
+        answers = list(pool.map(post, uploads.values()))
     peak_kib = status_kib(pid, "VmHWM")
     for answer in answers:
         assert answer.status_code == 200, answer.text
