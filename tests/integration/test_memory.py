@@ -131,13 +131,6 @@ def test_two_long_uploads_at_once_stay_within_the_budget_they_were_admitted_unde
         ),
         "b.flac": _speech_then_silence(tmp_path / "b.flac", 48000, "stereo", ["-c:a", "flac"]),
     }
-    warm = httpx.post(
-        base_url + "/v1/audio/transcriptions",
-        data={"model": "whisper-1", "language": "en"},
-        files={"file": (CLIP.path.name, CLIP.path.read_bytes())},
-        timeout=120,
-    )
-    assert warm.status_code == 200, warm.text  # the model has run: its working memory counts as idle
     idle_kib = status_kib(pid, "VmRSS")
     Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS: the peak from here on
 
@@ -157,7 +150,8 @@ def test_two_long_uploads_at_once_stay_within_the_budget_they_were_admitted_unde
         body = answer.json()
         assert abs(body["duration"] - UPLOAD_S - CLIP.duration_s) < 1.0, body["duration"]
         assert body["text"].strip(), body  # the clip was heard: a window went through the model
-    over_mib = (peak_kib - idle_kib) / 1024
-    assert over_mib <= BUDGET_MIB + SLACK_MIB, f"peak {peak_kib // 1024} MiB, idle {idle_kib // 1024} MiB"
+    figures = f"idle {idle_kib // 1024} MiB, peak {peak_kib // 1024} MiB"
+    print(figures)
+    assert (peak_kib - idle_kib) / 1024 <= BUDGET_MIB + SLACK_MIB, figures
     # Two hour-plus uploads at once, so one alone too, within what the issue promises.
     assert peak_kib / 1024 < 700, f"peak {peak_kib // 1024} MiB"
