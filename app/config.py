@@ -176,6 +176,9 @@ class Settings(BaseSettings):
     max_decoded_samples: int = Field(4 * 3600 * 48000 * 2, gt=0)
     # Decoded audio (16 kHz mono, 115 MB an hour) all requests in progress may hold together.
     audio_budget_mb: float = Field(1024.0, gt=0)
+    # multichannel=true: channels transcribed apart at most (each is its own run of windows, and
+    # holds one of max_concurrent_requests' slots while it decodes).
+    multichannel_max_channels: int = Field(4, ge=2, le=64)
 
     # Connections: a request's headers must arrive within header_timeout_s; its body may pause at
     # most body_idle_timeout_s and must be complete within body_timeout_s (else 408, closed).

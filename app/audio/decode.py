@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import soundfile as sf
 
+from app.audio.channels import ChannelSink
 from app.audio.g711 import G711_RATE, expand
 from app.audio.pcm import (
     MAX_SOURCE_RATE,
@@ -87,11 +88,14 @@ def decode_audio(
     max_source_samples: int | None = None,
     charge: Charge | None = None,
     listener: Listener | None = None,
+    split_channels: int = 0,
 ) -> Audio:
     """Decode, downmix and resample an upload; raise a client error for anything that is not audio.
 
     ``charge(nbytes)`` is called before each block of decoded audio is kept (the server's memory
     budget; it may raise to stop the decode); ``listener`` sees each block once it is kept.
+    ``split_channels`` > 0 keeps 2 to that many channels apart (``app.audio.channels``): the audio
+    is then (frames, channels).
     """
     file = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
     size = file.seek(0, io.SEEK_END)
@@ -102,7 +106,7 @@ def decode_audio(
         max_duration_s,
         int(max_duration_s * SOURCE_SAMPLES_PER_S) if max_source_samples is None else max_source_samples,
     )
-    sink = Sink(limits, charge, listener)
+    sink = ChannelSink(limits, charge, split_channels) if split_channels else Sink(limits, charge, listener)
     declared_pcm = parse_pcm_content_type(content_type, pcm)
     head = file.read(4096)
     file.seek(0)

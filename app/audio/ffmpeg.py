@@ -60,7 +60,9 @@ def _decode(file: BinaryIO, sink: Sink, name: str) -> Audio:
         if stream.duration is not None and stream.time_base is not None:
             frames = int(stream.duration * stream.time_base * (codec.sample_rate or 1))
         sink.start(codec.sample_rate, codec.channels or 1, frames, f"the {stream.codec.name} track")
-        resampler = _resampler()
+        # Downmixed, or (multichannel) every channel in the track's own order.
+        layout = "mono" if sink.width == 1 else codec.layout.name
+        resampler = _resampler(layout)
         bad = 0
         try:
             for packet in container.demux(stream):
@@ -82,7 +84,7 @@ def _decode(file: BinaryIO, sink: Sink, name: str) -> Audio:
                         out = resampler.resample(frame)
                     except ValueError:  # the layout changed mid-stream: start a new resampler
                         _flush(resampler, sink)
-                        resampler = _resampler()
+                        resampler = _resampler(layout)
                         out = resampler.resample(frame)
                     _keep(out, sink)
         except AsrError:
@@ -98,8 +100,8 @@ def _decode(file: BinaryIO, sink: Sink, name: str) -> Audio:
         return sink.finish(stream.codec.name)
 
 
-def _resampler() -> av.AudioResampler:
-    return av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+def _resampler(layout: str) -> av.AudioResampler:
+    return av.AudioResampler(format="s16", layout=layout, rate=SAMPLE_RATE)
 
 
 def _keep(frames: list[av.AudioFrame], sink: Sink) -> None:

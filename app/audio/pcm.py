@@ -93,6 +93,7 @@ class Sink:
         self._resampler: soxr.ResampleStream | None = None
         self.rate = 0
         self.channels = 0
+        self.width = 1  # samples kept per frame: 1 (downmixed), or every channel (``ChannelSink``)
 
     def start(self, rate: int, channels: int, frames: int | None, what: str) -> None:
         """Check the header's layout and length before decoding anything."""
@@ -107,11 +108,13 @@ class Sink:
             self._check(frames * channels, frames / rate)
             # Charge what the header announces up front: a stream learns before its first byte
             # that the budget cannot hold it, rather than halfway through.
-            self._charge_to(int(frames * SAMPLE_RATE / rate) * 2)
-            self._buffer.reserve(int(frames * SAMPLE_RATE / rate) * 2 + _SLACK_BYTES)
+            self._charge_to(int(frames * SAMPLE_RATE / rate) * 2 * self.width)
+            self._buffer.reserve((int(frames * SAMPLE_RATE / rate) * 2 + _SLACK_BYTES) * self.width)
         self.rate, self.channels = rate, channels
         if rate != SAMPLE_RATE:
-            self._resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+            self._resampler = soxr.ResampleStream(
+                rate, SAMPLE_RATE, self.width, dtype="float32", quality="HQ"
+            )
 
     @property
     def has_audio(self) -> bool:
@@ -125,20 +128,23 @@ class Sink:
     def add(self, block: npt.NDArray[np.float32]) -> None:
         """A (frames, channels) float block at the started rate."""
         self.count_source(block.size)
-        mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+        if self.width > 1:
+            mono = block  # (the channels kept apart)
+        else:
+            mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
         mono = np.nan_to_num(mono, nan=0.0, posinf=1.0, neginf=-1.0)
         self.keep(self._resampler.resample_chunk(mono) if self._resampler is not None else mono)
 
     def keep(self, samples: Samples | Pcm16) -> None:
-        """16 kHz mono samples (float or int16) to keep."""
+        """16 kHz samples (float or int16) to keep: mono, or ``width`` channels interleaved."""
         ints: Pcm16 = (
             samples  # type: ignore[assignment]
             if samples.dtype == np.int16
             else to_int16(samples.astype(np.float32, copy=False))
         )
-        if not len(ints):
+        if not ints.size:
             return
-        held_s = (self._buffer.nbytes // 2 + len(ints)) / SAMPLE_RATE
+        held_s = (self._buffer.nbytes // 2 + ints.size) / self.width / SAMPLE_RATE
         if held_s > self.limits.max_duration_s + 1.0:
             raise _too_long(held_s, self.limits.max_duration_s)
         self._charge_to(self._buffer.nbytes + ints.nbytes)
@@ -157,7 +163,8 @@ class Sink:
 
     def finish(self, source_format: str) -> Audio:
         if self._resampler is not None:
-            self.keep(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+            rest = np.zeros((0, self.width) if self.width > 1 else 0, np.float32)
+            self.keep(self._resampler.resample_chunk(rest, last=True))
         if not self.has_audio:
             raise InvalidRequest("the uploaded audio contains no samples", field="file")
         return Audio(self._buffer.freeze(), self.rate, self.channels, source_format)
@@ -216,7 +223,7 @@ class Samples16:
         if end > self.capacity:
             self.reserve(max(end, self.capacity * 3 // 2))  # no header length (or a lying one)
         assert self._map is not None
-        self._map[self.nbytes : end] = np.ascontiguousarray(ints, dtype="<i2").data
+        self._map[self.nbytes : end] = np.ascontiguousarray(ints, dtype="<i2").reshape(-1).data
         self.nbytes = end
 
     def read(self, start: int, end: int) -> bytes:

@@ -13,10 +13,19 @@ from concurrent.futures import ThreadPoolExecutor
 from app.audio.pcm import Pcm16, Samples
 from app.diarization.clustering import SpeakerHints
 from app.diarization.diarizer import diarize
+from app.diarization.known import KnownSpeakers, name_speakers
 from app.diarization.turns import Diarization, Turn
 from app.engine.batcher import lower_thread_priority
 
-__all__ = ["Diarization", "DiarizationWorker", "SpeakerHints", "Turn", "diarize"]
+__all__ = ["Diarization", "DiarizationWorker", "KnownSpeakers", "SpeakerHints", "Turn", "diarize"]
+
+
+def diarize_and_name(
+    samples: Pcm16 | Samples, hints: SpeakerHints, known: KnownSpeakers | None
+) -> Diarization:
+    """Who spoke when, and who they are where ``known`` speakers' references match their voices."""
+    found = diarize(samples, hints)
+    return found if known is None else name_speakers(found, known)
 
 
 class DiarizationWorker:
@@ -25,11 +34,14 @@ class DiarizationWorker:
     def __init__(self) -> None:
         self._pool: ThreadPoolExecutor | None = None
 
-    def start(self, samples: Pcm16 | Samples, hints: SpeakerHints) -> asyncio.Future[Diarization]:
-        """Diarize in the background; the future is awaited (or cancelled) by the request."""
+    def start(
+        self, samples: Pcm16 | Samples, hints: SpeakerHints, known: KnownSpeakers | None = None
+    ) -> asyncio.Future[Diarization]:
+        """Diarize (and name the ``known`` speakers) in the background; the future is awaited (or
+        cancelled) by the request."""
         if self._pool is None:  # (a new one after ``close``: an app's lifespan may run again, in tests)
             self._pool = ThreadPoolExecutor(1, "diarize", initializer=lower_thread_priority)
-        return asyncio.get_running_loop().run_in_executor(self._pool, diarize, samples, hints)
+        return asyncio.get_running_loop().run_in_executor(self._pool, diarize_and_name, samples, hints, known)
 
     def close(self) -> None:
         """Drop the files still queued and let the thread end after the one it is on (at shutdown)."""

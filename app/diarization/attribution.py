@@ -19,7 +19,7 @@ def word_speakers(words: tuple[Word, ...], diarization: Diarization) -> list[int
     return speakers
 
 
-def _split_counts(total: int, lengths: list[int]) -> list[int]:
+def split_counts(total: int, lengths: list[int]) -> list[int]:
     """``total`` items shared out over parts in proportion to ``lengths`` (all handed out)."""
     weight = sum(lengths) or 1
     bounds = [round(total * c / weight) for c in itertools.accumulate(lengths)]
@@ -39,11 +39,11 @@ def split_segment(segment: Segment, diarization: Diarization) -> list[tuple[Segm
         lengths.append(sum(len(w.word) for w in segment.words[position : position + n]))
         position += n
     # Token logprobs follow the text exactly; token ids (the same tokens) where they line up.
-    lp_counts = _split_counts(len(segment.logprobs), lengths)
+    lp_counts = split_counts(len(segment.logprobs), lengths)
     if len(segment.logprobs) == len(segment.tokens):
         tok_counts = lp_counts
     else:
-        tok_counts = _split_counts(len(segment.tokens), lengths)
+        tok_counts = split_counts(len(segment.tokens), lengths)
     out: list[tuple[Segment, int | None]] = []
     w0 = lp0 = t0 = 0
     for (speaker, n), n_lp, n_tok in zip(runs, lp_counts, tok_counts, strict=True):

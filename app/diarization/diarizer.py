@@ -65,7 +65,7 @@ def speech_regions(samples: Pcm16 | Samples) -> list[tuple[int, int]]:
     regions: list[tuple[int, int]] = []
     step = int(VAD_BLOCK_S * SAMPLE_RATE)
     for offset in range(0, len(samples), step):
-        for span in get_speech_timestamps(_floats(samples[offset : offset + step]), options):
+        for span in get_speech_timestamps(to_floats(samples[offset : offset + step]), options):
             start, end = span["start"] + offset, span["end"] + offset
             if regions and start - regions[-1][1] < CLOSE_PAUSE_S * SAMPLE_RATE:
                 start = regions.pop()[0]
@@ -73,7 +73,7 @@ def speech_regions(samples: Pcm16 | Samples) -> list[tuple[int, int]]:
     return regions
 
 
-def _floats(part: Pcm16 | Samples) -> Samples:
+def to_floats(part: Pcm16 | Samples) -> Samples:
     """A block as float32 in [-1, 1): uploads are held as 16-bit samples (app/audio/pcm.py)."""
     if part.dtype == np.int16:
         return part.astype(np.float32) / np.float32(32768.0)
@@ -122,7 +122,7 @@ def diarize(
     regions = speech_regions(samples)
     blocks = _blocks(regions)
     parts, starts, block_ids = [], [], []
-    stretches = (_floats(samples[start:end]) for start, end in blocks)
+    stretches = (to_floats(samples[start:end]) for start, end in blocks)
     for i, ((start, _), (emb, unit_starts)) in enumerate(
         zip(blocks, encoder.embed_stretches(stretches), strict=True)
     ):
@@ -175,7 +175,15 @@ def diarize(
         span = np.array([blocks[b] for b in block_of[changes].tolist()]).reshape(-1, 2)
         fits = (grid >= span[:, :1]) & (grid + UNIT_SAMPLES <= span[:, 1:])
         switch[changes] = _place_changes(samples, grid, fits, scores, contrast, mean, encoder)
-    return from_steps(blocks, switch, block_of, labels)
+    return from_steps(blocks, switch, block_of, labels, _voices(units, labels))
+
+
+def _voices(units: npt.NDArray[np.float32], labels: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+    """Each label's mean voice over its steps (raw embeddings: a reference is another recording,
+    so the file's mean is no common channel to take out); a row per label value."""
+    sums = np.zeros((int(labels.max()) + 1, units.shape[1]), np.float32)
+    np.add.at(sums, labels, units)
+    return normalise(sums)
 
 
 def _refined(
@@ -221,7 +229,7 @@ def _with_edges(
         return units, unit_start, block_of, np.zeros(len(units), bool)
     emb = np.concatenate(
         [
-            encoder.embed_pieces([_floats(samples[s : s + UNIT_SAMPLES]) for s in where[i : i + BATCH]])
+            encoder.embed_pieces([to_floats(samples[s : s + UNIT_SAMPLES]) for s in where[i : i + BATCH]])
             for i in range(0, len(where), BATCH)
         ]
     )
@@ -253,7 +261,9 @@ def _place_changes(
         rows, cols = np.nonzero(wanted & fits & np.isnan(scores))
         for part in range(0, len(rows), BATCH):  # a batch of pieces at a time bounds the memory
             r, c = rows[part : part + BATCH], cols[part : part + BATCH]
-            emb = encoder.embed_pieces([_floats(samples[s : s + UNIT_SAMPLES]) for s in grid[r, c].tolist()])
+            emb = encoder.embed_pieces(
+                [to_floats(samples[s : s + UNIT_SAMPLES]) for s in grid[r, c].tolist()]
+            )
             scores[r, c] = np.einsum("nd,nd->n", normalise(emb - mean), contrast[r])
 
     rows = np.arange(len(grid))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +23,9 @@ class Turn:
 @dataclass(frozen=True, slots=True)
 class Diarization:
     turns: tuple[Turn, ...]
+    # Each speaker's mean voice (unit-norm embeddings, row k for speaker k), to match known voices.
+    voices: npt.NDArray[np.float32] | None = field(default=None, compare=False, repr=False)
+    names: tuple[str | None, ...] = ()  # speaker k's known name, where a reference matched it
 
     @property
     def num_speakers(self) -> int:
@@ -51,10 +54,11 @@ def from_steps(
     switch: npt.NDArray[np.int64],
     block_of: npt.NDArray[np.int64],
     labels: npt.NDArray[np.int64],
+    voices: npt.NDArray[np.float32] | None = None,
 ) -> Diarization:
     """Each block (a stretch of speech, in samples) goes to its steps, step i up to sample
     ``switch[i]``; one speaker's runs closer than BRIDGE_S become one turn; speakers are numbered
-    in order of first appearance."""
+    in order of first appearance (``voices``, row per label, renumbered with them)."""
     raw: list[Turn] = []
     for b, (start, end) in enumerate(blocks):
         idx = np.flatnonzero(block_of == b)
@@ -69,4 +73,5 @@ def from_steps(
     order: dict[int, int] = {}
     for t in raw:
         order.setdefault(t.speaker, len(order))
-    return Diarization(tuple(Turn(round(t.start_s, 3), round(t.end_s, 3), order[t.speaker]) for t in raw))
+    turns = tuple(Turn(round(t.start_s, 3), round(t.end_s, 3), order[t.speaker]) for t in raw)
+    return Diarization(turns, None if voices is None else voices[list(order)])

@@ -15,8 +15,8 @@ from app.jobs import api
 from app.jobs.protocol import JobDeleted, JobList, TranscriptionJob
 from app.jobs.worker import JobWorker
 from app.routes.deps import ApiKeyDep
-from app.routes.upload import MAX_FIELD_BYTES
-from app.transcription.params import fold_form_fields
+from app.routes.upload import read_form
+from app.transcription.form import fold_form_fields
 
 router = APIRouter(tags=["jobs"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -66,7 +66,7 @@ async def create_job(
             "send the job as multipart/form-data with 'file' (or 'url') and 'model'", field="file"
         )
     try:
-        form = await request.form(max_files=1, max_fields=256, max_part_size=MAX_FIELD_BYTES)
+        form = await read_form(request)
     except ClientDisconnect:
         raise ClientGone("the client went away during the upload") from None
     try:

@@ -41,6 +41,12 @@ _DOC = _form_doc(
         "stream": {"type": "boolean", "default": False},
         "timeout": {"type": "number"},
         "extra_body": {"type": "string"},
+        "known_speaker_names[]": {"type": "array", "items": {"type": "string"}, "maxItems": 8},
+        "known_speaker_references[]": {
+            "type": "array",
+            "items": {"type": "string", "description": "data:audio/...;base64,... (2-10 s)"},
+            "maxItems": 8,
+        },
     }
 )
 _TRANSLATION_DOC = _form_doc(

@@ -1,10 +1,10 @@
-// The asr-server page: a file played beside its streamed transcript (SSE over fetch; see player.js),
-// and the microphone streamed to /v1/realtime (OpenAI's realtime transcription events). No build
-// step, no libraries.
+// The asr-server page: a file played beside its streamed transcript (SSE over fetch; see player.js) or
+// a job's (POST /v1/audio/jobs, polled), and the live microphone (mic.js). No build step, no libraries.
+import { toggleMic } from "/static/mic.js";
 import { Player, clock } from "/static/player.js";
 
 const $ = (id) => document.getElementById(id);
-const state = { file: null, text: "", socket: null, audio: null };
+const state = { file: null, text: "", result: null };
 
 function status(message, isError = false) {
   $("status").textContent = message;
@@ -50,7 +50,7 @@ function chooseFile(file) {
   if (!file) return;
   state.file = file;
   $("file-name").textContent = `${file.name} (${(file.size / 1048576).toFixed(1)} MB)`;
-  $("transcribe").disabled = false;
+  setBusy(false);
   player.load(file);
   player.clear();
   setDownloads(false);
@@ -60,51 +60,86 @@ function endpoint() {
   return $("translate").checked ? "/v1/audio/translations" : "/v1/audio/transcriptions";
 }
 
-function form(format, stream) {
+function form(format, { stream = false, words = stream } = {}) {
   const data = new FormData();
   data.append("file", state.file, state.file.name);
   data.append("model", $("model").value || "whisper-1");
   if ($("language").value) data.append("language", $("language").value);
   data.append("response_format", format);
   if ($("speakers").checked) data.append("diarize", "true");
-  if (stream) {
-    data.append("stream", "true");
+  if (stream) data.append("stream", "true");
+  if (words) {
     data.append("timestamp_granularities[]", "word");
     data.append("timestamp_granularities[]", "segment");
   }
   return data;
 }
 
-function showProgress(done) {
+function showProgress(done, total = player.duration()) {
   // Audio seconds transcribed of the file's length (the local player knows it before the server).
-  const total = player.duration();
   $("progress").hidden = false;
   $("progress-bar").max = total || 1;
   $("progress-bar").value = total ? Math.min(done, total) : 0;
   $("progress-text").textContent = total ? `${clock(done)} of ${clock(total)}` : clock(done);
 }
 
-async function transcribe() {
+function setBusy(busy) {
+  $("transcribe").disabled = $("as-job").disabled = busy || !state.file;
+}
+
+async function run(message, work) {
   state.text = "";
+  state.result = null;
   player.clear();
   setDownloads(false);
   showProgress(0);
-  $("transcribe").disabled = true;
-  status("Transcribing…");
+  setBusy(true);
+  status(message);
   try {
-    const response = await fetch(endpoint(), {
-      method: "POST", headers: authHeaders(), body: form("json", true),
-    });
-    if (!response.ok) throw new Error(await errorText(response));
-    await readEvents(response);
-    showProgress(player.duration() ?? 0);
+    await work();
     setDownloads(true);
     status("Done");
   } catch (error) {
     status(error.message, true);
   } finally {
-    $("transcribe").disabled = false;
+    setBusy(false);
   }
+}
+
+async function transcribe() {
+  const response = await fetch(endpoint(), {
+    method: "POST", headers: authHeaders(), body: form("json", { stream: true }),
+  });
+  if (!response.ok) throw new Error(await errorText(response));
+  await readEvents(response);
+  showProgress(player.duration() ?? 0);
+}
+
+// A job outlives this page's connection (long files, flaky networks); its verbose_json (with the
+// speakers when asked for) is shown as a stream is.
+async function transcribeAsJob() {
+  const data = form("verbose_json", { words: true });
+  if ($("translate").checked) data.append("task", "translate");
+  let response = await fetch("/v1/audio/jobs", { method: "POST", headers: authHeaders(), body: data });
+  if (!response.ok) throw new Error(await errorText(response));
+  let job = await response.json();
+  while (!["completed", "failed", "cancelled"].includes(job.status)) {
+    showProgress(job.progress.done_s, job.progress.total_s ?? player.duration());
+    status(`Job ${job.status}…`);
+    response = await fetch(`/v1/audio/jobs/${job.id}?wait=2`, { headers: authHeaders() });
+    if (!response.ok) throw new Error(await errorText(response));
+    job = await response.json();
+  }
+  if (job.status !== "completed") throw new Error(job.error?.message || `the job was ${job.status}`);
+  response = await fetch(`/v1/audio/jobs/${job.id}/result`, { headers: authHeaders() });
+  if (!response.ok) throw new Error(await errorText(response));
+  const body = await response.text();
+  const result = JSON.parse(body);
+  state.text = result.text;
+  state.result = { kind: "verbose_json", blob: new Blob([body], { type: "application/json" }) };
+  player.show(result);
+  const total = job.progress.total_s ?? result.duration;
+  showProgress(total, total);
 }
 
 async function readEvents(response) {
@@ -143,10 +178,12 @@ async function download(kind) {
   let blob;
   if (kind === "txt") {
     blob = new Blob([state.text + "\n"], { type: "text/plain" });
+  } else if (state.result?.kind === kind) {
+    blob = state.result.blob;
   } else {
     status(`Making ${kind}…`);
     const response = await fetch(endpoint(), {
-      method: "POST", headers: authHeaders(), body: form(kind, false),
+      method: "POST", headers: authHeaders(), body: form(kind),
     });
     if (!response.ok) return status(await errorText(response), true);
     blob = await response.blob();
@@ -158,120 +195,6 @@ async function download(kind) {
   link.download = `${state.file.name.replace(/\.[^.]*$/, "")}.${suffix}`;
   link.click();
   setTimeout(() => URL.revokeObjectURL(link.href), 10000);
-}
-
-// --- microphone -> /v1/realtime ---------------------------------------------------------------------
-
-function toBase64(buffer) {
-  const bytes = new Uint8Array(buffer);
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  return btoa(binary);
-}
-
-async function startMic() {
-  // Made within the click, so that the browser lets it run (autoplay rules).
-  const context = new AudioContext({ sampleRate: 24000 });
-  state.audio = { media: null, context };
-  const media = await navigator.mediaDevices.getUserMedia({
-    audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false },
-  });
-  state.audio.media = media;
-  await context.audioWorklet.addModule("/static/pcm-worklet.js");
-  await context.resume();
-  const capture = new AudioWorkletNode(context, "pcm-capture");
-  context.createMediaStreamSource(media).connect(capture);
-  const mute = context.createGain();  // the graph must reach the speakers to be pulled; silently
-  mute.gain.value = 0;
-  capture.connect(mute).connect(context.destination);
-
-  const key = $("api-key").value.trim();
-  const protocols = key ? ["realtime", `openai-insecure-api-key.${key}`] : ["realtime"];
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const socket = new WebSocket(`${scheme}://${location.host}/v1/realtime?intent=transcription`, protocols);
-  state.socket = socket;
-  socket.onopen = () => {
-    const transcription = { model: $("model").value || "whisper-1" };
-    if ($("language").value) transcription.language = $("language").value;
-    socket.send(JSON.stringify({
-      type: "session.update",
-      session: {
-        type: "transcription",
-        audio: { input: {
-          format: { type: "audio/pcm", rate: context.sampleRate },
-          transcription,
-          turn_detection: { type: "server_vad", silence_duration_ms: 500 },
-        } },
-      },
-    }));
-    status("Listening…");
-  };
-  socket.onmessage = (message) => onRealtimeEvent(JSON.parse(message.data));
-  socket.onclose = (event) => {
-    if (state.socket === socket) stopMic(event.code === 1000 ? "Stopped" : `Closed: ${event.reason || event.code}`);
-  };
-  capture.port.onmessage = (message) => {
-    const samples = new Int16Array(message.data);
-    let peak = 0;
-    for (const s of samples) peak = Math.max(peak, Math.abs(s));
-    $("level").firstElementChild.style.width = `${Math.min(100, (peak / 32768) * 300)}%`;
-    if (socket.readyState === WebSocket.OPEN) {
-      socket.send(JSON.stringify({ type: "input_audio_buffer.append", audio: toBase64(message.data) }));
-    }
-  };
-  $("mic").textContent = "Stop microphone";
-  $("mic").setAttribute("aria-pressed", "true");
-}
-
-// The live caption: each utterance's deltas, until its completed transcript (the final decode's own
-// text, which may differ from what the deltas said) takes their place among the finals.
-const captions = new Map();
-
-function showCaptions() {
-  $("partial").textContent = [...captions.values()].join(" ");
-}
-
-function onRealtimeEvent(event) {
-  switch (event.type) {
-    case "input_audio_buffer.speech_started":
-      status("Hearing speech…");
-      break;
-    case "conversation.item.input_audio_transcription.delta":
-      captions.set(event.item_id, (captions.get(event.item_id) || "") + event.delta);
-      showCaptions();
-      break;
-    case "conversation.item.input_audio_transcription.completed":
-      if (event.transcript) $("finals").textContent += `${event.transcript}\n`;
-      captions.delete(event.item_id);
-      showCaptions();
-      status("Listening…");
-      break;
-    case "conversation.item.input_audio_transcription.failed":
-      captions.delete(event.item_id);
-      showCaptions();
-      status(event.error?.message || "error", true);
-      break;
-    case "error":
-      status(event.error?.message || "error", true);
-      break;
-  }
-}
-
-function stopMic(message = "Stopped") {
-  const { socket, audio } = state;
-  captions.clear();
-  showCaptions();
-  state.socket = null;
-  state.audio = null;
-  if (socket && socket.readyState <= WebSocket.OPEN) socket.close(1000);
-  if (audio) {
-    audio.media?.getTracks().forEach((track) => track.stop());
-    audio.context.close();
-  }
-  $("mic").textContent = "Start microphone";
-  $("mic").setAttribute("aria-pressed", "false");
-  $("level").firstElementChild.style.width = "0";
-  status(message, message.startsWith("Closed"));
 }
 
 // --- wiring ---------------------------------------------------------------------------------------
@@ -290,12 +213,10 @@ drop.addEventListener("drop", (event) => {
   drop.classList.remove("over");
   chooseFile(event.dataTransfer.files[0]);
 });
-$("transcribe").addEventListener("click", transcribe);
+$("transcribe").addEventListener("click", () => run("Transcribing…", transcribe));
+$("as-job").addEventListener("click", () => run("Submitting the job…", transcribeAsJob));
 for (const button of document.querySelectorAll("[data-download]")) {
   button.addEventListener("click", () => download(button.dataset.download));
 }
-$("mic").addEventListener("click", () => {
-  if (state.socket) stopMic();
-  else startMic().catch((error) => { stopMic(); status(`Microphone: ${error.message}`, true); });
-});
+$("mic").addEventListener("click", () => toggleMic(status));
 loadModels();

@@ -1,6 +1,7 @@
 // The transcript player: the chosen file plays in the page; the transcript is segments with their
-// start times (and speakers, in colour), built from a stream's word and segment events; clicking a
-// segment or a word plays from there, and the word being played is highlighted.
+// start times (and speakers, in colour), built from a stream's word and segment events (or a job's
+// verbose_json, as the same events); clicking a segment or a word plays from there, and the word
+// being played is highlighted.
 const COLOURS = ["#2457d6", "#c2410c", "#15803d", "#9333ea", "#be123c", "#0e7490", "#a16207", "#4d7c0f"];
 
 export function clock(seconds) {
@@ -105,6 +106,15 @@ export class Player {
     } else if (event.type === "transcript.text.done" && !this.segments.size) {
       this.pending = event.text;
     }
+  }
+
+  show(body) {
+    // A whole verbose_json body (a job's result), fed through the stream's events so both show alike.
+    this.clear();
+    for (const segment of body.segments || []) this.onEvent({ type: "transcript.segment", segment });
+    for (const word of body.words || []) this.onEvent({ type: "transcript.word", ...word });
+    if (!this.segments.size) this.onEvent({ type: "transcript.text.done", text: body.text });
+    this.render();
   }
 
   render() {

@@ -27,6 +27,7 @@ from app.transcription.render import (
     segment_json,
     speaker_fields,
     usage,
+    with_channel,
     word_json,
 )
 from app.transcription.result import ChunkResult, Transcription, chunk_speaker
@@ -51,7 +52,7 @@ def delta_event(
     )
     if speakers is None:
         return delta
-    return SpeakerTextDelta(**dict(delta), **speaker_fields(chunk_speaker(speakers, result)))
+    return SpeakerTextDelta(**dict(delta), **speaker_fields(chunk_speaker(speakers, result), speakers.names))
 
 
 def done_event(t: Transcription) -> TextDone:
@@ -128,18 +129,22 @@ class StreamEvents:
         return events
 
 
-def word_event(w: Word, segment_id: int, speaker: int | Literal[False] | None = False) -> WordEvent:
+def word_event(
+    w: Word, segment_id: int, speaker: int | Literal[False] | None = False, names: Sequence[str | None] = ()
+) -> WordEvent:
     """``transcript.word``; with ``speaker`` (None: unknown) it carries the speaker fields."""
     event: WordEvent = {"type": "transcript.word", **word_json(w, segment_id)}
-    return event if speaker is False else {**event, **speaker_fields(speaker)}
+    return event if speaker is False else {**event, **speaker_fields(speaker, names)}
 
 
-def segment_event(i: int, s: Segment, speaker: int | Literal[False] | None = False) -> SegmentEvent:
+def segment_event(
+    i: int, s: Segment, speaker: int | Literal[False] | None = False, names: Sequence[str | None] = ()
+) -> SegmentEvent:
     """``transcript.segment``; with ``speaker`` (None: unknown) it carries the speaker fields."""
     segment = segment_json(i, s)
     return {
         "type": "transcript.segment",
-        "segment": segment if speaker is False else {**segment, **speaker_fields(speaker)},
+        "segment": segment if speaker is False else {**segment, **speaker_fields(speaker, names)},
     }
 
 
@@ -147,15 +152,21 @@ def speaker_events(t: Transcription, *, words: bool, segments: bool, diarized: b
     """A diarized stream's events once its speakers are settled (before done): OpenAI's
     ``transcript.text.segment`` for diarized_json, else the word / segment events asked for."""
     events: list[StreamEvent] = []
+    names = t.speakers.names if t.speakers is not None else ()
     for i, spoken in enumerate(t.spoken):
         s, speaker = spoken.segment, spoken.speaker
         if diarized:
-            events.append(diarized_segment(i, s, speaker))
+            events.append(with_channel(t, diarized_segment(i, s, speaker, names), speaker))
             continue
         if words:
-            events.extend(word_event(w, i, who) for w, who in zip(s.words, spoken.word_speakers, strict=True))
+            events.extend(
+                with_channel(t, word_event(w, i, who, names), who)
+                for w, who in zip(s.words, spoken.word_speakers, strict=True)
+            )
         if segments:
-            events.append(segment_event(i, s, speaker))
+            event = segment_event(i, s, speaker, names)
+            with_channel(t, event["segment"], speaker)
+            events.append(event)
     return events
 
 

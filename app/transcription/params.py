@@ -8,16 +8,25 @@ one plain mapping, ``extra_body`` is merged over it, and one pydantic model vali
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, BinaryIO, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from app.audio.g711 import G711_RATE, Encoding
 from app.audio.pcm import MAX_SOURCE_RATE, MIN_SOURCE_RATE
+from app.diarization.known import MAX_KNOWN_SPEAKERS
 from app.errors import InvalidRequest
+from app.transcription.form import MAX_JSON_CHARS, parse_json
+from app.transcription.references import data_url_audio
 
 ResponseFormat = Literal["json", "text", "verbose_json", "srt", "vtt", "diarized_json"]
 MAX_SPEAKERS = 20
@@ -25,13 +34,17 @@ _NONE_STRINGS = {"", "none", "null"}
 # Whisper reads at most 223 prompt tokens (~900 characters of English); longer is refused, not cut.
 MAX_PROMPT_CHARS = 1000
 # JSON in form fields: nesting and size past anything a client sends (a parser never recurses deep).
-MAX_JSON_DEPTH = 16
-MAX_JSON_CHARS = 16 << 10
 # ``encoding`` also takes the RTP / OpenAI names of G.711.
 _ENCODING_ALIASES = {
     **dict.fromkeys(("pcmu", "ulaw", "g711_ulaw"), "mulaw"),
     **dict.fromkeys(("pcma", "g711_alaw"), "alaw"),
 }
+# A known speaker's reference as a data URL: 10 s of 96 kHz 24-bit stereo WAV (5.8 MB) is 7.7 MB as
+# base64. A form part may hold one (``known_speaker_references[]``), or all of them (a JSON list,
+# ``extra_body``); the whole request stays within max_upload_mb.
+MAX_REFERENCE_CHARS = 8 << 20
+MAX_REFERENCES_CHARS = MAX_KNOWN_SPEAKERS * MAX_REFERENCE_CHARS + MAX_JSON_CHARS
+MAX_NAME_CHARS = 64
 
 
 class ServerVad(BaseModel):
@@ -73,11 +86,59 @@ class TranscriptionParams(BaseModel):
     num_speakers: int | None = Field(None, ge=1, le=MAX_SPEAKERS)
     min_speakers: int | None = Field(None, ge=1, le=MAX_SPEAKERS)
     max_speakers: int | None = Field(None, ge=1, le=MAX_SPEAKERS)
+    # Known speakers (OpenAI's fields, which imply diarization): a name for each reference, a data
+    # URL of 2-10 s of that person's voice (app/transcription/references.py).
+    known_speaker_names: list[Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS)]] = Field(
+        default_factory=list, max_length=MAX_KNOWN_SPEAKERS
+    )
+    known_speaker_references: list[Annotated[str, Field(max_length=MAX_REFERENCE_CHARS)]] = Field(
+        default_factory=list, max_length=MAX_KNOWN_SPEAKERS
+    )
+    # Each channel transcribed on its own, its speaker the channel (a call recorded one party per channel).
+    multichannel: bool = False
 
     @property
     def wants_speakers(self) -> bool:
         hints = (self.num_speakers, self.min_speakers, self.max_speakers)
-        return self.diarize or self.response_format == "diarized_json" or any(h is not None for h in hints)
+        return (
+            self.diarize
+            or self.response_format == "diarized_json"
+            or any(h is not None for h in hints)
+            or bool(self.known_speaker_names)
+        )
+
+    @field_validator("known_speaker_names", "known_speaker_references", mode="before")
+    @classmethod
+    def _known_list(cls, value: object) -> object:
+        """A JSON list in one field, or one plain value, as well as a list."""
+        if isinstance(value, str):
+            text = value.strip()
+            return parse_json(text, "list", MAX_REFERENCES_CHARS) if text.startswith("[") else [value]
+        return value
+
+    @field_validator("known_speaker_names")
+    @classmethod
+    def _printable_names(cls, names: list[str]) -> list[str]:
+        if not all(name.isprintable() for name in names):
+            raise ValueError("a name must be printable text (no line breaks or control characters)")
+        if len(set(names)) < len(names):
+            raise ValueError("each name must be different")
+        return names
+
+    @field_validator("known_speaker_references")
+    @classmethod
+    def _data_urls(cls, urls: list[str], info: ValidationInfo) -> list[str]:
+        names = info.data.get("known_speaker_names")
+        if names is not None and len(names) != len(urls):
+            raise ValueError(
+                f"{len(urls)} references for {len(names)} known_speaker_names: give one reference per name"
+            )
+        for i, url in enumerate(urls):
+            try:
+                data_url_audio(url)
+            except ValueError as exc:
+                raise ValueError(f"reference {i} {exc}") from None
+        return urls
 
     @model_validator(mode="after")
     def _speaker_bounds(self) -> TranscriptionParams:
@@ -113,7 +174,7 @@ class TranscriptionParams(BaseModel):
                 return None
             if not text.startswith("{"):
                 raise ValueError("must be 'auto' or a server_vad object")
-            value = _json(text, "chunking_strategy")
+            value = parse_json(text, "chunking_strategy")
         if isinstance(value, dict) and value.get("type") == "auto":
             return None
         return value
@@ -124,7 +185,7 @@ class TranscriptionParams(BaseModel):
         if isinstance(value, str):
             text = value.strip()
             if text.startswith("["):
-                return _json(text, "list")
+                return parse_json(text, "list")
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
@@ -147,62 +208,6 @@ class TranscriptionParams(BaseModel):
         return value
 
 
-def _json(text: str, what: str) -> Any:
-    """Parse JSON from a form field; too deep, too long or unparseable raises ValueError (a 400)."""
-    if len(text) > MAX_JSON_CHARS:
-        raise ValueError(f"{what} is longer than {MAX_JSON_CHARS} characters")
-    if _json_depth(text) > MAX_JSON_DEPTH:
-        raise ValueError(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not valid JSON for {what}: {exc.msg}") from None
-    except ValueError:  # an integer past Python's digit limit
-        raise ValueError(f"{what} holds a number too long to read") from None
-
-
-def _json_depth(text: str) -> int:
-    """The deepest nesting of brackets outside strings (before parsing, so it cannot recurse)."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
-
-
-def fold_form_fields(items: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    """Fold multipart text fields into one mapping: ``a[b]=v`` -> ``{"a": {"b": v}}``,
-    ``a[]=v`` (or a repeated ``a``) -> a list."""
-    result: dict[str, Any] = {}
-    for key, value in items:
-        if key.endswith("[]"):
-            result.setdefault(key[:-2], []).append(value)
-        elif "[" in key and key.endswith("]"):
-            name, _, sub = key[:-1].partition("[")
-            target = result.setdefault(name, {})
-            if isinstance(target, dict):
-                target[sub] = value
-        elif key in result:
-            existing = result[key]
-            result[key] = [*existing, value] if isinstance(existing, list) else [existing, value]
-        else:
-            result[key] = value
-    return result
-
-
 def parse_params(fields: dict[str, Any]) -> TranscriptionParams:
     """Merge ``extra_body`` over the top-level fields and validate; errors name the field."""
     fields = dict(fields)
@@ -211,7 +216,7 @@ def parse_params(fields: dict[str, Any]) -> TranscriptionParams:
         extra = None if extra.strip().lower() in _NONE_STRINGS else extra
         if extra is not None:
             try:
-                extra = _json(extra, "extra_body")
+                extra = parse_json(extra, "extra_body", MAX_REFERENCES_CHARS)
             except ValueError as exc:
                 raise InvalidRequest(f"extra_body: {exc}", field="extra_body") from None
     if extra is not None:

@@ -29,8 +29,8 @@ class Logprob(TypedDict):
 
 
 class SpeakerFields(TypedDict):
-    """A diarized answer's speaker: diarized_json's name (A, B, ...) and AI Refinery's (Guest-1..3,
-    Unknown)."""
+    """A diarized answer's speaker: diarized_json's name (a known speaker's name, else A, B, ...) and
+    AI Refinery's (Guest-1..3, Unknown)."""
 
     speaker: str | None
     speaker_id: str
@@ -46,6 +46,7 @@ class VerboseWord(TypedDict):
     segment: int
     speaker: NotRequired[str | None]
     speaker_id: NotRequired[str]
+    channel: NotRequired[int]  # multichannel: the channel it was heard on (0-based)
 
 
 class VerboseSegment(TypedDict):
@@ -64,6 +65,7 @@ class VerboseSegment(TypedDict):
     no_speech_prob: float
     speaker: NotRequired[str | None]
     speaker_id: NotRequired[str]
+    channel: NotRequired[int]  # multichannel: the channel it was heard on (0-based)
 
 
 class Usage(BaseModel):
@@ -108,6 +110,7 @@ class DiarizedSegment(TypedDict):
     end: float
     text: str
     speaker: str
+    channel: NotRequired[int]  # multichannel: the channel it was heard on (0-based)
 
 
 class TranscriptionDiarized(BaseModel):

@@ -4,7 +4,8 @@ the JSON pieces (segments, words, speakers, logprobs) that a stream's events sha
 from __future__ import annotations
 
 import string
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
 from app.config import SubtitleSettings
 from app.engine import Segment, TokenLogprob, Word
@@ -18,6 +19,7 @@ from app.transcription.protocol import (
     Usage,
     VerboseSegment,
     VerboseWord,
+    WordEvent,
     to_json,
 )
 from app.transcription.result import Transcription
@@ -46,7 +48,13 @@ def render_body(t: Transcription, response_format: str, subtitle_layout: Subtitl
         return to_json(diarized_json(t))
     if response_format in {"srt", "vtt"}:
         language = t.language.split("-")[0] if t.task == "transcribe" else "en"
-        return subtitles(t.segments, subtitle_layout, vtt=response_format == "vtt", language=language)
+        vtt = response_format == "vtt"
+        if t.speakers is not None:  # each cue says who speaks: a voice span (vtt), a prefix (srt)
+            names = t.speakers.names
+            labels = [None if s.speaker is None else speaker_label(s.speaker, names) for s in t.spoken]
+            segments = [s.segment for s in t.spoken]
+            return subtitles(segments, subtitle_layout, vtt=vtt, language=language, speakers=labels)
+        return subtitles(t.segments, subtitle_layout, vtt=vtt, language=language)
     return to_json(
         TranscriptionJson(
             text=t.text,
@@ -100,32 +108,48 @@ def openai_label(speaker: int) -> str:
     return letters[speaker] if speaker < 26 else openai_label(speaker // 26 - 1) + letters[speaker % 26]
 
 
+def speaker_label(speaker: int, names: Sequence[str | None] = ()) -> str:
+    """A speaker as diarized_json, verbose_json's ``speaker``, streams and subtitles name them: the
+    known name (``names[speaker]``) where there is one, else a letter (A, B, ...) counted among the
+    speakers without a name, in order of first appearance."""
+    name = names[speaker] if speaker < len(names) else None
+    return name or openai_label(speaker - sum(1 for n in names[:speaker] if n))
+
+
 def air_label(speaker: int | None) -> str:
     """The same speaker's number while there is one in AI Refinery's labels, ``Unknown`` past them."""
     return f"Guest-{speaker + 1}" if speaker is not None and speaker < AIR_GUESTS else "Unknown"
 
 
-def speaker_fields(speaker: int | None) -> SpeakerFields:
-    """``speaker`` as diarized_json names it (A, B, ...), ``speaker_id`` as AI Refinery does."""
-    return {"speaker": None if speaker is None else openai_label(speaker), "speaker_id": air_label(speaker)}
+def speaker_fields(speaker: int | None, names: Sequence[str | None] = ()) -> SpeakerFields:
+    """``speaker`` as diarized_json names it (a known name, else A, B, ...), ``speaker_id`` as AI
+    Refinery does (Guest-n)."""
+    label = None if speaker is None else speaker_label(speaker, names)
+    return {"speaker": label, "speaker_id": air_label(speaker)}
 
 
 def verbose_json(t: Transcription) -> TranscriptionVerbose:
     """One body valid for both the AI Refinery ``TranscriptionVerbose`` and OpenAI's."""
     segments: list[VerboseSegment] = []
     words: list[VerboseWord] = []
+    names = t.speakers.names if t.speakers is not None else ()
     for i, spoken in enumerate(t.spoken):
         s = spoken.segment
         segment = segment_json(i, s)
-        segments.append({**segment, **speaker_fields(spoken.speaker)} if t.diarized else segment)
+        segments.append({**segment, **speaker_fields(spoken.speaker, names)} if t.diarized else segment)
         if t.words:
             if t.diarized:
                 words.extend(
-                    {**word_json(w, i), **speaker_fields(who)}
+                    {**word_json(w, i), **speaker_fields(who, names)}
                     for w, who in zip(s.words, spoken.word_speakers, strict=True)
                 )
             else:
                 words.extend(word_json(w, i) for w in s.words)
+    if t.channels:  # (a pass of its own: the usual answer pays nothing for it)
+        for item, spoken in zip(segments, t.spoken, strict=True):
+            with_channel(t, item, spoken.speaker)
+        for word, who in zip(words, (who for s in t.spoken for who in s.word_speakers), strict=False):
+            with_channel(t, word, who)
     return TranscriptionVerbose(
         task=t.task,
         # A translation's language is its text's, English (as OpenAI's); the speech's is beside it.
@@ -144,7 +168,9 @@ def verbose_json(t: Transcription) -> TranscriptionVerbose:
     )
 
 
-def diarized_segment(i: int, s: Segment, speaker: int | None) -> DiarizedSegment:
+def diarized_segment(
+    i: int, s: Segment, speaker: int | None, names: Sequence[str | None] = ()
+) -> DiarizedSegment:
     """OpenAI's ``transcript.text.segment`` (a diarized_json segment, and a stream event)."""
     return {
         "type": "transcript.text.segment",
@@ -152,8 +178,18 @@ def diarized_segment(i: int, s: Segment, speaker: int | None) -> DiarizedSegment
         "start": s.start_s,
         "end": s.end_s,
         "text": s.text.strip(),
-        "speaker": openai_label(speaker or 0),
+        "speaker": speaker_label(speaker or 0, names),
     }
+
+
+Item = TypeVar("Item", VerboseSegment, VerboseWord, WordEvent, DiarizedSegment)
+
+
+def with_channel(t: Transcription, item: Item, speaker: int | None) -> Item:
+    """A multichannel answer's segment or word gets its ``channel``: the channel is the speaker."""
+    if t.channels and speaker is not None:
+        item["channel"] = speaker
+    return item
 
 
 def usage(duration_s: float) -> Usage:
@@ -162,11 +198,15 @@ def usage(duration_s: float) -> Usage:
 
 def diarized_json(t: Transcription) -> TranscriptionDiarized:
     """OpenAI's ``TranscriptionDiarized``: the text and its speaker segments."""
+    names = t.speakers.names if t.speakers is not None else ()
     return TranscriptionDiarized(
         task="transcribe",
         duration=round(t.duration_s, 3),
         text=t.text,
-        segments=[diarized_segment(i, s.segment, s.speaker) for i, s in enumerate(t.spoken)],
+        segments=[
+            with_channel(t, diarized_segment(i, s.segment, s.speaker, names), s.speaker)
+            for i, s in enumerate(t.spoken)
+        ],
         usage=usage(t.duration_s),
         success=True,
         error=None,

@@ -26,6 +26,7 @@ class ChunkResult:
     segments: tuple[Segment, ...]  # the segments that start in this chunk
     words: tuple[Word, ...]  # the words spoken in this chunk
     language: str
+    channel: int | None = None  # multichannel: the channel it was heard on (its speaker)
 
     @property
     def text(self) -> str:
@@ -53,11 +54,20 @@ class Transcription:
     logprobs: bool = False  # the request's include has "logprobs"
     words: bool = False  # its timestamp_granularities has "word"
     task: Task = "transcribe"  # or "translate": English text, ``language`` is what was spoken
-    speakers: Diarization | None = None  # when diarization was asked for
+    speakers: Diarization | None = None  # when diarization was asked for (multichannel: the channels)
+    channels: int = 0  # multichannel: how many; each result's speaker is its channel
     spoken: tuple[SpokenSegment, ...] = field(init=False)  # the segments as answered
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "spoken", attribute(self.segments, self.speakers))
+        if self.channels:
+            spoken = tuple(
+                SpokenSegment(s, r.channel, (r.channel,) * len(s.words))
+                for r in self.results
+                for s in r.segments
+            )
+        else:
+            spoken = attribute(self.segments, self.speakers)
+        object.__setattr__(self, "spoken", spoken)
 
     @property
     def diarized(self) -> bool:
@@ -90,6 +100,8 @@ def attribute(segments: Iterable[Segment], speakers: Diarization | None) -> tupl
 
 def chunk_speaker(speakers: Diarization, result: ChunkResult) -> int | None:
     """Whoever speaks most over a chunk's words (a stream's delta names them)."""
+    if result.channel is not None:
+        return result.channel
     start = result.words[0].start_s if result.words else result.chunk.speech_start_s
     end = result.words[-1].end_s if result.words else result.chunk.start_s + result.chunk.duration_s
     return speakers.speaker_at(start, end)

@@ -20,19 +20,21 @@ from app.audio.decode import decode_audio
 from app.audio.feed import ChunkFeed, speech_chunks
 from app.audio.pcm import Audio, Listener, PcmFormat
 from app.config import Settings
-from app.diarization import Diarization, DiarizationWorker, SpeakerHints
+from app.diarization import Diarization, DiarizationWorker, KnownSpeakers, SpeakerHints
 from app.engine import DEFAULT_TEMPERATURES, DecodeOptions, DecodeResult
 from app.errors import AsrError
 from app.models.registry import ModelRegistry
 from app.models.selection import Task, plan_route
 from app.server.admission import Ticket
 from app.server.metrics import Metrics
+from app.transcription.channels import channel_feeds, channel_turns, lead, merge, split_channels
 from app.transcription.deadline import within
 from app.transcription.detection import settle_language
 from app.transcription.events import StreamEvents, done_event, error_event, speaker_events
 from app.transcription.languages import to_bcp47, to_whisper, to_whisper_list
 from app.transcription.params import TranscriptionParams, Upload
 from app.transcription.protocol import StreamEvent, TextDelta
+from app.transcription.references import decode_references
 from app.transcription.result import ChunkResult, Transcription
 from app.transcription.windows import WindowRunner
 
@@ -51,6 +53,8 @@ class Job:
     started: float  # time.monotonic()
     speakers: SpeakerHints | None = None  # diarize, with these hints
     head: DecodeResult | None = None  # the first window, decoded while its language was settled
+    known: KnownSpeakers | None = None  # and name these speakers where their voices match
+    channels: tuple[ChunkFeed, ...] = ()  # multichannel: each channel's feed (``feed`` is one of them)
 
     @property
     def deadline(self) -> float | None:
@@ -94,7 +98,14 @@ class TranscriptionService:
             encoding=params.encoding,
         )
         opts = self.chunking_options(params)
-        if params.stream and not params.wants_speakers:
+        names, references = params.known_speaker_names, params.known_speaker_references
+        known = await anyio.to_thread.run_sync(decode_references, names, references, pcm, ticket.charge)
+        channels: tuple[ChunkFeed, ...] = ()
+        if params.multichannel:  # decoded whole, each channel apart (app/transcription/channels.py)
+            audio = await anyio.to_thread.run_sync(self._decode, upload, pcm, ticket, None, True)
+            channels = channel_feeds(await anyio.to_thread.run_sync(split_channels, audio, opts))
+            feed = lead(channels)
+        elif params.stream and not params.wants_speakers:
             feed = ChunkFeed.decode(lambda listener: self._decode(upload, pcm, ticket, listener), opts)
         else:
             audio = await anyio.to_thread.run_sync(self._decode, upload, pcm, ticket, None)
@@ -110,6 +121,7 @@ class TranscriptionService:
             # Subtitle cues are cut and timed at word boundaries.
             word_timestamps="word" in params.timestamp_granularities
             or params.wants_speakers  # words are attributed to speakers one by one
+            or params.multichannel  # a channel's echoes are found word by word
             or (params.response_format in {"srt", "vtt"} and self.settings.subtitles.line_chars > 0),
             logprobs="logprobs" in params.include,
         )
@@ -124,11 +136,13 @@ class TranscriptionService:
             raise
         options = dataclasses.replace(options, language=route.language)
         speakers = None
-        if params.wants_speakers:
+        if params.wants_speakers and not params.multichannel:  # (the channels are the speakers)
             speakers = SpeakerHints(params.num_speakers, params.min_speakers or 1, params.max_speakers or 8)
-        return Job(params, route.model_id, feed, options, started, speakers, head)
+        return Job(params, route.model_id, feed, options, started, speakers, head, known, channels)
 
-    def _decode(self, upload: Upload, pcm: PcmFormat, ticket: Ticket, listener: Listener | None) -> Audio:
+    def _decode(
+        self, upload: Upload, pcm: PcmFormat, ticket: Ticket, listener: Listener | None, split: bool = False
+    ) -> Audio:
         return decode_audio(
             upload.file,
             content_type=upload.content_type,
@@ -137,6 +151,7 @@ class TranscriptionService:
             max_source_samples=self.settings.max_decoded_samples,
             charge=ticket.charge,
             listener=listener,
+            split_channels=self.settings.multichannel_max_channels if split else 0,
         )
 
     def chunking_options(self, params: TranscriptionParams) -> ChunkingOptions:
@@ -155,19 +170,25 @@ class TranscriptionService:
             max_chunk_s=vad.max_chunk_s,
         )
 
-    async def _results(self, job: Job, *, streaming: bool) -> AsyncIterator[ChunkResult]:
+    def _results(self, job: Job, *, streaming: bool) -> AsyncIterator[ChunkResult]:
+        if not job.channels:
+            return self._run(job, job.feed, streaming=streaming)
+        runs = [self._run(job, feed, streaming=streaming) for feed in job.channels]
+        return merge(runs, [feed.audio for feed in job.channels if feed.audio is not None])
+
+    async def _run(self, job: Job, feed: ChunkFeed, *, streaming: bool) -> AsyncIterator[ChunkResult]:
         # The lease keeps the model loaded while it runs (and reloads it if it was unloaded as idle
         # since prepare() looked at it).
         async with self.registry.lease(job.model_id) as engine:
             async for result in self.runner.run(
                 engine,
-                job.feed,
+                feed,
                 job.options,
                 condition_on_previous_text=self.settings.condition_on_previous_text,
                 window_s=self.settings.window_s,
                 streaming=streaming,
                 deadline=job.deadline,
-                head=job.head,
+                head=job.head if feed is job.feed else None,  # (the lead channel's, multichannel)
             ):
                 yield result
         self._log(job)
@@ -177,7 +198,7 @@ class TranscriptionService:
         if job.speakers is None:
             return None
         assert job.feed.audio is not None, "a diarized job's audio is decoded before it starts"
-        return self.diarizer.start(job.feed.audio.pcm, job.speakers)
+        return self.diarizer.start(job.feed.audio.pcm, job.speakers, job.known)
 
     async def _settle(self, job: Job, pending: asyncio.Future[Diarization] | None) -> Diarization | None:
         if pending is None:
@@ -188,6 +209,8 @@ class TranscriptionService:
         self, job: Job, results: list[ChunkResult], speakers: Diarization | None = None
     ) -> Transcription:
         detected = next((r.language for r in results if r.segments), job.options.language or "en")
+        if job.channels:  # named by known_speaker_names in channel order
+            speakers = channel_turns(results, job.params.known_speaker_names)
         return Transcription(
             tuple(results),
             job.feed.duration_s,
@@ -196,9 +219,10 @@ class TranscriptionService:
             logprobs=job.options.logprobs,
             # Diarizing turns word timings on; the words are listed only when asked for.
             words=job.options.word_timestamps
-            if job.speakers is None
+            if job.speakers is None and not job.channels
             else "word" in job.params.timestamp_granularities,
             speakers=speakers,
+            channels=len(job.channels),
         )
 
     async def transcribe(
@@ -223,7 +247,7 @@ class TranscriptionService:
         results: list[ChunkResult] = []
         granularities = job.params.timestamp_granularities
         words, segments = "word" in granularities, "segment" in granularities
-        diarizing = job.speakers is not None
+        diarizing = job.speakers is not None or bool(job.channels)
         # A diarized stream's word and segment events wait for the speakers; its deltas do not.
         render = StreamEvents(
             words=words and not diarizing, segments=segments and not diarizing, logprobs=job.options.logprobs
@@ -235,6 +259,8 @@ class TranscriptionService:
                 results.append(result)
                 # A delta (a chunk with text) names its speaker once the speakers are known.
                 known = pending.result() if pending is not None and pending.done() and result.text else None
+                if job.channels and result.text:  # a channel's chunk: its speaker is known at once
+                    known = channel_turns((result,), job.params.known_speaker_names)
                 for event in render.chunk(result, known):
                     if waiting_for_delta and isinstance(event, TextDelta):
                         waiting_for_delta = False

@@ -1,7 +1,8 @@
 """Segments -> srt / vtt cues that read as subtitles: at most ``max_lines`` lines of ``line_chars``
 characters and ``max_cue_s`` seconds each (two lines of 42 characters and 7 s are the common
 broadcast guidelines). Whisper's segments run to 15 s and 190 characters on unpunctuated speech,
-so a long segment is cut at word boundaries, with each cue timed by its own words."""
+so a long segment is cut at word boundaries, with each cue timed by its own words. A diarized
+answer's cues say who speaks: vtt as a voice span (``<v Agent>``), srt as a prefix (``[Agent] ``)."""
 
 from __future__ import annotations
 
@@ -43,39 +44,61 @@ class Cue:
     start_s: float
     end_s: float
     lines: tuple[str, ...]
+    speaker: str | None = None  # who speaks (a diarized answer's label)
 
 
-def cues(segments: Sequence[Segment], layout: SubtitleSettings, language: str = "en") -> list[Cue]:
+def cues(
+    segments: Sequence[Segment],
+    layout: SubtitleSettings,
+    language: str = "en",
+    speakers: Sequence[str | None] | None = None,
+) -> list[Cue]:
     """Each segment with text as one cue, or as several when it exceeds the layout (line_chars 0
     keeps one single-line cue per segment, as OpenAI's API gives them). ``language``: the text's
-    (a Whisper code) for the words a line should not end on."""
+    (a Whisper code) for the words a line should not end on; ``speakers``: each segment's label."""
     weak = _WEAK_WORDS.get(language, frozenset())
     found: list[Cue] = []
-    for s in segments:
+    for k, s in enumerate(segments):
+        who = speakers[k] if speakers is not None else None
         text = s.text.strip()
         words = [w for w in s.words if w.word.strip()]  # a blank line would end an srt cue
         if not text:
             continue
         if not layout.line_chars:
-            found.append(Cue(s.start_s, s.end_s, (text,)))
+            found.append(Cue(s.start_s, s.end_s, (text,), who))
         elif not words:  # no word times: the segment's time, its text wrapped
-            found.append(Cue(s.start_s, s.end_s, _wrap(_untimed(text), layout, weak)))
+            found.append(Cue(s.start_s, s.end_s, _wrap(_untimed(text), layout, weak), who))
         else:
             for piece in _cut(words, _cue_fits(words, layout), layout.line_chars * layout.max_lines, weak):
-                found.append(Cue(piece[0].start_s, piece[-1].end_s, _wrap(piece, layout, weak)))
+                found.append(Cue(piece[0].start_s, piece[-1].end_s, _wrap(piece, layout, weak), who))
     return found
 
 
 def subtitles(
-    segments: Sequence[Segment], layout: SubtitleSettings, *, vtt: bool, language: str = "en"
+    segments: Sequence[Segment],
+    layout: SubtitleSettings,
+    *,
+    vtt: bool,
+    language: str = "en",
+    speakers: Sequence[str | None] | None = None,
 ) -> str:
+    """The cues as srt or vtt; with ``speakers`` (a label per segment) each cue names its speaker
+    (the label is not counted in line_chars)."""
     lines = ["WEBVTT", ""] if vtt else []
-    for i, cue in enumerate(cues(segments, layout, language), start=1):
+    for i, cue in enumerate(cues(segments, layout, language, speakers), start=1):
         if not vtt:
             lines.append(str(i))
         lines.append(f"{_clock(cue.start_s, vtt)} --> {_clock(cue.end_s, vtt)}")
-        lines.extend([*cue.lines, ""])
+        text = list(cue.lines)
+        if cue.speaker is not None:
+            text[0] = f"<v {_escaped(cue.speaker)}>{text[0]}" if vtt else f"[{cue.speaker}] {text[0]}"
+        lines.extend([*text, ""])
     return "\n".join(lines) + ("\n" if lines and lines[-1] != "" else "")
+
+
+def _escaped(annotation: str) -> str:
+    """A voice span's annotation as WebVTT wants it: no raw ``&``, ``<`` or ``>``."""
+    return annotation.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _cue_fits(words: Sequence[Word], layout: SubtitleSettings) -> Fits:

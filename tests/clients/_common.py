@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import functools
 import json
 import os
@@ -41,10 +42,19 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, model: str, client:
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--chunking-strategy", default=None, help='"auto" or a JSON object')
     parser.add_argument("--timestamp-granularities", default=None, help='JSON list, e.g. ["word"]')
-    parser.add_argument("--extra-body", default=None, help="JSON object merged server-side")
+    parser.add_argument("--extra-body", default=None, help="JSON object merged server-side (@FILE: read it)")
     parser.add_argument("--timeout", type=float, default=None, help="per-request timeout, seconds")
     parser.add_argument("--base-url", default=os.environ.get(BASE_URL_ENV, ""))
     parser.add_argument("--api-key", default=os.environ.get(API_KEY_ENV, ""))
+
+
+def data_url(path: str) -> str:
+    """A file as a base64 data URL (``data:audio/wav;base64,...``), as known speakers' references."""
+    kind = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg"}.get(
+        path.rsplit(".", 1)[-1], "audio/wav"
+    )
+    with open(path, "rb") as f:
+        return f"data:{kind};base64,{base64.b64encode(f.read()).decode()}"
 
 
 def common_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -56,7 +66,11 @@ def common_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     if args.timestamp_granularities is not None:
         kwargs["timestamp_granularities"] = json.loads(args.timestamp_granularities)
     if args.extra_body is not None:
-        kwargs["extra_body"] = json.loads(args.extra_body)
+        text = args.extra_body
+        if text.startswith("@"):  # long bodies (references as data URLs) exceed a command line
+            with open(text[1:], encoding="utf-8") as f:
+                text = f.read()
+        kwargs["extra_body"] = json.loads(text)
     if args.timeout is not None:
         kwargs["timeout"] = args.timeout
     return kwargs

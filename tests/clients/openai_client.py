@@ -27,7 +27,15 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script from a client venv
-from tests.clients._common import BASE_URL_ENV, add_common_arguments, common_kwargs, dump, emit, run_calls
+from tests.clients._common import (
+    BASE_URL_ENV,
+    add_common_arguments,
+    common_kwargs,
+    data_url,
+    dump,
+    emit,
+    run_calls,
+)
 
 
 def describe_error(exc: BaseException, stage: str) -> dict[str, Any]:
@@ -55,6 +63,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--include", action="append", default=None, help="e.g. logprobs (repeatable)")
     parser.add_argument("--max-retries", type=int, default=0)
     parser.add_argument("--translate", action="store_true", help="call audio.translations.create instead")
+    parser.add_argument(
+        "--known-speaker",
+        action="append",
+        default=None,
+        help="NAME=AUDIO_PATH, sent as a data URL (repeatable)",
+    )
     return parser.parse_args(argv)
 
 
@@ -73,6 +87,10 @@ def create_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, name)
         if value is not None:
             kwargs[name] = value
+    if args.known_speaker:
+        pairs = [item.split("=", 1) for item in args.known_speaker]
+        kwargs["known_speaker_names"] = [name for name, _ in pairs]
+        kwargs["known_speaker_references"] = [data_url(path) for _, path in pairs]
     return kwargs
 
 

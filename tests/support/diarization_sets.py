@@ -217,3 +217,13 @@ def unseen_voices_conversation(seed: int, n_speakers: int) -> Recording:
             yield last, rng.uniform(0.4, 1.2), audio, spans
 
     return _joined(f"voices-{n_speakers}-{seed}", spoken(), np.random.default_rng(seed), n_speakers)
+
+
+def confusion(pairs: Iterable[tuple[Recording, Iterable[tuple[float, float, object]]]]) -> float:
+    """Speaker confusion over recordings together: speech under the wrong speaker (pyannote's
+    ``confusion``, collar 0.25) as a share of all the reference speech."""
+    metric = DiarizationErrorRate(collar=0.25)
+    for rec, hypothesis in pairs:
+        uem = Timeline([Segment(0.0, len(rec.samples) / RATE)])
+        metric(annotation(rec.reference), annotation(hypothesis), uem=uem)
+    return float(metric.accumulated_["confusion"] / max(metric.accumulated_["total"], 1e-9))

@@ -5,6 +5,7 @@ advances while it streams, and German speech becomes English text."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -120,4 +121,36 @@ def test_translate_to_english(browser: Browser, live_server: LiveServer) -> None
     words = set(normalize(shown_words(page)).split())
     assert len(words & {"the", "of", "is", "a", "on", "cave"}) >= 2, words  # English...
     assert not words & {"die", "der", "und", "ist", "höhle", "befindet"}, words  # ...not the German said
+    page.close()
+
+
+def test_a_job_shows_its_progress_and_result_in_the_player(browser: Browser, live_server: LiveServer) -> None:
+    page = open_page(browser, live_server, width=1000, height=900)
+    page.set_input_files("#file", str(SHORT.path))
+    page.wait_for_function("Number.isFinite(document.querySelector('#media').duration)")
+    with page.expect_response("**/v1/audio/jobs") as submitted:
+        page.click("#as-job")
+    job = submitted.value.json()
+    assert submitted.value.status == 202 and job["response_format"] == "verbose_json", job
+    page.wait_for_function(DONE, timeout=120_000)
+    bar = page.evaluate(
+        "[document.querySelector('#progress-bar').value, document.querySelector('#progress-bar').max]"
+    )
+    assert abs(bar[1] - SHORT.duration_s) < 0.5 and bar[0] == bar[1], bar  # the job's total, all done
+    assert page.locator("#job-progress").count() == 0  # the player's bar serves
+    assert wer([SHORT.text], [shown_words(page)]) < 0.25, shown_words(page)
+    times = page.eval_on_selector_all("#transcript .segment .time", "els => els.map(e => e.textContent)")
+    assert len(times) >= 2 and times == sorted(times), times
+    word = page.locator("#transcript .word").nth(5)
+    start = float(word.get_attribute("data-start") or "nan")
+    assert 1.0 < start < SHORT.duration_s
+    word.click()
+    page.wait_for_timeout(300)
+    position = float(page.evaluate("document.querySelector('#media').currentTime"))
+    assert start - 0.05 <= position < start + 2.0, (start, position)
+    assert page.locator("#transcript .word.current").count() == 1
+    with page.expect_download() as download:
+        page.click("[data-download=verbose_json]")
+    body = json.loads(Path(download.value.path()).read_text())
+    assert body["text"] and len(body["words"]) == page.locator("#transcript .word").count()
     page.close()
