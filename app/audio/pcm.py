@@ -2,11 +2,13 @@
 ``app.audio.ffmpeg``) hand their blocks to. Each block is downmixed and resampled as it is decoded, so
 memory holds 16 kHz mono int16 (115 MB an hour), never the source at its own rate; the samples a
 decode may produce are bounded at the source rate x channels, from the header and again block by
-block.
+block. The samples live in an anonymous mmap (``Samples16``) reserved from the header's length, not
+in the malloc heap: growing it never copies, and what the budget charges is what memory holds.
 """
 
 from __future__ import annotations
 
+import mmap
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -85,7 +87,7 @@ class Sink:
         self.limits = limits
         self._charge = charge
         self._listener = listener
-        self._buffer = bytearray()  # grows in place (realloc/mremap): no copy at the end
+        self._buffer = Samples16()
         self._charged = 0  # bytes charged so far (from the header's length, then as kept)
         self._source_samples = 0
         self._resampler: soxr.ResampleStream | None = None
@@ -107,6 +109,7 @@ class Sink:
             # Charge what the header announces up front: a stream learns before its first byte
             # that the budget cannot hold it, rather than halfway through.
             self._charge_to(int(frames * SAMPLE_RATE / rate) * 2 * self.width)
+            self._buffer.reserve((int(frames * SAMPLE_RATE / rate) * 2 + _SLACK_BYTES) * self.width)
         self.rate, self.channels = rate, channels
         if rate != SAMPLE_RATE:
             self._resampler = soxr.ResampleStream(
@@ -115,7 +118,7 @@ class Sink:
 
     @property
     def has_audio(self) -> bool:
-        return bool(self._buffer)
+        return self._buffer.nbytes > 0
 
     def count_source(self, samples: int) -> None:
         """Count decoded source samples (all channels) before they are converted."""
@@ -141,11 +144,11 @@ class Sink:
         )
         if not ints.size:
             return
-        held_s = (len(self._buffer) // 2 + ints.size) / self.width / SAMPLE_RATE
+        held_s = (self._buffer.nbytes // 2 + ints.size) / self.width / SAMPLE_RATE
         if held_s > self.limits.max_duration_s + 1.0:
             raise _too_long(held_s, self.limits.max_duration_s)
-        self._charge_to(len(self._buffer) + ints.nbytes)
-        self._buffer += ints.astype("<i2", copy=False).tobytes()
+        self._charge_to(self._buffer.nbytes + ints.nbytes)
+        self._buffer.append(ints)
         if self._listener is not None:
             self._listener(self, ints)
 
@@ -156,16 +159,15 @@ class Sink:
 
     def window(self, start: int, end: int) -> Pcm16:
         """A copy of the samples ``[start, end)`` kept so far (safe while the decode goes on)."""
-        return np.frombuffer(self._buffer[2 * start : 2 * end], dtype="<i2").astype(np.int16, copy=False)
+        return np.frombuffer(self._buffer.read(2 * start, 2 * end), dtype="<i2").astype(np.int16, copy=False)
 
     def finish(self, source_format: str) -> Audio:
         if self._resampler is not None:
             rest = np.zeros((0, self.width) if self.width > 1 else 0, np.float32)
             self.keep(self._resampler.resample_chunk(rest, last=True))
-        if not self._buffer:
+        if not self.has_audio:
             raise InvalidRequest("the uploaded audio contains no samples", field="file")
-        pcm = np.frombuffer(self._buffer, dtype="<i2").astype(np.int16, copy=False)
-        return Audio(pcm, self.rate, self.channels, source_format)
+        return Audio(self._buffer.freeze(), self.rate, self.channels, source_format)
 
     def _check(self, source_samples: int, duration_s: float | None) -> None:
         if duration_s is not None and duration_s > self.limits.max_duration_s:
@@ -176,6 +178,69 @@ class Sink:
                 "rate, all channels); this server decodes at most that many",
                 field="file",
             )
+
+
+# Reserved beyond the header's length: the resampler's rounding, never a regrowth for a few samples.
+_SLACK_BYTES = 2 * SAMPLE_RATE
+_MIN_BYTES = 1 << 16
+
+
+class Samples16:
+    """16-bit samples appended block by block to an anonymous mmap.
+
+    Not a bytearray: under ``app.engine.memory``'s tuning (no per-block mmap in malloc) a bytearray
+    lives in the heap, and growing it past a neighbour copies it, so two uploads growing side by side
+    held about twice their audio. An mmap grows in place (mremap), only pages written count, and it
+    goes back to the operating system when the ``Audio`` made from it is freed.
+    """
+
+    def __init__(self) -> None:
+        self._map: mmap.mmap | None = None
+        self.nbytes = 0
+
+    @property
+    def capacity(self) -> int:
+        return len(self._map) if self._map is not None else 0
+
+    def reserve(self, nbytes: int) -> None:
+        """Room for ``nbytes`` in all (address space only: a page counts once written)."""
+        if nbytes <= self.capacity:
+            return
+        nbytes = max(nbytes, _MIN_BYTES)
+        if self._map is None:
+            self._map = _anonymous(nbytes)
+            return
+        try:
+            self._map.resize(nbytes)  # mremap: the pages move, nothing is copied
+        except (OSError, SystemError):  # no mremap on this platform: copy once
+            grown = _anonymous(nbytes)
+            grown[: self.nbytes] = self._map[: self.nbytes]
+            self._map.close()
+            self._map = grown
+
+    def append(self, ints: Pcm16) -> None:
+        end = self.nbytes + ints.nbytes
+        if end > self.capacity:
+            self.reserve(max(end, self.capacity * 3 // 2))  # no header length (or a lying one)
+        assert self._map is not None
+        self._map[self.nbytes : end] = np.ascontiguousarray(ints, dtype="<i2").reshape(-1).data
+        self.nbytes = end
+
+    def read(self, start: int, end: int) -> bytes:
+        """A copy of bytes ``[start, end)`` (a copy: a view would stop the map from growing)."""
+        return self._map[start : min(end, self.nbytes)] if self._map is not None else b""
+
+    def freeze(self) -> Pcm16:
+        """The samples, in place (the map can no longer grow)."""
+        assert self._map is not None
+        return np.frombuffer(self._map, dtype="<i2", count=self.nbytes // 2).astype(np.int16, copy=False)
+
+
+def _anonymous(nbytes: int) -> mmap.mmap:
+    # Private: a shared anonymous map (mmap's default) keeps its first size underneath, and the
+    # pages past it raise SIGBUS once mremap has grown the map.
+    flags = getattr(mmap, "MAP_PRIVATE", 0) | getattr(mmap, "MAP_ANONYMOUS", 0)
+    return mmap.mmap(-1, nbytes, flags=flags) if flags else mmap.mmap(-1, nbytes)
 
 
 def to_int16(samples: Samples) -> Pcm16:
