@@ -41,18 +41,25 @@ async def settle_language(
     if first is None:  # no speech: nothing to detect (nor a model to load for it), nothing to decode
         return route.after_detection("en"), None
     head: DecodeResult | None = None
+    sure = settings.language_detection_english_min_logprob
     if route.detect_on is not None:
         window = first_window(first, feed.chunks, settings.window_s, streaming=streaming)
         english = await registry.get(route.model_id)
-        opening = dataclasses.replace(run_options(options, streaming), language="en")
+        in_english = dataclasses.replace(run_options(options, streaming), language="en")
         samples = feed.window(window[0].start, window[-1].end)
-        head = await asyncio.wrap_future(english.submit(samples, opening))
-        if heard_english(head, settings.language_detection_english_min_logprob):
+        head = await asyncio.wrap_future(english.submit(samples, in_english))
+        if heard_english(head, sure):
+            return Route(route.model_id, "en"), head
+    opening = await _opening(feed, first, streaming, settings.window_s)
+    if route.detect_on is not None and streaming:
+        # A stream's first chunk may be a word or two: the English model hears 30 s before base does.
+        heard = await asyncio.wrap_future(
+            english.submit(opening, dataclasses.replace(in_english, word_timestamps=False))
+        )
+        if heard_english(heard, sure):
             return Route(route.model_id, "en"), head
     detector = await registry.get(route.detect_on or route.model_id)
-    language, probability = await anyio.to_thread.run_sync(
-        detector.detect_language, await _opening(feed, first, streaming, settings.window_s), route.among
-    )
+    language, probability = await anyio.to_thread.run_sync(detector.detect_language, opening, route.among)
     settled = route.after_detection(language, probability, settings.language_detection_min_probability)
     return settled, head if settled.model_id == route.model_id else None
 

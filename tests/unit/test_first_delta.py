@@ -6,6 +6,7 @@ the first delta is out (fake engines)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 import threading
@@ -19,9 +20,10 @@ from fastapi.testclient import TestClient
 from app.audio.chunking import Chunk, ChunkingOptions, chunk_frames
 from app.audio.decode import decode_audio
 from app.audio.feed import ChunkFeed, speech_chunks
-from app.audio.pcm import Audio, DecodeLimits, Listener, PcmFormat, Sink, to_int16
+from app.audio.pcm import SAMPLE_RATE, Audio, DecodeLimits, Listener, PcmFormat, Samples, Sink, to_int16
 from app.audio.vad import detect_speech
 from app.config import ModelSpec, VadSettings
+from app.engine import DecodeOptions, DecodeResult
 from app.errors import UploadTooLarge
 from app.transcription.params import Upload, parse_params
 from app.transcription.protocol import to_json
@@ -120,12 +122,27 @@ def test_the_first_delta_comes_while_the_upload_is_still_being_decoded(
     assert run.chunks == whole_file_chunks(long_speech, client.app.state.service)  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("sure_of_english", [True, False])
+class SureOnLongWindows(FakeEngine):
+    """An English model unsure of a short first chunk (a word or two) and sure of 15 s and more."""
+
+    def transcribe(self, samples: Samples, options: DecodeOptions) -> DecodeResult:
+        result = super().transcribe(samples, options)
+        sure = -0.1 if len(samples) >= 15 * SAMPLE_RATE else -1.0
+        segments = tuple(dataclasses.replace(s, avg_logprob=sure) for s in result.segments)
+        return dataclasses.replace(result, segments=segments)
+
+
+@pytest.mark.parametrize(("sure_of_english", "detections"), [("always", 0), ("on 30 s", 0), ("never", 1)])
 def test_language_detection_waits_for_the_first_chunk_only(
-    make_client: MakeClient, long_speech: bytes, sure_of_english: bool
+    make_client: MakeClient, long_speech: bytes, sure_of_english: str, detections: int
 ) -> None:
-    """Decided by the English model's decode of the first chunk, or (unsure) detected on base."""
-    english = FakeEngine(avg_logprob=-0.1 if sure_of_english else -1.0)
+    """Decided by the English model's decode of the first chunk, else of the stream's first 30 s, else
+    (unsure) detected on base."""
+    english = {
+        "always": FakeEngine(avg_logprob=-0.1),
+        "on 30 s": SureOnLongWindows(avg_logprob=-1.0),
+        "never": FakeEngine(avg_logprob=-1.0),
+    }[sure_of_english]
     multilingual = FakeEngine(english_only=False, hears="en")
     models = {
         "tiny.en": ModelSpec(aliases=("whisper-1",), multilingual_model="base"),
@@ -133,7 +150,7 @@ def test_language_detection_waits_for_the_first_chunk_only(
     }
     client = make_client(english, others={"base": multilingual}, models=models)
     run = Run(client, long_speech)
-    assert multilingual.detections == (0 if sure_of_english else 1)
+    assert multilingual.detections == detections
     assert_streamed_early(run, long_speech)
 
 
