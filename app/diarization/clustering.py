@@ -11,8 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.cluster.vq import kmeans2
-from scipy.linalg import eigh
 
 MAX_CLUSTERED = 600
 # A file is one voice when no split of its windows has a better silhouette than this: it sits between
@@ -93,6 +91,9 @@ def spectral_labels(
     aff = _affinity(emb, keep)
     d = 1.0 / np.sqrt(np.maximum(aff.sum(axis=1), 1e-12))
     laplacian = np.eye(n) - d[:, None] * aff * d[None, :]
+    from scipy.cluster.vq import kmeans2  # here: scipy's import is half a second of the server's start
+    from scipy.linalg import eigh
+
     values, vectors = eigh(laplacian, subset_by_index=[0, min(n - 1, high)])
     sim = (emb @ emb.T).astype(np.float64)
     found: dict[int, tuple[npt.NDArray[np.int64], float]] = {}

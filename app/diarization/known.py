@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import linear_sum_assignment
 
 from app.audio.pcm import Pcm16
 from app.diarization.clustering import normalise
@@ -69,6 +68,8 @@ def assign(
     """Each speaker's name (None: no reference matches): the pairing with the highest total
     similarity, kept where a pair reaches ``threshold``."""
     found: list[str | None] = [None] * len(sim)
+    from scipy.optimize import linear_sum_assignment  # here: kept out of the server's start
+
     rows, cols = linear_sum_assignment(sim, maximize=True)
     for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
         if sim[r, c] >= threshold:
