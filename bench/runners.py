@@ -113,10 +113,11 @@ class Library:
 
 
 class Server:
-    def __init__(self) -> None:
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        """``env``: settings (``ASR_*``) over this process's environment."""
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "ASR_LOG_LEVEL": "warning"}
+        env = {**os.environ, "ASR_LOG_LEVEL": "warning", **(env or {})}
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(self.port)],
