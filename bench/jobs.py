@@ -92,7 +92,9 @@ def await_job(base: str, job_id: str) -> tuple[float, str]:
 def _await_job(client: httpx.Client, job_id: str) -> tuple[float, str]:
     deadline = time.monotonic() + TIMEOUT_S
     while time.monotonic() < deadline:
-        job = client.get(f"/v1/audio/jobs/{job_id}", params={"wait": 30}).json()
+        r = client.get(f"/v1/audio/jobs/{job_id}", params={"wait": 30})
+        r.raise_for_status()
+        job = r.json()
         if job["status"] in ("completed", "failed", "cancelled"):
             done = time.monotonic()
             if job["status"] != "completed":
