@@ -16,12 +16,15 @@ import anyio.to_thread
 
 from app.audio.chunking import Chunk
 from app.audio.feed import ChunkFeed
-from app.audio.pcm import Samples
+from app.audio.pcm import SAMPLE_RATE, Samples
 from app.config import Settings
 from app.engine import N_SAMPLES, DecodeOptions, DecodeResult
 from app.models.registry import ModelRegistry
 from app.models.selection import Route, heard_english
 from app.transcription.windows import first_window, run_options
+
+# What a stream's English check listens to: within the engine's short (10 s) encoder window.
+_LISTEN_SAMPLES = int(9.5 * SAMPLE_RATE)
 
 
 async def settle_language(
@@ -50,14 +53,15 @@ async def settle_language(
         head = await asyncio.wrap_future(english.submit(samples, in_english))
         if heard_english(head, sure):
             return Route(route.model_id, "en"), head
-    opening = await _opening(feed, first, streaming, settings.window_s)
     if route.detect_on is not None and streaming:
-        # A stream's first chunk may be a word or two: the English model hears 30 s before base does.
-        heard = await asyncio.wrap_future(
-            english.submit(opening, dataclasses.replace(in_english, word_timestamps=False))
-        )
-        if heard_english(heard, sure):
+        # A stream's first chunk may be a word or two: the English model hears its first seconds on
+        # the short encoder window (a sixth of a 30 s window's time: the first delta waits for it).
+        await feed.decoded(first.start + _LISTEN_SAMPLES)
+        quick = dataclasses.replace(in_english, word_timestamps=False, short_window=True)
+        listened = feed.window(first.start, first.start + _LISTEN_SAMPLES)
+        if heard_english(await asyncio.wrap_future(english.submit(listened, quick)), sure):
             return Route(route.model_id, "en"), head
+    opening = await _opening(feed, first, streaming, settings.window_s)
     detector = await registry.get(route.detect_on or route.model_id)
     language, probability = await anyio.to_thread.run_sync(detector.detect_language, opening, route.among)
     settled = route.after_detection(language, probability, settings.language_detection_min_probability)

@@ -123,24 +123,26 @@ def test_the_first_delta_comes_while_the_upload_is_still_being_decoded(
 
 
 class SureOnLongWindows(FakeEngine):
-    """An English model unsure of a short first chunk (a word or two) and sure of 15 s and more."""
+    """An English model unsure of a short first chunk (a word or two) and sure of 5 s and more."""
 
     def transcribe(self, samples: Samples, options: DecodeOptions) -> DecodeResult:
         result = super().transcribe(samples, options)
-        sure = -0.1 if len(samples) >= 15 * SAMPLE_RATE else -1.0
+        sure = -0.1 if len(samples) >= 5 * SAMPLE_RATE else -1.0
         segments = tuple(dataclasses.replace(s, avg_logprob=sure) for s in result.segments)
         return dataclasses.replace(result, segments=segments)
 
 
-@pytest.mark.parametrize(("sure_of_english", "detections"), [("always", 0), ("on 30 s", 0), ("never", 1)])
+@pytest.mark.parametrize(
+    ("sure_of_english", "detections"), [("always", 0), ("on its opening", 0), ("never", 1)]
+)
 def test_language_detection_waits_for_the_first_chunk_only(
     make_client: MakeClient, long_speech: bytes, sure_of_english: str, detections: int
 ) -> None:
-    """Decided by the English model's decode of the first chunk, else of the stream's first 30 s, else
+    """Decided by the English model's decode of the first chunk, else of the stream's first seconds, else
     (unsure) detected on base."""
     english = {
         "always": FakeEngine(avg_logprob=-0.1),
-        "on 30 s": SureOnLongWindows(avg_logprob=-1.0),
+        "on its opening": SureOnLongWindows(avg_logprob=-1.0),
         "never": FakeEngine(avg_logprob=-1.0),
     }[sure_of_english]
     multilingual = FakeEngine(english_only=False, hears="en")
