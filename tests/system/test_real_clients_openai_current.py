@@ -137,3 +137,19 @@ def test_a_live_session_with_keywords(live_server: LiveServer, tmp_path: Path) -
     assert updated["session"]["audio"]["input"]["transcription"]["keywords"] == [KEYWORD]
     done = next(e for e in events if e["type"] == COMPLETED)
     assert SPOKEN in normalize(done["transcript"]).split(), done["transcript"]
+
+
+@pytest.mark.parametrize(
+    ("languages", "heard"), [(["en", "de"], {"de"}), (["de", "fr"], {"de"}), (["fr", "es"], {"fr", "es"})]
+)
+def test_openai_languages_restrict_detection(
+    live_server: LiveServer, languages: list[str], heard: set[str]
+) -> None:
+    """openai-python's ``languages``: detection chooses only among them (German speech offered only
+    French and Spanish comes back as one of those), English among them or not."""
+    german = next(c for c in clips("multilingual") if c.raw["language"] == "de")
+    call = openai(live_server, german, "--create-args", json.dumps({"languages": languages}))
+    assert call["ok"], call
+    assert [entry["code"] for entry in call["result"]["languages"]] in [[code] for code in heard], call
+    if heard == {"de"}:
+        assert wer([german.text], [call["result"]["text"]]) < 0.5
