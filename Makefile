@@ -3,9 +3,10 @@ PY ?= python3
 VENV ?= .venv
 
 # Debian packages the tests drive for real: ffmpeg (test audio in every container), nginx and
-# prometheus (the fleet and scrape tests), chromium (the web page in a real browser). `make test`
-# installs the missing ones (as root, or through sudo); nothing starts them as services.
-TEST_APT_PACKAGES ?= ffmpeg nginx prometheus chromium
+# prometheus (the fleet and scrape tests), chromium (the web page in a real browser), postgresql (the
+# jobs fleet: a throwaway cluster per test run). `make test` installs the missing ones (as root, or
+# through sudo); nothing starts them as services.
+TEST_APT_PACKAGES ?= ffmpeg nginx prometheus chromium postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install run test test-fast test-deps test-container lint bench

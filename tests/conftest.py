@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ from fastapi.testclient import TestClient
 from app.config import ModelSpec, Settings
 from app.main import create_app
 from tests.support.fakes import FakeEngine
-from tests.support.harness import REPO, LiveServer, MakeClient, free_port, stop, wait_healthy
+from tests.support.harness import REPO, LiveServer, MakeClient, free_port, start_server, stop, wait_healthy
 
 TIERS = ("unit", "integration", "system")
 
@@ -89,14 +87,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         # Beside the configured models: tiny.en with no multilingual partner (it cannot translate).
         "ASR_MODELS": json.dumps({"tiny.en-alone": {"path": "embedded"}}),
     }
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    proc = start_server(port, env, log_path)
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(proc, f"{base_url}/health", log_path.read_text, timeout_s=180)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from tests.support.evalset import EVAL_DIR
-from tests.support.harness import REPO, free_port, stop, wait_healthy
+from tests.support.harness import free_port, start_server, stop, wait_healthy
 
 JOBS = "/v1/audio/jobs"
 LONG = "short/ls-test-other-1688-142285-0003.flac"  # 5 s: still running when the server dies
@@ -40,14 +39,7 @@ def server(data_dir: Path, log_path: Path, port: int, **settings: str) -> Iterat
         "ASR_JOBS__LEASE_S": "2",  # a dead server's job is taken again 2 s after its last heartbeat
         "ASR_JOBS__MAX_RUNNING": "1",
     }
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    proc = start_server(port, env, log_path, append=True)
     try:
         wait_healthy(proc, f"http://127.0.0.1:{port}/health", log_path.read_text, timeout_s=180)
         yield proc

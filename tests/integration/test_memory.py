@@ -16,7 +16,7 @@ import pytest
 
 from tests.support.containers import CLIP
 from tests.support.guarded import status_kib
-from tests.support.harness import REPO, free_port, stop, wait_healthy
+from tests.support.harness import free_port, start_server, stop, wait_healthy
 
 # Allocates, fills and frees a 64 MB block three times on a second thread, as CTranslate2's threads do
 # with attention buffers, and prints the page faults of the last two rounds: tuned, they reuse the
@@ -116,14 +116,7 @@ def budget_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
         "ASR_MODEL_CACHE_DIR": str(folder / "models"),
     }
     log_path = folder / "server.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    proc = start_server(port, env, log_path)
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(proc, f"{base_url}/health", log_path.read_text, timeout_s=180)

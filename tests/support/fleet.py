@@ -7,13 +7,12 @@ import os
 import re
 import resource
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-from tests.support.harness import REPO, free_port, wait_healthy
+from tests.support.harness import REPO, free_port, start_server, wait_healthy
 
 URL = "/v1/audio/transcriptions"
 NGINX_CONF = REPO / "deploy" / "nginx" / "nginx.conf"
@@ -72,15 +71,7 @@ def start_replica(tmp: Path, k: int) -> Replica:
         # multilingual model, which three replicas on two cores would each load).
         "ASR_MODELS": json.dumps({"tiny.en": {"multilingual_model": None}}),
     }
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=limit_memory,
-        )
+    proc = start_server(port, env, log_path, preexec_fn=limit_memory)
     return Replica(port, log_path, proc)
 
 

@@ -8,6 +8,7 @@ import contextlib
 import json
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +39,21 @@ def stop(proc: subprocess.Popen[Any], timeout_s: float) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=timeout_s)
+
+
+def start_server(
+    port: int, env: dict[str, str], log_path: Path, *, append: bool = False, **popen: Any
+) -> subprocess.Popen[bytes]:
+    """``python -m app`` on 127.0.0.1:``port`` with ``env``, its output in ``log_path``."""
+    with log_path.open("ab" if append else "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            **popen,
+        )
 
 
 def wait_healthy(proc: subprocess.Popen[Any], url: str, log: Callable[[], str], timeout_s: float) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ import psycopg
 import pytest
 
 from tests.support.evalset import EVAL_DIR
-from tests.support.harness import REPO, free_port, stop, wait_healthy
+from tests.support.harness import free_port, start_server, stop, wait_healthy
 from tests.support.postgres import postgres_cluster
 
 JOBS = "/v1/audio/jobs"
@@ -45,14 +44,7 @@ def start(database: str, tmp: Path, k: int) -> tuple[subprocess.Popen[bytes], st
         "ASR_JOBS__LEASE_S": "3",
         "ASR_JOBS__MAX_RUNNING": "1",
     }
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    proc = start_server(port, env, log_path)
     return proc, f"http://127.0.0.1:{port}", log_path
 
 

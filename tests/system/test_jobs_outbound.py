@@ -7,8 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +18,7 @@ import httpx
 import pytest
 
 from tests.support.evalset import EVAL_DIR
-from tests.support.harness import REPO, free_port, stop, wait_healthy
+from tests.support.harness import free_port, start_server, stop, wait_healthy
 from tests.support.sdk_clients import run_client
 
 JOBS = "/v1/audio/jobs"
@@ -84,14 +82,7 @@ def server(tmp_path: Path) -> Iterator[str]:
         "ASR_JOBS__WEBHOOK_SECRET": SECRET,
         "ASR_JOBS__WEBHOOK_RETRY_BASE_S": "0.5",
     }
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    proc = start_server(port, env, log_path)
     try:
         wait_healthy(proc, f"http://127.0.0.1:{port}/health", log_path.read_text, timeout_s=180)
         yield f"http://127.0.0.1:{port}"
