@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Sequence
+from typing import TypeVar
 
 from app.diarization.turns import Diarization
 from app.engine import Segment, Word
+
+Label = TypeVar("Label")
 
 
 def word_speakers(words: tuple[Word, ...], diarization: Diarization) -> list[int | None]:
@@ -31,9 +35,15 @@ def split_segment(segment: Segment, diarization: Diarization) -> list[tuple[Segm
     if not segment.words:
         return [(segment, diarization.speaker_at(segment.start_s, segment.end_s))]
     speakers = word_speakers(segment.words, diarization)
-    runs = [(k, len(list(g))) for k, g in itertools.groupby(speakers)]
-    if len(runs) == 1:
-        return [(segment, runs[0][0])]
+    if len(set(speakers)) == 1:
+        return [(segment, speakers[0])]
+    return cut_runs(segment, speakers)
+
+
+def cut_runs(segment: Segment, labels: Sequence[Label]) -> list[tuple[Segment, Label]]:
+    """The segment cut into runs of words with one label each (``labels``: one per word), each piece
+    with its share of the tokens and token logprobs."""
+    runs = [(k, len(list(g))) for k, g in itertools.groupby(labels)]
     lengths, position = [], 0
     for _, n in runs:
         lengths.append(sum(len(w.word) for w in segment.words[position : position + n]))
@@ -44,9 +54,9 @@ def split_segment(segment: Segment, diarization: Diarization) -> list[tuple[Segm
         tok_counts = lp_counts
     else:
         tok_counts = split_counts(len(segment.tokens), lengths)
-    out: list[tuple[Segment, int | None]] = []
+    out: list[tuple[Segment, Label]] = []
     w0 = lp0 = t0 = 0
-    for (speaker, n), n_lp, n_tok in zip(runs, lp_counts, tok_counts, strict=True):
+    for (label, n), n_lp, n_tok in zip(runs, lp_counts, tok_counts, strict=True):
         words = segment.words[w0 : w0 + n]
         piece = dataclasses.replace(
             segment,
@@ -57,6 +67,6 @@ def split_segment(segment: Segment, diarization: Diarization) -> list[tuple[Segm
             words=words,
             logprobs=segment.logprobs[lp0 : lp0 + n_lp],
         )
-        out.append((piece, speaker))
+        out.append((piece, label))
         w0, lp0, t0 = w0 + n, lp0 + n_lp, t0 + n_tok
     return out

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import itertools
 from collections.abc import AsyncIterator, Sequence
 
 import numpy as np
@@ -24,7 +23,7 @@ from app.audio.channels import duck_leaks, split
 from app.audio.chunking import Chunk, ChunkingOptions
 from app.audio.feed import ChunkFeed, speech_chunks
 from app.audio.pcm import SAMPLE_RATE, Audio
-from app.diarization.attribution import split_counts
+from app.diarization.attribution import cut_runs
 from app.diarization.turns import Diarization, Turn
 from app.engine import Segment, Word
 from app.transcription.result import ChunkResult
@@ -166,35 +165,10 @@ def _plain(word: str) -> str:
 
 
 def keep_words(segment: Segment, keep: list[bool]) -> list[Segment]:
-    """The segment cut to the runs of words to keep (tokens and logprobs shared out as
-    ``app.diarization.attribution`` shares them); itself when every word stays."""
+    """The segment cut to the runs of words to keep (``cut_runs``); itself when every word stays."""
     if all(keep):
         return [segment]
-    runs = [(k, len(list(g))) for k, g in itertools.groupby(keep)]
-    lengths, position = [], 0
-    for _, n in runs:
-        lengths.append(sum(len(w.word) for w in segment.words[position : position + n]))
-        position += n
-    lp_counts = split_counts(len(segment.logprobs), lengths)
-    tok_counts = split_counts(len(segment.tokens), lengths)
-    pieces: list[Segment] = []
-    w0 = lp0 = t0 = 0
-    for (kept, n), n_lp, n_tok in zip(runs, lp_counts, tok_counts, strict=True):
-        words = segment.words[w0 : w0 + n]
-        if kept:
-            pieces.append(
-                dataclasses.replace(
-                    segment,
-                    start_s=words[0].start_s,
-                    end_s=words[-1].end_s,
-                    text="".join(w.word for w in words),
-                    tokens=segment.tokens[t0 : t0 + n_tok],
-                    words=words,
-                    logprobs=segment.logprobs[lp0 : lp0 + n_lp],
-                )
-            )
-        w0, lp0, t0 = w0 + n, lp0 + n_lp, t0 + n_tok
-    return pieces
+    return [piece for piece, kept in cut_runs(segment, keep) if kept]
 
 
 async def merge(
