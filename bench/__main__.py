@@ -193,16 +193,19 @@ def concurrency_run(server: Server, n: int, item: Item) -> tuple[str, float, str
         latencies.append(time.monotonic() - t)
         return text
 
-    start = time.monotonic()
+    start, cpu = time.monotonic(), server.cpu_s()
     with ThreadPoolExecutor(n) as pool:
         hyps = list(pool.map(one, [item] * n))
     wall = time.monotonic() - start
+    # How many cores the server kept busy: n clients can gain at most cores / this over one.
+    busy = (server.cpu_s() - cpu) / wall
     stop.set()
     poller.join()
     speed = n * item.duration_s / wall
     q = statistics.quantiles(latencies, n=20) if len(latencies) > 1 else latencies * 19
     value = (
-        f"{speed:.1f}x RT  p50 {statistics.median(latencies):.1f} s  p95 {q[18]:.1f} s  "
+        f"{speed:.1f}x RT  {busy:.2f} cores busy  "
+        f"p50 {statistics.median(latencies):.1f} s  p95 {q[18]:.1f} s  "
         f"health p50/p95 {_health_ms(health)}, new connection {_ms(fresh)}  "
         f"WER {wer([item.reference] * n, hyps):.2%}"
     )
