@@ -143,6 +143,11 @@ def _read_soundfile(file: BinaryIO, sink: Sink) -> Audio | None:
         f = sf.SoundFile(file)
     except (RuntimeError, TypeError, ValueError):  # LibsndfileError: not a format it knows
         return None
+    if f.format == "FLAC" and f.frames >= _UNKNOWN_FRAMES:
+        # A streamed FLAC (no length in its header, as live encoders and pipes write it) makes
+        # libsndfile seek past its end on a file object; FFmpeg reads it through.
+        f.close()
+        return None
     with f:
         name = f"the {f.format} file"
         frames = f.frames if f.frames < _UNKNOWN_FRAMES else None  # libsndfile's "unknown" is huge
