@@ -174,16 +174,34 @@ CLIENT_EVENTS = (
 )
 
 
+class BadClientEvent(InvalidRequest):
+    """A malformed client event whose ``event_id`` could be read: its error echoes that id."""
+
+    def __init__(self, cause: InvalidRequest, event_id: str) -> None:
+        super().__init__(cause.message, field=cause.field)
+        self.event_id = event_id
+
+
 def parse_client_event(text: str) -> ClientEvent:
-    """A client message -> ``ClientEvent``; anything malformed raises ``InvalidRequest``."""
+    """A client message -> ``ClientEvent``; anything malformed raises ``InvalidRequest``
+    (``BadClientEvent`` once the message's ``event_id`` is known)."""
     try:
         data = json.loads(text)
     except ValueError:
         raise InvalidRequest("the message is not valid JSON") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise InvalidRequest("a client event is a JSON object with a string 'type'", field="type")
-    kind, event_id = data["type"], data.get("event_id")
+    event_id = data.get("event_id")
     event_id = event_id if isinstance(event_id, str) else None
+    try:
+        return _client_event(data, data["type"], event_id)
+    except InvalidRequest as exc:
+        if event_id is None:
+            raise
+        raise BadClientEvent(exc, event_id) from None
+
+
+def _client_event(data: dict[str, Any], kind: str, event_id: str | None) -> ClientEvent:
     if kind not in CLIENT_EVENTS:
         raise InvalidRequest(
             f"unsupported event type {kind!r} in a transcription session; "

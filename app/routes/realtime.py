@@ -19,7 +19,7 @@ from app.errors import AsrError, ServerBusy, Unauthorized
 from app.realtime.capacity import LiveCapacity
 from app.realtime.decoder import SessionOverloaded
 from app.realtime.events import ErrorEvent, error_event, error_for
-from app.realtime.protocol import parse_client_event
+from app.realtime.protocol import BadClientEvent, parse_client_event
 from app.realtime.session import RealtimeSession
 from app.transcription.protocol import to_json
 from app.transcription.service import TranscriptionService
@@ -130,6 +130,8 @@ async def _serve(websocket: WebSocket, session: RealtimeSession) -> None:
                 await session.handle(event)
             except SessionOverloaded as exc:
                 raise _Close(1013, error_for(exc, event_id)) from None
+            except BadClientEvent as exc:
+                session.outbox.put_nowait(error_for(exc, exc.event_id))
             except AsrError as exc:
                 session.outbox.put_nowait(error_for(exc, event_id))
 

@@ -187,6 +187,17 @@ def test_bad_client_events_get_error_events_and_the_session_goes_on(
         assert update(ws, turn_detection=None)["type"] == "session.updated"
 
 
+def test_an_invalid_client_event_s_error_echoes_its_event_id(client: TestClient) -> None:
+    with client.websocket_connect(URL) as ws:
+        ws.receive_json()
+        ws.send_json({"type": "session.update", "event_id": "bad-1", "session": {"type": "realtime"}})
+        ws.send_json({"type": "input_audio_buffer.append", "event_id": "bad-2", "audio": "not base64!"})
+        ws.send_json({"type": "response.create", "event_id": "bad-3"})
+        errors = [ws.receive_json() for _ in range(3)]
+    assert [e["error"]["event_id"] for e in errors] == ["bad-1", "bad-2", "bad-3"]
+    assert [e["error"]["param"] for e in errors] == ["session", "audio", "type"]
+
+
 def test_api_key_from_a_header_or_the_browser_subprotocol(make_client: MakeClient) -> None:
     client = make_client(api_keys=("k1",))
     with client.websocket_connect(URL) as ws:
