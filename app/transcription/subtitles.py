@@ -89,7 +89,7 @@ def subtitles(
         if not vtt:
             lines.append(str(i))
         lines.append(f"{_clock(cue.start_s, vtt)} --> {_clock(cue.end_s, vtt)}")
-        text = list(cue.lines)
+        text = [_escaped(line) for line in cue.lines] if vtt else list(cue.lines)
         if cue.speaker is not None:
             text[0] = f"<v {_escaped(cue.speaker)}>{text[0]}" if vtt else f"[{cue.speaker}] {text[0]}"
         lines.extend([*text, ""])
@@ -97,7 +97,8 @@ def subtitles(
 
 
 def _escaped(annotation: str) -> str:
-    """A voice span's annotation as WebVTT wants it: no raw ``&``, ``<`` or ``>``."""
+    """Cue text or a voice span's annotation as WebVTT wants it: no raw ``&``, ``<`` or ``>`` (so
+    no ``-->`` either, which would end the cue)."""
     return annotation.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 

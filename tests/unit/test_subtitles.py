@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import html
+import io
 import textwrap
 
 import pytest
 import srt
+import webvtt
 
 from app.config import SubtitleSettings
 from app.engine import Segment, Word
@@ -144,6 +147,16 @@ def test_srt_keeps_the_cue_lines() -> None:
     found = cues([segment(words)], SubtitleSettings())
     assert [tuple(p.content.split("\n")) for p in parsed] == [c.lines for c in found]
     assert [p.index for p in parsed] == list(range(1, len(found) + 1))
+
+
+def test_vtt_cue_text_is_escaped_and_parses_back() -> None:
+    words = timed("AT&T said a <b> tag --> is text")
+    body = subtitles([segment(words)], SubtitleSettings(), vtt=True, speakers=["Q&A <lead>"])
+    (caption,) = webvtt.from_buffer(io.StringIO(body))
+    assert "-->" not in body.split("\n", 3)[3]  # only the timing line holds the arrow
+    # webvtt-py keeps escapes as written; a player decodes them as HTML character references
+    assert html.unescape(caption.voice) == "Q&A <lead>"
+    assert html.unescape(caption.text) == "AT&T said a <b> tag --> is text"
 
 
 @pytest.mark.parametrize(("language", "weak"), [("de", "und"), ("fr", "et"), ("es", "y"), ("pt", "e")])
