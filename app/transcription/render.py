@@ -3,6 +3,7 @@ the JSON pieces (segments, words, speakers, logprobs) that a stream's events sha
 
 from __future__ import annotations
 
+import itertools
 import string
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
@@ -116,9 +117,13 @@ def openai_label(speaker: int) -> str:
 def speaker_label(speaker: int, names: Sequence[str | None] = ()) -> str:
     """A speaker as diarized_json, verbose_json's ``speaker``, streams and subtitles name them: the
     known name (``names[speaker]``) where there is one, else a letter (A, B, ...) counted among the
-    speakers without a name, in order of first appearance."""
+    speakers without a name, in order of first appearance, skipping letters a name already is."""
     name = names[speaker] if speaker < len(names) else None
-    return name or openai_label(speaker - sum(1 for n in names[:speaker] if n))
+    if name:
+        return name
+    taken = set(names)
+    free = (label for label in map(openai_label, itertools.count()) if label not in taken)
+    return next(itertools.islice(free, speaker - sum(1 for n in names[:speaker] if n), None))
 
 
 def air_label(speaker: int | None) -> str:

@@ -120,6 +120,9 @@ def test_speaker_label_names_known_speakers_and_letters_the_rest() -> None:
     assert [speaker_label(k) for k in (0, 1, 26)] == ["A", "B", "AA"]
     names = (None, "Agent", None, "Customer", None)
     assert [speaker_label(k, names) for k in range(6)] == ["A", "Agent", "B", "Customer", "C", "D"]
+    # a name that is itself a letter is never given to another speaker too
+    lettered = [None, "A", None, "C"]
+    assert [speaker_label(k, lettered) for k in range(5)] == ["B", "A", "D", "C", "E"]
 
 
 def test_cues_name_their_speakers_in_vtt_voice_spans_and_srt_prefixes() -> None:
