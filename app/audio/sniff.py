@@ -114,6 +114,10 @@ def describe_text(head: bytes) -> str | None:
 # Lag-1 roughness mean(diff^2)/var of a signal: 2 for white noise (random or compressed bytes,
 # text read as samples), well below 1 for sound, which is mostly low-pass.
 _MAX_PCM_ROUGHNESS = 1.5
+# Hissy speech can be rough yet is still peaky (excess kurtosis 10-25 in the eval set), where random
+# or compressed bytes read as samples are uniform (about -1.2).
+_MAX_PEAKY_ROUGHNESS = 1.85
+_MIN_PEAKY_KURTOSIS = 3.0
 
 
 def plausible_pcm(samples: np.ndarray) -> bool:
@@ -124,4 +128,8 @@ def plausible_pcm(samples: np.ndarray) -> bool:
     variance = float(np.var(x))
     if variance == 0.0:
         return True  # digital silence
-    return float(np.mean(np.diff(x) ** 2)) / variance < _MAX_PCM_ROUGHNESS
+    roughness = float(np.mean(np.diff(x) ** 2)) / variance
+    if roughness < _MAX_PCM_ROUGHNESS:
+        return True
+    kurtosis = float(np.mean((x - x.mean()) ** 4)) / variance**2 - 3.0
+    return roughness < _MAX_PEAKY_ROUGHNESS and kurtosis > _MIN_PEAKY_KURTOSIS

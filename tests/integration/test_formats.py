@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import subprocess
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from app.audio.pcm import SAMPLE_RATE, PcmFormat
 from app.errors import UnsupportedAudio
 from tests.integration.test_real_server import transcribe
 from tests.support.containers import CLIP, FORMATS, make_all, video_without_audio
-from tests.support.evalset import EVAL_DIR, wer
+from tests.support.evalset import EVAL_DIR, clips, wer
 from tests.support.harness import LiveServer
 
 NAMES = [*FORMATS, "video-mp4"]
@@ -133,6 +134,13 @@ def test_headerless_pcm_is_still_read_when_it_sounds_like_audio() -> None:
     assert audio.source_format == "pcm" and abs(audio.duration_s - len(pcm.read_bytes()) / 32000) < 0.01
     silence = bytes(32000)
     assert decode(silence).duration_s == 1.0  # digital silence is a recording too
+    for clip in clips("short"):  # every real clip, hissy ones too, sent as raw 16 kHz s16le
+        raw = decode(clip.path.read_bytes()).pcm.tobytes()
+        assert decode(raw).source_format == "pcm", clip.id
+    rng = np.random.default_rng(7)
+    for data in (rng.bytes(64000), zlib.compress(rng.normal(0, 1, 64000).astype("<i2").tobytes())):
+        with pytest.raises(UnsupportedAudio, match="random or compressed"):
+            decode(data)
 
 
 def _t(seconds: float) -> np.ndarray:
