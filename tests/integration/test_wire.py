@@ -9,7 +9,7 @@ import base64
 import copy
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -260,16 +260,26 @@ def one_hour(speakers: bool) -> Transcription:
 
 
 def test_a_one_hour_verbose_json_renders_in_a_blink() -> None:
-    """Its 10,080 words are plain dicts (no model object, no validation each), encoded once: about
-    65 ms on a loaded 2-core machine, as before the wire was typed; a model per word adds ~25 ms."""
+    """Its 10,080 words are plain dicts encoded once: within a few times what ``json.dumps`` of the
+    same body takes (1.9-2.3x on a 2-core Zen 3, loaded or not; validating it whole through the
+    pydantic model adds ~0.9x), so nothing per word grows with the file. Against ``json.dumps`` in
+    the same run, not a wall-clock bound: the machine's load cancels out."""
     t = one_hour(speakers=True)
-    best = float("inf")
-    for _ in range(3):
-        started = time.perf_counter()
-        body = render_body(t, "verbose_json", SubtitleSettings())
-        best = min(best, time.perf_counter() - started)
-    assert len(json.loads(body)["words"]) == 10_080
-    assert best < 0.3, f"{best * 1000:.0f} ms"
+    body = render_body(t, "verbose_json", SubtitleSettings())
+    parsed = json.loads(body)
+    assert len(parsed["words"]) == 10_080
+
+    def best_s(render: Callable[[], object]) -> float:
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            render()
+            times.append(time.perf_counter() - started)
+        return min(times)
+
+    rendering = best_s(lambda: render_body(t, "verbose_json", SubtitleSettings()))
+    encoding = best_s(lambda: json.dumps(parsed))
+    assert rendering < 4 * encoding, f"{rendering * 1000:.0f} ms against {encoding * 1000:.0f} ms"
 
 
 def test_job_bodies_are_the_documented_shapes(make_client: MakeClient, tmp_path: Path) -> None:
