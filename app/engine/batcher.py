@@ -40,12 +40,14 @@ _POLL_S = 0.005
 
 
 def lower_thread_priority(niceness: int = INFERENCE_NICENESS) -> None:
-    """Make the calling thread (and threads it creates later) yield the CPU to the event loop.
+    """Make the calling thread (and threads it creates later) yield the CPU to the event loop:
+    ``niceness`` above the thread's own, so a server started under ``nice`` keeps the gap.
 
     Linux applies nice values per thread; raising one needs no privileges. Elsewhere this is a no-op.
     """
     with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+        thread = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + niceness))
 
 
 @dataclass(slots=True)
