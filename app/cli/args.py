@@ -62,7 +62,7 @@ def parser() -> argparse.ArgumentParser:
     srv.add_argument("--server", metavar="URL", help="e.g. http://127.0.0.1:8000")
     srv.add_argument("--api-key", default=os.environ.get("ASR_API_KEY"),
                      help="the server's API key (default: $ASR_API_KEY)")  # fmt: skip
-    srv.add_argument("--timeout", type=float, default=3600.0, help="seconds per request (default 3600)")
+    srv.add_argument("--timeout", type=float, default=3600.0, help="seconds per file (default 3600)")
     p.add_argument("--config", type=Path, help="config file for in-process runs (default: ./config.yaml)")
     return p
 

@@ -3,6 +3,11 @@ without HTTP), or by a running server over its API. Both give each asked format'
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
+import json
+import time
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -13,6 +18,10 @@ from app.cli.args import decoding_format
 from app.config import Settings
 from app.models.selection import Task
 from app.transcription.params import Upload, parse_params
+
+JOBS = "/v1/audio/jobs"
+_REQUEST_S = 600.0  # one upload or poll; a whole file is bounded by --timeout
+_POLL_S = 1.0
 
 
 class Progress(Protocol):
@@ -74,21 +83,23 @@ class InProcess:
 
 
 class OnServer:
-    """A running server's synchronous endpoint, one request per format (each is decoded there).
-
-    The seam for the jobs API: a server that lists ``POST /v1/audio/jobs`` in its ``/openapi.json``
-    can give every format (and progress) from one job; a backend for it goes beside this one and is
-    picked in ``app.cli.run.backend``."""
+    """A running server: by its jobs API where it has one (``POST /v1/audio/jobs`` in its
+    ``/openapi.json``), which gives progress and outlives a dropped connection, else its synchronous
+    endpoint. One job or request per format (``text`` comes from a JSON format's ``text`` when one is
+    asked too): each is transcribed there."""
 
     def __init__(
         self, url: str, api_key: str | None, fields: dict[str, Any], task: str, timeout_s: float
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.AsyncClient(
-            base_url=url, headers=headers, timeout=httpx.Timeout(timeout_s, connect=10.0)
+            base_url=url, headers=headers, timeout=httpx.Timeout(_REQUEST_S, connect=10.0)
         )
+        self.task = task
         self.path = "/v1/audio/translations" if task == "translate" else "/v1/audio/transcriptions"
         self.fields = {"model": "whisper-1", **fields}
+        self.timeout_s = timeout_s
+        self.jobs = False
 
     def _form(self, fmt: str) -> dict[str, Any]:
         form: dict[str, Any] = {}
@@ -99,31 +110,115 @@ class OnServer:
                 form[key] = str(value).lower() if isinstance(value, bool) else str(value)
         return form
 
-    async def start(self) -> None:
+    async def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:
-            r = await self.client.get("/health")
+            return await self.client.request(method, url, **kwargs)
         except httpx.HTTPError as exc:
             raise FileFailed(f"{self.client.base_url}: {exc or type(exc).__name__}") from None
+
+    async def start(self) -> None:
+        r = await self._call("GET", "/health")
         if r.status_code != 200:
             raise FileFailed(f"{self.client.base_url}/health: HTTP {r.status_code}: {_message(r)}")
+        schema = await self._call("GET", "/openapi.json")
+        try:
+            self.jobs = schema.status_code == 200 and JOBS in schema.json().get("paths", {})
+        except (ValueError, AttributeError):  # not this server's kind of schema
+            self.jobs = False
 
     async def transcribe(self, path: Path, formats: list[str], progress: Progress) -> dict[str, str]:
-        progress.started(None)
-        bodies: dict[str, str] = {}
-        for fmt in formats:
-            with path.open("rb") as f:
-                try:
-                    form, file = self._form(fmt), {"file": (path.name, f)}
-                    r = await self.client.post(self.path, data=form, files=file)
-                except httpx.HTTPError as exc:
-                    raise FileFailed(f"{self.client.base_url}: {exc or type(exc).__name__}") from None
-            if r.status_code != 200:
-                raise FileFailed(f"HTTP {r.status_code}: {_message(r)}")
-            bodies[fmt] = r.text
+        from_json = next((f for f in formats if f.endswith("json")), None)
+        asked = [f for f in formats if f != "text" or from_json is None]
+        if self.jobs:
+            bodies = await self._by_jobs(path, asked, progress)
+        else:
+            progress.started(None)
+            bodies = {fmt: await self._by_request(path, fmt) for fmt in asked}
+        if from_json is not None and "text" in formats:
+            text = str(json.loads(bodies[from_json]).get("text") or "")
+            bodies["text"] = text + "\n" if text else ""
         return bodies
+
+    async def _by_request(self, path: Path, fmt: str) -> str:
+        with path.open("rb") as f:
+            r = await self._call(
+                "POST",
+                self.path,
+                data=self._form(fmt),
+                files={"file": (path.name, f)},
+                timeout=self.timeout_s,
+            )
+        if r.status_code != 200:
+            raise FileFailed(f"HTTP {r.status_code}: {_message(r)}")
+        return r.text
+
+    async def _by_jobs(self, path: Path, formats: list[str], progress: Progress) -> dict[str, str]:
+        """A job per format, followed until all end (within ``timeout_s``), then their results;
+        the jobs are deleted once read or failed. Resubmitting the same file (a re-run after an
+        interruption) finds its jobs again through the ``Idempotency-Key``."""
+        deadline = time.monotonic() + self.timeout_s
+        ids: list[str] = []
+        try:
+            for fmt in formats:
+                ids.append(await self._submit(path, fmt, deadline))
+            total: float | None = None
+            while True:
+                jobs = [await self._job(i) for i in ids]
+                failed = next((j for j in jobs if j.get("status") in ("failed", "cancelled")), None)
+                if failed is not None:
+                    error = failed.get("error") or {}
+                    raise FileFailed(f"job {failed['status']}: {error.get('message', 'no reason given')}")
+                if total is None and all(j["progress"]["total_s"] is not None for j in jobs):
+                    total = min(j["progress"]["total_s"] for j in jobs)
+                    progress.started(total)
+                progress.advanced(min(j["progress"]["done_s"] for j in jobs))
+                if all(j["status"] == "completed" for j in jobs):
+                    break
+                if time.monotonic() > deadline:
+                    raise FileFailed(f"not done within --timeout {self.timeout_s:g} s")
+                await asyncio.sleep(_POLL_S)
+            results = [await self._call("GET", f"{JOBS}/{i}/result") for i in ids]
+            for r in results:
+                if r.status_code != 200:
+                    raise FileFailed(f"HTTP {r.status_code}: {_message(r)}")
+            return {fmt: r.text for fmt, r in zip(formats, results, strict=True)}
+        finally:
+            for i in ids:
+                with contextlib.suppress(FileFailed):
+                    await self._call("DELETE", f"{JOBS}/{i}")
+
+    async def _job(self, job_id: str) -> dict[str, Any]:
+        r = await self._call("GET", f"{JOBS}/{job_id}")
+        if r.status_code != 200:
+            raise FileFailed(f"HTTP {r.status_code}: {_message(r)}")
+        job: dict[str, Any] = r.json()
+        return job
+
+    async def _submit(self, path: Path, fmt: str, deadline: float) -> str:
+        """A job for one format; a full queue (429) is waited out as its Retry-After says."""
+        form = {**self._form(fmt), "task": self.task}
+        key = _idempotency_key(path, form)
+        while True:
+            with path.open("rb") as f:
+                r = await self._call(
+                    "POST", JOBS, data=form, files={"file": (path.name, f)}, headers={"Idempotency-Key": key}
+                )
+            if r.status_code in (200, 202):
+                return str(r.json()["id"])
+            wait_s = float(r.headers.get("Retry-After", "5")) if r.status_code == 429 else None
+            if wait_s is None or time.monotonic() + wait_s > deadline:
+                raise FileFailed(f"HTTP {r.status_code}: {_message(r)}")
+            await asyncio.sleep(wait_s)
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+def _idempotency_key(path: Path, form: dict[str, Any]) -> str:
+    """The same file (path, size, modification time) with the same fields: the same job."""
+    stat = path.stat()
+    identity = [str(path.resolve()), stat.st_size, stat.st_mtime_ns, form]
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
 def _message(r: httpx.Response) -> str:

@@ -1,15 +1,25 @@
-"""``asr-server transcribe``'s pure parts: options, the files a run takes, where outputs go, and
-writing them whole or not at all (the command itself runs in tests/integration/test_cli.py)."""
+"""``asr-server transcribe``'s parts: options, the files a run takes, where outputs go, writing
+them whole or not at all, and ``--server`` on the fake engine's app, by jobs or not (the command
+itself runs in tests/integration/test_cli.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 from pathlib import Path
 
+import httpx
 import pytest
+import soundfile as sf
+from fastapi.testclient import TestClient
 
 from app.cli.args import decoding_format, parse
+from app.cli.backends import OnServer
 from app.cli.files import TEMP_PREFIX, find_sources, write_whole
+from app.jobs_config import JobsSettings
+from tests.support.harness import MakeClient
+from tests.unit.test_api import speech_wav
 
 
 def test_formats_are_response_formats_in_order_without_repeats() -> None:
@@ -68,3 +78,75 @@ def test_an_output_is_written_whole_or_not_at_all(tmp_path: Path, monkeypatch: p
         write_whole(target, "second\n")
     assert target.read_text() == "first\n"  # the old content, not a part of the new
     assert [p.name for p in target.parent.iterdir()] == ["a.srt"]  # no temporary file left
+
+
+class Bridge(httpx.AsyncBaseTransport):
+    """The CLI's async client onto a TestClient's app; ``hide`` answers those paths 404 (a server
+    without them)."""
+
+    def __init__(self, client: TestClient, hide: tuple[str, ...] = ()) -> None:
+        self.client, self.hide = client, hide
+        self.paths: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.paths.append(f"{request.method} {request.url.path}")
+        if request.url.path in self.hide:
+            return httpx.Response(404, json={"success": False, "error": "Not Found"})
+        body, headers = await request.aread(), dict(request.headers)
+        answer = await asyncio.to_thread(
+            self.client.request, request.method, str(request.url), headers=headers, content=body
+        )
+        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
+
+
+class Recorded:
+    def __init__(self) -> None:
+        self.total: list[float | None] = []
+        self.done: list[float] = []
+
+    def started(self, audio_s: float | None) -> None:
+        self.total.append(audio_s)
+
+    def advanced(self, audio_s: float) -> None:
+        self.done.append(audio_s)
+
+
+def on_server(bridge: Bridge) -> OnServer:
+    backend = OnServer("http://testserver", None, {"language": "en"}, "transcribe", timeout_s=60)
+    backend.client = httpx.AsyncClient(base_url="http://testserver", transport=bridge)
+    return backend
+
+
+async def through(backend: OnServer, path: Path, formats: list[str]) -> tuple[dict[str, str], Recorded]:
+    progress = Recorded()
+    try:
+        await backend.start()
+        return await backend.transcribe(path, formats, progress), progress
+    finally:
+        await backend.aclose()
+
+
+@pytest.mark.parametrize("jobs", [True, False], ids=["jobs-api", "no-jobs-api"])
+def test_server_mode_uses_the_jobs_api_where_there_is_one(
+    make_client: MakeClient, tmp_path: Path, jobs: bool
+) -> None:
+    client = make_client(jobs=JobsSettings(data_dir=tmp_path / "data"))
+    audio = tmp_path / "a.wav"
+    audio.write_bytes(speech_wav((1.0,) * 6))
+    bridge = Bridge(client, hide=() if jobs else ("/openapi.json",))
+    bodies, progress = asyncio.run(through(on_server(bridge), audio, ["text", "json", "srt"]))
+    for fmt in ("json", "srt"):  # each what the synchronous endpoint answers
+        form = {"model": "whisper-1", "language": "en", "response_format": fmt}
+        sync = client.post(
+            "/v1/audio/transcriptions", data=form, files={"file": ("a.wav", audio.read_bytes())}
+        )
+        assert bodies[fmt] == sync.text, fmt
+    assert bodies["text"] == json.loads(bodies["json"])["text"] + "\n"  # from the json: no third decode
+    posted = [p for p in bridge.paths if p.startswith("POST")]
+    if jobs:  # two jobs, followed with progress, deleted once read
+        assert posted == ["POST /v1/audio/jobs"] * 2
+        assert progress.total == [pytest.approx(sf.info(str(audio)).duration, abs=0.1)]
+        assert progress.done[-1] == pytest.approx(progress.total[0])
+        assert client.get("/v1/audio/jobs").json()["data"] == []
+    else:
+        assert posted == ["POST /v1/audio/transcriptions"] * 2 and progress.total == [None]
