@@ -103,9 +103,9 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def test_large_upload_is_stored_with_flat_memory(tmp_path: Path) -> None:
-    """512 MB of WAV (a header claiming hours of audio): the upload streams to disk and into the
+    """1 GB of WAV (a header claiming hours of audio): the upload streams to disk and into the
     job's file a block at a time; the server's peak RSS grows by far less than the upload."""
-    size = 512 << 20
+    size = 1 << 30
     header = b"RIFF" + (size - 8).to_bytes(4, "little") + b"WAVEfmt " + (16).to_bytes(4, "little")
     header += (1).to_bytes(2, "little") + (1).to_bytes(2, "little") + (16000).to_bytes(4, "little")
     header += (32000).to_bytes(4, "little") + (2).to_bytes(2, "little") + (16).to_bytes(2, "little")
@@ -118,7 +118,7 @@ def test_large_upload_is_stored_with_flat_memory(tmp_path: Path) -> None:
             yield block
 
     data_dir, log_path, port = tmp_path / "data", tmp_path / "server.log", free_port()
-    with server(data_dir, log_path, port, ASR_MAX_UPLOAD_MB="600", ASR_MAX_AUDIO_S="60") as proc:
+    with server(data_dir, log_path, port, ASR_MAX_UPLOAD_MB="1100", ASR_MAX_AUDIO_S="60") as proc:
         before = peak_rss_mb(proc.pid)
         boundary = "jobsboundary"
         head = (
@@ -141,6 +141,6 @@ def test_large_upload_is_stored_with_flat_memory(tmp_path: Path) -> None:
         assert r.status_code == 202, r.text
         grown = peak_rss_mb(proc.pid) - before
         job = httpx.get(f"http://127.0.0.1:{port}{JOBS}/{r.json()['id']}?wait=30", timeout=60).json()
-    assert grown < 64, f"peak RSS grew {grown:.0f} MB for a 512 MB upload"
+    assert grown < 64, f"peak RSS grew {grown:.0f} MB for a 1 GB upload"
     # Hours of audio over max_audio_s: refused from the header when the job runs, nothing decoded.
     assert job["status"] == "failed" and job["error"]["code"] == "upload_too_large", job
