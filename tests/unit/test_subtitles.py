@@ -152,7 +152,7 @@ def test_srt_keeps_the_cue_lines() -> None:
 def test_vtt_cue_text_is_escaped_and_parses_back() -> None:
     words = timed("AT&T said a <b> tag --> is text")
     body = subtitles([segment(words)], SubtitleSettings(), vtt=True, speakers=["Q&A <lead>"])
-    (caption,) = webvtt.from_buffer(io.StringIO(body))
+    (caption,) = webvtt.from_buffer(io.StringIO(body)).captions
     assert "-->" not in body.split("\n", 3)[3]  # only the timing line holds the arrow
     # webvtt-py keeps escapes as written; a player decodes them as HTML character references
     assert html.unescape(caption.voice) == "Q&A <lead>"
