@@ -155,7 +155,7 @@ def test_vtt_cue_text_is_escaped_and_parses_back() -> None:
     (caption,) = webvtt.from_buffer(io.StringIO(body)).captions
     assert "-->" not in body.split("\n", 3)[3]  # only the timing line holds the arrow
     # webvtt-py keeps escapes as written; a player decodes them as HTML character references
-    assert html.unescape(caption.voice) == "Q&A <lead>"
+    assert html.unescape(caption.voice or "") == "Q&A <lead>"
     assert html.unescape(caption.text) == "AT&T said a <b> tag --> is text"
 
 
