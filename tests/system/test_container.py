@@ -3,7 +3,8 @@ locally made stand-in for ``python:3.12-slim``: no registry is reachable here), 
 file's environment, mounts and health check. It must become healthy, transcribe English and German,
 answer diarized_json, run as a non-root user, and stop on SIGTERM within the grace period.
 
-Opt-in (``ASR_CONTAINER_TESTS=1``, ``make test-container``): a cold build takes minutes."""
+Part of ``make test`` (CI): a cold build (base, wheelhouse, image) takes a few minutes, a warm one
+reuses podman's layers."""
 
 from __future__ import annotations
 
@@ -22,9 +23,8 @@ import yaml
 from app.config import Settings
 from tests.support.evalset import clips, wer
 from tests.support.harness import REPO, free_port
-from tests.support.podman import IMAGE, RUN, build_image, image_size_mb, podman
+from tests.support.podman import IMAGE, PIP_SITE_DIR, RUN, build_image, image_size_mb, podman
 
-pytestmark = pytest.mark.container
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICE = COMPOSE["services"]["asr-server"]
 ENGLISH = next(c for c in clips("short") if c.id == "ls-test-other-1688-142285-0002")
@@ -112,6 +112,7 @@ def test_the_container_becomes_healthy_and_runs_as_a_user(container: Running) ->
     assert image_size_mb() < 2000
     assert container.healthy_after_s < seconds(SERVICE["healthcheck"]["start_period"])
     assert podman("exec", container.name, "id", "-u").stdout.strip() != "0"
+    assert podman("exec", container.name, "ls", "-A", PIP_SITE_DIR).stdout == ""  # the build's wheelhouse
     # The image's own HEALTHCHECK (what `docker run` without compose uses) passes too.
     image_check: dict[str, Any] = json.loads(
         podman("image", "inspect", "--format", "{{json .HealthCheck}}", IMAGE).stdout
