@@ -46,16 +46,18 @@ class Running:
     healthy_after_s: float
 
 
-def compose_run_args(port: int) -> list[str]:
-    """``podman run`` arguments for the compose service: its environment, mounts (relative to the
-    compose file), port (published on loopback, on a free port) and health check."""
+def compose_run_args(port: int, prefix: str) -> list[str]:
+    """``podman run`` arguments for the compose service: its environment, mounts (paths relative to
+    the compose file; named volumes as ``prefix``-name, made empty as compose would), port (published
+    on loopback, on a free port) and health check."""
     (mapping,) = SERVICE["ports"]
     args = ["-p", f"127.0.0.1:{port}:{mapping.split(':')[-1]}"]
     for key, value in SERVICE["environment"].items():
         args += ["-e", f"{key}={value}"]
     for volume in SERVICE["volumes"]:
         source, target, *mode = volume.split(":")
-        args += ["-v", ":".join([str((REPO / source).resolve()), target, *mode])]
+        source = f"{prefix}-{source}" if source in COMPOSE["volumes"] else str((REPO / source).resolve())
+        args += ["-v", ":".join([source, target, *mode])]
     check = SERVICE["healthcheck"]
     kind, *command = check["test"]
     # CMD runs its arguments as they are (podman takes them as a JSON list); CMD-SHELL through sh.
@@ -68,11 +70,11 @@ def compose_run_args(port: int) -> list[str]:
 
 @pytest.fixture(scope="module")
 def container() -> Iterator[Running]:
-    build_image()
+    print(f"\nbuilt: {build_image()}")
     name = f"asr-test-{free_port()}"
     port = free_port()
     started = time.monotonic()
-    podman(*RUN[1:], "-d", "--name", name, *compose_run_args(port), IMAGE, timeout_s=120)
+    podman(*RUN[1:], "-d", "--name", name, *compose_run_args(port, name), IMAGE, timeout_s=120)
     try:
         # The health check as the engine runs it, until it passes or its start period and retries end.
         check = SERVICE["healthcheck"]
@@ -84,7 +86,9 @@ def container() -> Iterator[Running]:
             time.sleep(1)
         yield Running(name, f"http://127.0.0.1:{port}", time.monotonic() - started)
     finally:
-        podman("rm", "-f", "-t", "0", name, check=False, timeout_s=60)
+        podman("rm", "-f", "-v", "-t", "0", name, check=False, timeout_s=60)
+        for volume in COMPOSE["volumes"]:
+            podman("volume", "rm", "-f", f"{name}-{volume}", check=False)
 
 
 def post(running: Running, path: Path, **fields: str) -> httpx.Response:
@@ -100,7 +104,8 @@ def post(running: Running, path: Path, **fields: str) -> httpx.Response:
 def test_the_compose_file_matches_the_image_and_the_server() -> None:
     assert SERVICE["build"] == "." and SERVICE["ports"] == ["8000:8000"]
     for volume in SERVICE["volumes"]:
-        assert (REPO / volume.split(":")[0]).exists(), volume
+        source = volume.split(":")[0]
+        assert source in COMPOSE["volumes"] or (REPO / source).exists(), volume
     drain = Settings().drain_timeout_s
     assert seconds(SERVICE["stop_grace_period"]) >= drain + UVICORN_SHUTDOWN_S
     assert SERVICE["healthcheck"]["test"][0] in {"CMD", "CMD-SHELL"}
