@@ -28,11 +28,22 @@ RUN = ["podman", "--runtime", "runc", "run", "--cgroup-manager=cgroupfs",
        "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=4096:4096"]  # fmt: skip
 PIP_SITE_DIR = "/etc/xdg/pip"  # pip reads pip.conf here; empty in the base, so the mount leaves no trace
 _PIP_CONF = f"[global]\nno-index = true\nfind-links = {PIP_SITE_DIR}\n"
+# As in Debian's official images (debuerreotype's docker-clean): apt leaves no caches in a layer.
+_CLEAN = "/var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin"
+_DOCKER_CLEAN = (
+    f'DPkg::Post-Invoke {{ "rm -f {_CLEAN} || true"; }};\n'
+    f'APT::Update::Post-Invoke {{ "rm -f {_CLEAN} || true"; }};\n'
+    'Dir::Cache::pkgcache "";\nDir::Cache::srcpkgcache "";\n'
+)
 _MMDEBSTRAP = [
     "mmdebstrap", "--variant=minbase", "--include=python3-venv,ca-certificates",
     "--dpkgopt=force-unsafe-io", '--aptopt=Acquire::Languages "none"',
     '--customize-hook=chroot "$1" python3 -m venv /usr/local',  # python and pip on PATH, as in the image
-    f'--customize-hook=mkdir -p "$1{PIP_SITE_DIR}"', "bookworm", "-",
+    f'--customize-hook=mkdir -p "$1{PIP_SITE_DIR}"',
+    # apt-get clean skips the caches this configuration disables: they go here.
+    f"--customize-hook=printf '%s' '{_DOCKER_CLEAN}' > \"$1/etc/apt/apt.conf.d/docker-clean\""
+    ' && rm -f "$1"/var/cache/apt/*.bin',
+    "bookworm", "-",
 ]  # fmt: skip
 _BASE_ENV = ["ENV PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "ENV LANG=C.UTF-8"]
 
