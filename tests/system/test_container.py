@@ -27,6 +27,7 @@ from tests.support.podman import IMAGE, PIP_SITE_DIR, RUN, build_image, image_si
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICE = COMPOSE["services"]["asr-server"]
+NAMED_VOLUMES = COMPOSE.get("volumes") or {}
 ENGLISH = next(c for c in clips("short") if c.id == "ls-test-other-1688-142285-0002")
 GERMAN = next(c for c in clips("multilingual") if c.id == "fleurs-de-004")
 TWO_SPEAKERS = next(c for c in clips("diarization") if c.id == "pyannote-sample")
@@ -48,15 +49,15 @@ class Running:
 
 def compose_run_args(port: int, prefix: str) -> list[str]:
     """``podman run`` arguments for the compose service: its environment, mounts (paths relative to
-    the compose file; named volumes as ``prefix``-name, made empty as compose would), port (published
-    on loopback, on a free port) and health check."""
+    the compose file; a named volume as a new podman volume ``prefix``-name, as compose makes it),
+    port (published on loopback, on a free port) and health check."""
     (mapping,) = SERVICE["ports"]
     args = ["-p", f"127.0.0.1:{port}:{mapping.split(':')[-1]}"]
     for key, value in SERVICE["environment"].items():
         args += ["-e", f"{key}={value}"]
     for volume in SERVICE["volumes"]:
         source, target, *mode = volume.split(":")
-        source = f"{prefix}-{source}" if source in COMPOSE["volumes"] else str((REPO / source).resolve())
+        source = f"{prefix}-{source}" if source in NAMED_VOLUMES else str((REPO / source).resolve())
         args += ["-v", ":".join([source, target, *mode])]
     check = SERVICE["healthcheck"]
     kind, *command = check["test"]
@@ -87,7 +88,7 @@ def container() -> Iterator[Running]:
         yield Running(name, f"http://127.0.0.1:{port}", time.monotonic() - started)
     finally:
         podman("rm", "-f", "-v", "-t", "0", name, check=False, timeout_s=60)
-        for volume in COMPOSE["volumes"]:
+        for volume in NAMED_VOLUMES:
             podman("volume", "rm", "-f", f"{name}-{volume}", check=False)
 
 
@@ -105,7 +106,7 @@ def test_the_compose_file_matches_the_image_and_the_server() -> None:
     assert SERVICE["build"] == "." and SERVICE["ports"] == ["8000:8000"]
     for volume in SERVICE["volumes"]:
         source = volume.split(":")[0]
-        assert source in COMPOSE["volumes"] or (REPO / source).exists(), volume
+        assert source in NAMED_VOLUMES or (REPO / source).exists(), volume
     drain = Settings().drain_timeout_s
     assert seconds(SERVICE["stop_grace_period"]) >= drain + UVICORN_SHUTDOWN_S
     assert SERVICE["healthcheck"]["test"][0] in {"CMD", "CMD-SHELL"}
