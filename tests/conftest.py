@@ -31,12 +31,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 f"{item.nodeid}: a test lives in tests/unit, tests/integration or tests/system"
             )
         item.add_marker(tier)
-    # The container image's tests build it (minutes cold): run only when asked for, never as skips.
-    if os.environ.get("ASR_CONTAINER_TESTS") != "1":
-        left_out = [item for item in items if item.get_closest_marker("container")]
-        if left_out:
-            config.hook.pytest_deselected(items=left_out)
-            items[:] = [item for item in items if not item.get_closest_marker("container")]
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@ locally made stand-in for ``python:3.12-slim``: no registry is reachable here), 
 file's environment, mounts and health check. It must become healthy, transcribe English and German,
 answer diarized_json, run as a non-root user, and stop on SIGTERM within the grace period.
 
-Opt-in (``ASR_CONTAINER_TESTS=1``, ``make test-container``): a cold build takes minutes."""
+Part of ``make test`` (CI): a cold build (base, wheelhouse, image) takes a few minutes, a warm one
+reuses podman's layers."""
 
 from __future__ import annotations
 
@@ -22,11 +23,11 @@ import yaml
 from app.config import Settings
 from tests.support.evalset import clips, wer
 from tests.support.harness import REPO, free_port
-from tests.support.podman import IMAGE, RUN, build_image, image_size_mb, podman
+from tests.support.podman import IMAGE, PIP_SITE_DIR, RUN, build_image, image_size_mb, podman
 
-pytestmark = pytest.mark.container
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICE = COMPOSE["services"]["asr-server"]
+NAMED_VOLUMES = COMPOSE.get("volumes") or {}
 ENGLISH = next(c for c in clips("short") if c.id == "ls-test-other-1688-142285-0002")
 GERMAN = next(c for c in clips("multilingual") if c.id == "fleurs-de-004")
 TWO_SPEAKERS = next(c for c in clips("diarization") if c.id == "pyannote-sample")
@@ -46,16 +47,18 @@ class Running:
     healthy_after_s: float
 
 
-def compose_run_args(port: int) -> list[str]:
-    """``podman run`` arguments for the compose service: its environment, mounts (relative to the
-    compose file), port (published on loopback, on a free port) and health check."""
+def compose_run_args(port: int, prefix: str) -> list[str]:
+    """``podman run`` arguments for the compose service: its environment, mounts (paths relative to
+    the compose file; a named volume as a new podman volume ``prefix``-name, as compose makes it),
+    port (published on loopback, on a free port) and health check."""
     (mapping,) = SERVICE["ports"]
     args = ["-p", f"127.0.0.1:{port}:{mapping.split(':')[-1]}"]
     for key, value in SERVICE["environment"].items():
         args += ["-e", f"{key}={value}"]
     for volume in SERVICE["volumes"]:
         source, target, *mode = volume.split(":")
-        args += ["-v", ":".join([str((REPO / source).resolve()), target, *mode])]
+        source = f"{prefix}-{source}" if source in NAMED_VOLUMES else str((REPO / source).resolve())
+        args += ["-v", ":".join([source, target, *mode])]
     check = SERVICE["healthcheck"]
     kind, *command = check["test"]
     # CMD runs its arguments as they are (podman takes them as a JSON list); CMD-SHELL through sh.
@@ -68,11 +71,11 @@ def compose_run_args(port: int) -> list[str]:
 
 @pytest.fixture(scope="module")
 def container() -> Iterator[Running]:
-    build_image()
+    print(f"\nbuilt: {build_image()}")
     name = f"asr-test-{free_port()}"
     port = free_port()
     started = time.monotonic()
-    podman(*RUN[1:], "-d", "--name", name, *compose_run_args(port), IMAGE, timeout_s=120)
+    podman(*RUN[1:], "-d", "--name", name, *compose_run_args(port, name), IMAGE, timeout_s=120)
     try:
         # The health check as the engine runs it, until it passes or its start period and retries end.
         check = SERVICE["healthcheck"]
@@ -84,7 +87,9 @@ def container() -> Iterator[Running]:
             time.sleep(1)
         yield Running(name, f"http://127.0.0.1:{port}", time.monotonic() - started)
     finally:
-        podman("rm", "-f", "-t", "0", name, check=False, timeout_s=60)
+        podman("rm", "-f", "-v", "-t", "0", name, check=False, timeout_s=60)
+        for volume in NAMED_VOLUMES:
+            podman("volume", "rm", "-f", f"{name}-{volume}", check=False)
 
 
 def post(running: Running, path: Path, **fields: str) -> httpx.Response:
@@ -100,7 +105,8 @@ def post(running: Running, path: Path, **fields: str) -> httpx.Response:
 def test_the_compose_file_matches_the_image_and_the_server() -> None:
     assert SERVICE["build"] == "." and SERVICE["ports"] == ["8000:8000"]
     for volume in SERVICE["volumes"]:
-        assert (REPO / volume.split(":")[0]).exists(), volume
+        source = volume.split(":")[0]
+        assert source in NAMED_VOLUMES or (REPO / source).exists(), volume
     drain = Settings().drain_timeout_s
     assert seconds(SERVICE["stop_grace_period"]) >= drain + UVICORN_SHUTDOWN_S
     assert SERVICE["healthcheck"]["test"][0] in {"CMD", "CMD-SHELL"}
@@ -112,6 +118,7 @@ def test_the_container_becomes_healthy_and_runs_as_a_user(container: Running) ->
     assert image_size_mb() < 2000
     assert container.healthy_after_s < seconds(SERVICE["healthcheck"]["start_period"])
     assert podman("exec", container.name, "id", "-u").stdout.strip() != "0"
+    assert podman("exec", container.name, "ls", "-A", PIP_SITE_DIR).stdout == ""  # the build's wheelhouse
     # The image's own HEALTHCHECK (what `docker run` without compose uses) passes too.
     image_check: dict[str, Any] = json.loads(
         podman("image", "inspect", "--format", "{{json .HealthCheck}}", IMAGE).stdout
