@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import logging
 import time
@@ -62,6 +61,7 @@ class JobWorker:
         self.webhooks = Webhooks(settings.jobs, self.metrics)
         self.store: JobStore | None = None
         self._wake = asyncio.Event()
+        self._end_seen = asyncio.Event()  # set (and replaced) whenever a job here ends
         self._opening = asyncio.Lock()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._states: dict[str, _Progress] = {}
@@ -81,7 +81,10 @@ class JobWorker:
     async def open(self) -> JobStore:
         async with self._opening:
             if self.store is None:
-                db = await anyio.to_thread.run_sync(connect, self.jobs.database_url, self.jobs.data_dir)
+                jobs = self.jobs
+                db = await anyio.to_thread.run_sync(
+                    connect, jobs.database_url, jobs.data_dir, jobs.database_pool_size
+                )
                 self.store = await anyio.to_thread.run_sync(JobStore, db)
                 self.wake()
         return self.store
@@ -98,6 +101,16 @@ class JobWorker:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def announce_end(self) -> None:
+        """Wake the requests waiting for a job to end (each reads its own job again)."""
+        self._end_seen.set()
+        self._end_seen = asyncio.Event()
+
+    async def any_ended(self, timeout_s: float) -> None:
+        """Return once a job ends on this server, or after ``timeout_s``."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._end_seen.wait(), timeout_s)
 
     def cancel_here(self, job_id: str) -> None:
         """Stop the job now if this server runs it (another server's sees it at its next heartbeat)."""
@@ -196,6 +209,7 @@ class JobWorker:
             lambda: store.finish(row, time.time(), hours * 3600, **values)
         )
         self.files.delete(row.id)
+        self.announce_end()
         logger.info(
             "jobs: %s %s%s", row.id, values["status"], "" if written else " (claim lost: not written)"
         )
@@ -209,8 +223,8 @@ class JobWorker:
         ticket = await self._ticket()
         with ticket, path.open("rb") as audio:
             task: Task = "translate" if row.task == "translate" else "transcribe"
-            job = await self.service.prepare(Upload(params, audio, row.filename, content_type), ticket, task)
-            job = dataclasses.replace(job, options=dataclasses.replace(job.options, background=True))
+            upload = Upload(params, audio, row.filename, content_type, background=True)
+            job = await self.service.prepare(upload, ticket, task)
             try:
                 state.total_s = job.feed.duration_s
                 state.changed.set()

@@ -92,11 +92,12 @@ class WindowRunner:
                         future = engine.submit(
                             current, dataclasses.replace(lane_options, prompt=prompt), encoded
                         )
-                        # The next window's encoder pass needs no prompt: it runs while this one decodes.
+                        # The next window's encoder pass needs no prompt: it runs while this one decodes
+                        # (not a job's: it would reach the model's threads past the batcher's priorities).
                         encoded = None
                         if k + 1 < len(todo):
                             current = samples(todo[k + 1])
-                            encoded = engine.encode_ahead(current)
+                            encoded = None if options.background else engine.encode_ahead(current)
                         transcript = await asyncio.wrap_future(future)
                         decoded[w].set_result(transcript)
                         previous = transcript.text or previous

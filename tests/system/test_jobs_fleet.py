@@ -1,19 +1,24 @@
 """A fleet on a real PostgreSQL: three real replicas share one job queue and nothing else; one is
-SIGKILLed mid-job; every job completes exactly once, its result written once, on any replica."""
+SIGKILLed mid-job; every job completes exactly once, its result written once, on any replica. And a
+replica's pooled connections: a large upload streaming into the database holds up nothing else."""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 
+from app.jobs.database import connect
+from app.jobs.store import JobStore
 from tests.support.evalset import EVAL_DIR
 from tests.support.harness import free_port, start_server, stop, wait_healthy
 from tests.support.postgres import postgres_cluster
@@ -100,3 +105,39 @@ def test_three_replicas_one_killed(database: str, tmp_path: Path) -> None:
     finally:
         for proc, _, _ in replicas:
             stop(proc, timeout_s=20)
+
+
+class SlowUpload:
+    """An upload that arrives slowly: its first part at once, the rest when ``more`` is set."""
+
+    def __init__(self) -> None:
+        self.started, self.more = threading.Event(), threading.Event()
+        self.parts = 0
+
+    def seek(self, offset: int) -> int:
+        return 0
+
+    def read(self, size: int = -1) -> bytes:
+        if self.parts == 1:
+            self.started.set()
+            assert self.more.wait(30)
+        self.parts += 1
+        return b"\0" * (1 << 20) if self.parts <= 3 else b""
+
+
+def test_a_long_upload_holds_one_connection_of_the_pool(database: str, tmp_path: Path) -> None:
+    store = JobStore(connect(database, tmp_path, pool_size=2))
+    upload = SlowUpload()
+    with ThreadPoolExecutor(2) as pool:
+        storing = pool.submit(store.put_audio, "job_large", upload)  # type: ignore[arg-type]
+        try:
+            assert upload.started.wait(10), "the upload never started"
+            # The queue's calls meanwhile (a claim, a count) are answered, not queued behind it.
+            assert pool.submit(store.claim, time.time(), 30).result(timeout=10) is None
+            assert pool.submit(store.count, "queued").result(timeout=10) == 0
+            assert not storing.done()
+        finally:
+            upload.more.set()
+        storing.result(timeout=30)
+    assert store.has_audio("job_large") and len(list(store.audio_parts("job_large"))) == 3
+    store.close()
