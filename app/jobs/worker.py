@@ -44,6 +44,7 @@ class _Progress:
     total_s: float | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     stop: Literal["cancel", "lost"] | None = None
+    ending: bool = False  # the job is writing its end: a heartbeat still in flight must not stop it
 
     def update(self, result: ChunkResult) -> None:
         self.done_s = round(result.chunk.start_s + result.chunk.duration_s, 3)
@@ -201,6 +202,7 @@ class JobWorker:
             logger.exception("jobs: %s failed", row.id)
             values = {"status": "failed", "error_code": "internal_error", "error_message": "the job failed"}
         finally:
+            state.ending = True
             beat.cancel()
         values |= {"done_s": state.done_s, "total_s": state.total_s}
         self.metrics.job_duration.labels(values["status"]).observe(time.monotonic() - started)
@@ -253,7 +255,7 @@ class JobWorker:
             state.changed.clear()
             lease = time.time() + self.jobs.lease_s
             beat = await anyio.to_thread.run_sync(store.heartbeat, row, lease, state.done_s, state.total_s)
-            if not beat.owned or beat.cancel:
+            if (not beat.owned or beat.cancel) and not state.ending:
                 state.stop = "cancel" if beat.owned else "lost"
                 job.cancel()
                 return

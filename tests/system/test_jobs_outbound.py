@@ -216,6 +216,7 @@ def test_dns_rebinding_reaches_nothing_inside(tmp_path: Path) -> None:
             late = client.post(JOBS, data={**fields, "url": f"http://late.rebind.test:{port}/clip.flac"})
             assert pinned.status_code == late.status_code == 202, (pinned.text, late.text)
             done = client.get(f"{JOBS}/{pinned.json()['id']}?wait=60").json()
+            assert Inside.seen == [], "the fetch reached the service inside"
             assert done["status"] == "completed", done
             assert client.get(f"{JOBS}/{pinned.json()['id']}/result").json()["text"].strip()
             refused = client.get(f"{JOBS}/{late.json()['id']}?wait=30").json()
