@@ -58,7 +58,11 @@ class WindowRunner:
         passing it raises ``RequestTimeout``.
         """
         options = dataclasses.replace(options, word_timestamps=options.word_timestamps or streaming)
-        await within(deadline, self._slots.acquire())
+        # A job's run takes no request's slot: jobs.max_running bounds jobs, and their windows wait
+        # behind every live request's anyway.
+        slot = not options.background
+        if slot:
+            await within(deadline, self._slots.acquire())
         self.decoding += 1
         loop = asyncio.get_running_loop()
         decoded: list[asyncio.Future[DecodeResult]] = []
@@ -155,7 +159,8 @@ class WindowRunner:
                 if future.done() and not future.cancelled():
                     future.exception()  # retrieved: no "never retrieved" warnings
             self.decoding -= 1
-            self._slots.release()
+            if slot:
+                self._slots.release()
 
 
 def run_options(options: DecodeOptions, streaming: bool) -> DecodeOptions:
