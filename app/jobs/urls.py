@@ -76,10 +76,14 @@ class _Pinned(httpx.AsyncBaseTransport):
 
     def __init__(self, field: str, allowed: tuple[str, ...]) -> None:
         self._field, self._allowed = field, allowed
-        self._inner = httpx.AsyncHTTPTransport(trust_env=False)
+        # No connection kept: one made (and its certificate checked) for a name is never reused
+        # for another name at the same address.
+        self._inner = httpx.AsyncHTTPTransport(
+            trust_env=False, limits=httpx.Limits(max_keepalive_connections=0)
+        )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        host = request.url.host
+        host = request.url.raw_host.decode("ascii")  # (IDNA-encoded: as SNI wants it)
         address = await check_reachable(str(request.url), self._field, self._allowed)
         if address != host:
             request.url = request.url.copy_with(host=address)  # the Host header keeps the name
