@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -74,12 +75,12 @@ class _Pinned(httpx.AsyncBaseTransport):
     """Sends each request to the address ``check_reachable`` approved for its host (raises its
     ``InvalidRequest`` otherwise); SNI and the certificate are checked against the name."""
 
-    def __init__(self, field: str, allowed: tuple[str, ...]) -> None:
+    def __init__(self, field: str, allowed: tuple[str, ...], verify: ssl.SSLContext | bool) -> None:
         self._field, self._allowed = field, allowed
         # No connection kept: one made (and its certificate checked) for a name is never reused
         # for another name at the same address.
         self._inner = httpx.AsyncHTTPTransport(
-            trust_env=False, limits=httpx.Limits(max_keepalive_connections=0)
+            verify=verify, trust_env=False, limits=httpx.Limits(max_keepalive_connections=0)
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -94,11 +95,13 @@ class _Pinned(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-def outbound_client(field: str, allowed: tuple[str, ...], timeout_s: float) -> httpx.AsyncClient:
+def outbound_client(
+    field: str, allowed: tuple[str, ...], timeout_s: float, verify: ssl.SSLContext | bool = True
+) -> httpx.AsyncClient:
     """A client for ``field``'s URLs that reaches only addresses checked as above, redirects not
-    followed (the caller checks each hop by sending it again)."""
+    followed (the caller checks each hop by sending it again); ``verify``: httpx's, for TLS."""
     return httpx.AsyncClient(
-        transport=_Pinned(field, allowed), follow_redirects=False, timeout=timeout_s, trust_env=False
+        transport=_Pinned(field, allowed, verify), follow_redirects=False, timeout=timeout_s, trust_env=False
     )
 
 

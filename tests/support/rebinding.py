@@ -4,7 +4,7 @@ after), as an attacker's DNS with a zero TTL answers; every other name resolves 
 
 ``environment`` gives the variables that install it in a child Python process: a ``sitecustomize``
 on its ``PYTHONPATH`` replaces ``socket.getaddrinfo`` (what asyncio, anyio and httpx all resolve
-through) before anything else is imported."""
+through) before anything else is imported; ``resolving`` does it in this process for a block."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import json
 import os
 import socket
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +31,22 @@ def environment(script: dict[str, list[str]], folder: Path) -> dict[str, str]:
 
 
 def install() -> None:
-    script: dict[str, list[str]] = json.loads(os.environ.get(_VARIABLE, "{}"))
+    """Resolve by the script in the environment (a child process's sitecustomize calls this)."""
+    socket.getaddrinfo = _resolver(json.loads(os.environ.get(_VARIABLE, "{}")), socket.getaddrinfo)
+
+
+@contextmanager
+def resolving(script: dict[str, list[str]]) -> Iterator[None]:
+    """Resolve by ``script`` in this process while the block runs."""
     real = socket.getaddrinfo
+    socket.getaddrinfo = _resolver(script, real)
+    try:
+        yield
+    finally:
+        socket.getaddrinfo = real
+
+
+def _resolver(script: dict[str, list[str]], real: Callable[..., Any]) -> Callable[..., Any]:
     lookups: dict[str, int] = {}
     lock = threading.Lock()
 
@@ -46,4 +62,4 @@ def install() -> None:
             lookups[name] = n + 1
         return real(answers[min(n, len(answers) - 1)], port, *args, **kwargs)
 
-    socket.getaddrinfo = getaddrinfo
+    return getaddrinfo

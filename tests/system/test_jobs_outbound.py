@@ -1,13 +1,17 @@
 """Jobs reaching out, on the real server: a url source behind a redirect, a webhook receiver that
 fails twice (delivered on the third attempt, verified by openai-python's ``client.webhooks``), one
 answering 400 (no retry), and a redirect to a private address (refused: the job fails saying why);
-and a DNS-rebinding name (public to the check, loopback a moment later) that reaches nothing inside."""
+and a DNS-rebinding name (public to the check, loopback a moment later) that reaches nothing inside;
+over TLS, the pinned address is reached with the name's SNI and certificate."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -19,9 +23,11 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
+from app.jobs.urls import outbound_client
 from tests.support.evalset import EVAL_DIR
 from tests.support.harness import free_port, start_server, stop, wait_healthy
 from tests.support.rebinding import environment as rebinding
+from tests.support.rebinding import resolving
 from tests.support.sdk_clients import run_client
 
 JOBS = "/v1/audio/jobs"
@@ -228,3 +234,53 @@ def test_dns_rebinding_reaches_nothing_inside(tmp_path: Path) -> None:
     assert Receiver.hosts == [f"media.rebind.test:{port}"]  # the name kept in the Host header
     assert Receiver.posts["/hook"][0]["headers"]["host"] == f"hook.rebind.test:{port}"
     assert Inside.seen == []
+
+
+def test_pinned_tls_keeps_the_name(tmp_path: Path) -> None:
+    """The connection goes to the address checked, TLS still speaks to the name: its SNI, and the
+    certificate verified for the name (the bare address fails verification: no name was lost)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    name = "media.rebind.test"
+    openssl = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    subprocess.run(
+        [
+            *openssl,
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            f"/CN={name}",
+            "-addext",
+            f"subjectAltName=DNS:{name}",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    names: list[str | None] = []
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    context.sni_callback = lambda _socket, name, _context: names.append(name)
+    Receiver.hosts = []
+    httpd = ThreadingHTTPServer(("127.0.0.2", 0), Receiver)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    port = int(httpd.server_address[1])
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    trusted = ssl.create_default_context(cafile=str(cert))
+
+    async def get(host: str) -> int:
+        async with outbound_client("url", ("127.0.0.2",), 30, verify=trusted) as client:
+            return (await client.get(f"https://{host}:{port}/clip.flac")).status_code
+
+    try:
+        with resolving({name: ["127.0.0.2"]}):
+            assert asyncio.run(get(name)) == 200
+            with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                asyncio.run(get("127.0.0.2"))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+    assert names[0] == name and Receiver.hosts == [f"{name}:{port}"]
