@@ -67,6 +67,7 @@ class JobWorker:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._states: dict[str, _Progress] = {}
         self._delivering: set[asyncio.Task[None]] = set()
+        self._beats: set[asyncio.Task[None]] = set()  # awaited on stop: none touches a closed store
         self._loop: asyncio.Task[None] | None = None
         self._stopping = False
         self._purged_at = self._counted_at = 0.0
@@ -92,7 +93,8 @@ class JobWorker:
 
     async def stop(self) -> None:
         self._stopping = True
-        tasks = [t for t in (self._loop, *self._running.values(), *self._delivering) if t is not None]
+        running = (*self._running.values(), *self._delivering, *self._beats)
+        tasks = [t for t in (self._loop, *running) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -179,6 +181,8 @@ class JobWorker:
         me = asyncio.current_task()
         assert me is not None
         beat = asyncio.create_task(self._heartbeat(store, row, state, me))
+        self._beats.add(beat)
+        beat.add_done_callback(self._beats.discard)
         values: dict[str, Any]
         try:
             values = await self._execute(store, row, state)
