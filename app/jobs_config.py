@@ -17,6 +17,8 @@ class JobsSettings(BaseModel):
     data_dir: Path = Path("data")
     # postgresql://user@host:port/db: a fleet's shared queue (audio in the database); None: SQLite.
     database_url: str | None = None
+    # PostgreSQL connections a server opens at most (a large upload's transaction holds one).
+    database_pool_size: int = Field(4, ge=1, le=100)
     # Jobs this server runs at once; waiting jobs past max_queued: 429.
     max_running: int = Field(2, ge=1, le=64)
     max_queued: int = Field(1000, ge=1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import mimetypes
+import os
 import statistics
 import tempfile
 import threading
@@ -136,6 +137,7 @@ def main() -> None:
     files = pick(args.files)
     audio_s = sum(f.clip.duration_s for f in files)
     probe = probe_item()
+    started_load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="bench-jobs-") as data_dir:
         server = Server({"ASR_JOBS__DATA_DIR": data_dir})
         try:
@@ -147,7 +149,9 @@ def main() -> None:
             server.close()
     same = sum(normalize(a) == normalize(b) for a, b in zip(sync_texts, job_texts, strict=True))
     idle_p50, busy_p50 = statistics.median(idle), statistics.median(busy) if busy else float("nan")
-    print(f"{len(files)} files, {audio_s:.0f} s of audio; probe: {probe.name} ({probe.duration_s:.1f} s)\n")
+    load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"{len(files)} files, {audio_s:.0f} s of audio; probe: {probe.name} ({probe.duration_s:.1f} s)")
+    print(f"load average at the start / the end (1, 5, 15 min): {started_load} / {load}\n")
     print("| measure | value | ratio | target |\n| --- | --- | --- | --- |")
     print(f"| {CLIENTS} synchronous clients | {sync_s:.1f} s, {audio_s / sync_s:.1f}x RT | 1.00 | |")
     print(
@@ -163,6 +167,18 @@ def main() -> None:
         f"| job text = synchronous text (normalised) | {same}/{len(files)}, "
         f"WER jobs vs synchronous {wer(sync_texts, job_texts):.2%} | | all |"
     )
+    throughput, slowdown = sync_s / jobs_s, busy_p50 / idle_p50
+    print(
+        f"\ntarget 1, jobs' throughput >= 4 synchronous clients': {throughput:.2f}x ->",
+        _verdict(throughput >= 1),
+    )
+    print(
+        f"target 2, a request during the backlog <= 1.5x idle: {slowdown:.2f}x ->", _verdict(slowdown <= 1.5)
+    )
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "NOT met"
 
 
 if __name__ == "__main__":

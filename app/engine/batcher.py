@@ -12,6 +12,11 @@ previous one's text), announce themselves with ``lane()``. Each batch then waits
 for the next item of every open lane, so lanes of one upload and of concurrent uploads stay in step
 and share batches instead of taking turns.
 
+Background work (``priority >= BACKGROUND``: transcription jobs) can be kept off ``reserve`` of the
+threads: it never starts a batch on them, and live work starts one there only while background work
+runs. A live request then never waits for a job's window to finish (the model is given a worker
+for each thread), and without jobs the model runs as many batches at once as before.
+
 The threads run at a lower scheduling priority (nice +10), and so do the CTranslate2 threads they
 create, so the event loop answers ``/health`` and new requests promptly while the model is busy.
 """
@@ -36,6 +41,7 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 INFERENCE_NICENESS = 10
+BACKGROUND = 2  # this priority and above: background work, kept off the reserved threads
 _POLL_S = 0.005
 
 
@@ -79,6 +85,7 @@ class Batcher(Generic[Item, Result]):
         wait_s: float = 0.01,
         idle_s: float = 1.0,
         threads: int = 1,
+        reserve: int = 0,
         name: str = "asr-batch",
     ) -> None:
         self._run_batch = run_batch
@@ -97,8 +104,11 @@ class Batcher(Generic[Item, Result]):
         self._state = threading.Lock()
         self._lanes = 0  # open lanes: each will submit its next item soon
         self._running = 0  # batches in progress
+        self._background = 0  # of which background work
+        self._reserve = min(max(reserve, 0), max(threads, 1) - 1)
+        self._size = max(threads, 1)
         self._threads: list[threading.Thread] = []
-        for k in range(max(threads, 1)):
+        for k in range(self._size):
             started: Future[None] = Future()
             thread = threading.Thread(
                 target=self._serve,
@@ -153,28 +163,41 @@ class Batcher(Generic[Item, Result]):
         started.set_result(None)
         while True:
             with self._taking:
-                batch = self._next_batch()
-            if batch is None:
+                taken = self._next_batch()
+            if taken is None:
                 return
+            batch, background = taken
             try:
                 self._run(batch)
             finally:
                 with self._state:
                     self._running -= 1
-            del batch  # its items (views of whole uploads) are not kept while waiting for the next
+                    self._background -= background
+            del batch, taken  # its items (views of whole uploads) are not kept while waiting for the next
 
-    def _next_batch(self) -> list[_Pending[Item, Result]] | None:
-        """The next batch, counted as running; None once closed (the close mark stays queued, so
-        every thread sees it)."""
+    def _may_start(self, priority: int) -> bool:
+        """Whether a batch led by an item of ``priority`` may start now (under ``_state``)."""
+        if self._running < self._size - self._reserve:
+            return True
+        return priority < BACKGROUND and self._background > 0 and self._running < self._size
+
+    def _next_batch(self) -> tuple[list[_Pending[Item, Result]], bool] | None:
+        """The next batch, counted as running, and whether it is background work; None once closed
+        (the close mark stays queued, so every thread sees it)."""
         while True:
             try:
-                _, _, first = self._queue.get(timeout=self._idle_s)
-                break
+                priority, order, first = self._queue.get(timeout=self._idle_s)
             except queue.Empty:
-                if not self._running:
-                    self._on_idle()
-                    _, _, first = self._queue.get()
-                    break
+                if self._running:
+                    continue
+                self._on_idle()
+                priority, order, first = self._queue.get()
+            with self._state:
+                allowed = first is None or self._may_start(priority)
+            if allowed:
+                break
+            self._queue.put((priority, order, first))  # back in its place: a thread is reserved
+            time.sleep(_POLL_S)
         if first is None:
             self._stop_mark()
             return None
@@ -199,9 +222,11 @@ class Batcher(Generic[Item, Result]):
                 self._stop_mark()  # stop after this batch
                 break
             batch.append(pending)
+        background = priority >= BACKGROUND
         with self._state:
             self._running += 1
-        return batch
+            self._background += background
+        return batch, background
 
     def _run(self, batch: list[_Pending[Item, Result]]) -> None:
         live = [p for p in batch if p.future.set_running_or_notify_cancel()]

@@ -80,6 +80,8 @@ class WhisperEngine:
         # slowest window), and a pool encodes lanes' next windows ahead.
         cpu = self.placement.device == "cpu"
         self.layout = cpu_layout(cores, max_batch_size) if cpu else CpuLayout(1, cores)
+        # On CPU one more worker, kept for live requests while jobs run (see ``Batcher``).
+        reserve = int(cpu)
         self._pool = (
             ThreadPoolExecutor(self.layout.workers, "asr-model", initializer=lower_thread_priority)
             if self.layout.workers > 1
@@ -95,7 +97,7 @@ class WhisperEngine:
                 device_index=device_index,
                 compute_type=self.placement.compute_type,
                 cpu_threads=self.layout.threads,
-                num_workers=self.layout.workers,
+                num_workers=self.layout.workers + reserve,
                 local_files_only=local_files_only,
             )
 
@@ -106,7 +108,8 @@ class WhisperEngine:
             on_batch=on_batch,
             max_size=1 if cpu else max_batch_size,
             wait_s=batch_wait_s,
-            threads=self.layout.workers,
+            threads=self.layout.workers + reserve,
+            reserve=reserve,
         )
         self.parallel_windows = self.layout.workers if cpu else max_batch_size
         self._suppress = get_suppressed_tokens(self._tokenizer("en"), [-1])

@@ -3,7 +3,6 @@ and queue it; read, list, wait for, cancel and delete jobs, each visible only to
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import time
@@ -24,6 +23,7 @@ from app.transcription.languages import to_whisper
 from app.transcription.params import parse_params
 
 JOB_FIELDS = ("task", "url", "callback_url", "metadata")
+_POLL_S = 1.0  # a waiting request's reads of a job that another server may be running
 
 
 def owner_of(api_key: str | None) -> str:
@@ -167,13 +167,14 @@ async def find(worker: JobWorker, job_id: str, owner: str) -> tuple[JobStore, Jo
 
 
 async def wait_for(worker: JobWorker, job_id: str, owner: str, wait_s: float) -> JobRow:
-    """The job, once it has ended or ``wait_s`` has passed (polled: any server may run it)."""
+    """The job, once it has ended or ``wait_s`` has passed: read again whenever a job this server
+    runs ends, else every ``_POLL_S`` (another server may run it)."""
     deadline = time.monotonic() + min(wait_s, worker.jobs.max_wait_s)
     while True:
         _, row = await find(worker, job_id, owner)
         if row.status in FINISHED or time.monotonic() >= deadline:
             return row
-        await asyncio.sleep(min(0.25, max(deadline - time.monotonic(), 0.0)))
+        await worker.any_ended(min(_POLL_S, max(deadline - time.monotonic(), 0.0)))
 
 
 async def cancel(worker: JobWorker, job_id: str, owner: str) -> JobRow:
@@ -186,6 +187,7 @@ async def cancel(worker: JobWorker, job_id: str, owner: str) -> JobRow:
         worker.files.delete(job_id)
     worker.cancel_here(job_id)
     worker.wake()
+    worker.announce_end()
     return updated or row
 
 

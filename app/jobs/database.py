@@ -1,5 +1,6 @@
 """The jobs database: SQLite under ``jobs.data_dir`` (one server, or replicas sharing a local
-volume) or PostgreSQL at ``jobs.database_url`` (a fleet). One connection under a lock; the store's
+volume) or PostgreSQL at ``jobs.database_url`` (a fleet). SQLite: one connection under a lock;
+PostgreSQL: a pool of ``jobs.database_pool_size`` connections. The store's
 SQL is written once, with ``?`` placeholders, and runs on both; what differs is here (types, the
 way a write transaction starts, ``FOR UPDATE SKIP LOCKED``)."""
 
@@ -58,21 +59,28 @@ class Database:
 
 
 class Postgres(Database):
+    """A pool of at most ``pool_size`` connections: a long transaction (a large upload's parts)
+    holds one, and the queue's other calls on this server take others meanwhile."""
+
     skip_locked = " FOR UPDATE SKIP LOCKED"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pool_size: int = 4) -> None:
         import psycopg  # only a fleet needs it
+        from psycopg.rows import dict_row
+        from psycopg_pool import ConnectionPool
 
         self.integrity_error = psycopg.IntegrityError
-        self._url = url
-        self._db = self._connect()
-        self._lock = threading.Lock()
-
-    def _connect(self) -> Any:
-        import psycopg
-        from psycopg.rows import dict_row
-
-        return psycopg.connect(self._url, autocommit=True, row_factory=dict_row)
+        # A connection the server lost (a restart, a failover) is checked out and replaced; the
+        # call that found it broken failed, and the worker's next tick retries.
+        self._pool: Any = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True, "row_factory": dict_row},
+            check=ConnectionPool.check_connection,
+            open=False,
+        )
+        self._pool.open(wait=True, timeout=30)
 
     def schema(self, statements: Sequence[str]) -> None:
         with self.tx() as run:
@@ -82,25 +90,16 @@ class Postgres(Database):
 
     @contextmanager
     def tx(self) -> Iterator[Callable[[str, Sequence[Any]], Any]]:
-        with self._lock:
-            self._reconnect()
-            with self._db.transaction():
-                yield self._run
-
-    def _reconnect(self) -> None:
-        """A connection the server lost (a restart, a failover) is replaced; the call that found
-        it broken failed, and the worker's next tick retries."""
-        if self._db.broken or self._db.closed:
-            self._db = self._connect()
-
-    def _run(self, sql: str, args: Sequence[Any]) -> Any:
-        return self._db.execute(sql.replace("?", "%s"), tuple(args))
+        with self._pool.connection() as db, db.transaction():
+            yield lambda sql, args: db.execute(sql.replace("?", "%s"), tuple(args))
 
     def read(self, sql: str, args: Sequence[Any]) -> list[dict[str, Any]]:
-        with self._lock:
-            self._reconnect()
-            return list(self._run(sql, args).fetchall())
+        with self._pool.connection() as db:
+            return list(db.execute(sql.replace("?", "%s"), tuple(args)).fetchall())
+
+    def close(self) -> None:
+        self._pool.close()
 
 
-def connect(database_url: str | None, data_dir: Path) -> Database:
-    return Database(data_dir) if database_url is None else Postgres(database_url)
+def connect(database_url: str | None, data_dir: Path, pool_size: int = 4) -> Database:
+    return Database(data_dir) if database_url is None else Postgres(database_url, pool_size)

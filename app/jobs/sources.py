@@ -1,6 +1,6 @@
 """A job's ``url`` source, fetched by the server that runs the job: http(s) only, every hop checked
-(``app.jobs.urls``); redirects (``MAX_REDIRECTS``), size (``max_upload_mb``) and time
-(``jobs.fetch_timeout_s``) bounded."""
+and connected to the address checked (``app.jobs.urls``); redirects (``MAX_REDIRECTS``), size
+(``max_upload_mb``) and time (``jobs.fetch_timeout_s``) bounded."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import httpx
 from app.config import Settings
 from app.errors import AsrError, InvalidRequest
 from app.jobs.files import AudioFiles
-from app.jobs.urls import check_reachable, redact
+from app.jobs.urls import outbound_client, redact
 
 MAX_REDIRECTS = 5
 
@@ -41,11 +41,9 @@ async def fetch_audio(url: str, files: AudioFiles, job_id: str, settings: Settin
 
 async def _fetch(url: str, files: AudioFiles, job_id: str, settings: Settings) -> str | None:
     max_bytes = int(settings.max_upload_mb * (1 << 20))
-    async with httpx.AsyncClient(
-        follow_redirects=False, timeout=settings.jobs.fetch_timeout_s, trust_env=False
-    ) as client:
+    jobs = settings.jobs
+    async with outbound_client("url", jobs.allow_private_urls, jobs.fetch_timeout_s) as client:
         for _ in range(MAX_REDIRECTS + 1):
-            await check_reachable(url, "url", settings.jobs.allow_private_urls)
             async with client.stream("GET", url) as response:
                 if response.is_redirect and "location" in response.headers:
                     url = urljoin(url, response.headers["location"])

@@ -22,7 +22,7 @@ import httpx
 from app.errors import InvalidRequest
 from app.jobs.protocol import WebhookEvent, WebhookEventData
 from app.jobs.store import JobRow, JobStore, new_id
-from app.jobs.urls import check_reachable, redact
+from app.jobs.urls import outbound_client, redact
 from app.jobs_config import JobsSettings
 from app.server.metrics import Metrics
 
@@ -48,8 +48,8 @@ class Webhooks:
     def __init__(self, settings: JobsSettings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
-        self._client = httpx.AsyncClient(
-            follow_redirects=False, timeout=settings.webhook_timeout_s, trust_env=False
+        self._client = outbound_client(
+            "callback_url", settings.allow_private_urls, settings.webhook_timeout_s
         )
 
     async def close(self) -> None:
@@ -90,10 +90,6 @@ class Webhooks:
 
     async def _post(self, url: str, event: WebhookEvent) -> tuple[int | None, str | None, bool]:
         """(the answer's status, an error, whether to retry)."""
-        try:
-            await check_reachable(url, "callback_url", self.settings.allow_private_urls)
-        except InvalidRequest as exc:
-            return None, exc.message, False
         body = event.model_dump_json().encode()
         timestamp = int(time.time())
         headers = {
@@ -106,6 +102,8 @@ class Webhooks:
         try:
             async with self._client.stream("POST", url, content=body, headers=headers) as response:
                 status = response.status_code  # the body is not read
+        except InvalidRequest as exc:  # its address is refused (checked as it connects)
+            return None, exc.message, False
         except httpx.HTTPError as exc:
             return None, f"{type(exc).__name__}: the receiver did not answer", True
         if 200 <= status < 300:

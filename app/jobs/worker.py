@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import logging
 import time
@@ -45,6 +44,7 @@ class _Progress:
     total_s: float | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     stop: Literal["cancel", "lost"] | None = None
+    ending: bool = False  # the job is writing its end: a heartbeat still in flight must not stop it
 
     def update(self, result: ChunkResult) -> None:
         self.done_s = round(result.chunk.start_s + result.chunk.duration_s, 3)
@@ -62,10 +62,12 @@ class JobWorker:
         self.webhooks = Webhooks(settings.jobs, self.metrics)
         self.store: JobStore | None = None
         self._wake = asyncio.Event()
+        self._end_seen = asyncio.Event()  # set (and replaced) whenever a job here ends
         self._opening = asyncio.Lock()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._states: dict[str, _Progress] = {}
         self._delivering: set[asyncio.Task[None]] = set()
+        self._beats: set[asyncio.Task[None]] = set()  # awaited on stop: none touches a closed store
         self._loop: asyncio.Task[None] | None = None
         self._stopping = False
         self._purged_at = self._counted_at = 0.0
@@ -81,14 +83,18 @@ class JobWorker:
     async def open(self) -> JobStore:
         async with self._opening:
             if self.store is None:
-                db = await anyio.to_thread.run_sync(connect, self.jobs.database_url, self.jobs.data_dir)
+                jobs = self.jobs
+                db = await anyio.to_thread.run_sync(
+                    connect, jobs.database_url, jobs.data_dir, jobs.database_pool_size
+                )
                 self.store = await anyio.to_thread.run_sync(JobStore, db)
                 self.wake()
         return self.store
 
     async def stop(self) -> None:
         self._stopping = True
-        tasks = [t for t in (self._loop, *self._running.values(), *self._delivering) if t is not None]
+        running = (*self._running.values(), *self._delivering, *self._beats)
+        tasks = [t for t in (self._loop, *running) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -98,6 +104,16 @@ class JobWorker:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def announce_end(self) -> None:
+        """Wake the requests waiting for a job to end (each reads its own job again)."""
+        self._end_seen.set()
+        self._end_seen = asyncio.Event()
+
+    async def any_ended(self, timeout_s: float) -> None:
+        """Return once a job ends on this server, or after ``timeout_s``."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._end_seen.wait(), timeout_s)
 
     def cancel_here(self, job_id: str) -> None:
         """Stop the job now if this server runs it (another server's sees it at its next heartbeat)."""
@@ -165,6 +181,8 @@ class JobWorker:
         me = asyncio.current_task()
         assert me is not None
         beat = asyncio.create_task(self._heartbeat(store, row, state, me))
+        self._beats.add(beat)
+        beat.add_done_callback(self._beats.discard)
         values: dict[str, Any]
         try:
             values = await self._execute(store, row, state)
@@ -188,6 +206,7 @@ class JobWorker:
             logger.exception("jobs: %s failed", row.id)
             values = {"status": "failed", "error_code": "internal_error", "error_message": "the job failed"}
         finally:
+            state.ending = True
             beat.cancel()
         values |= {"done_s": state.done_s, "total_s": state.total_s}
         self.metrics.job_duration.labels(values["status"]).observe(time.monotonic() - started)
@@ -196,6 +215,7 @@ class JobWorker:
             lambda: store.finish(row, time.time(), hours * 3600, **values)
         )
         self.files.delete(row.id)
+        self.announce_end()
         logger.info(
             "jobs: %s %s%s", row.id, values["status"], "" if written else " (claim lost: not written)"
         )
@@ -209,8 +229,8 @@ class JobWorker:
         ticket = await self._ticket()
         with ticket, path.open("rb") as audio:
             task: Task = "translate" if row.task == "translate" else "transcribe"
-            job = await self.service.prepare(Upload(params, audio, row.filename, content_type), ticket, task)
-            job = dataclasses.replace(job, options=dataclasses.replace(job.options, background=True))
+            upload = Upload(params, audio, row.filename, content_type, background=True)
+            job = await self.service.prepare(upload, ticket, task)
             try:
                 state.total_s = job.feed.duration_s
                 state.changed.set()
@@ -239,7 +259,7 @@ class JobWorker:
             state.changed.clear()
             lease = time.time() + self.jobs.lease_s
             beat = await anyio.to_thread.run_sync(store.heartbeat, row, lease, state.done_s, state.total_s)
-            if not beat.owned or beat.cancel:
+            if (not beat.owned or beat.cancel) and not state.ending:
                 state.stop = "cancel" if beat.owned else "lost"
                 job.cancel()
                 return

@@ -270,3 +270,4 @@ class Upload:
     file: BinaryIO  # the audio, spooled to a temporary file once over 1 MB (not held in memory)
     filename: str | None
     content_type: str | None
+    background: bool = False  # a job's (``app.jobs``): every window of it, detection's too, after live work

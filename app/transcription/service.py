@@ -124,6 +124,7 @@ class TranscriptionService:
             or params.multichannel  # a channel's echoes are found word by word
             or (params.response_format in {"srt", "vtt"} and self.settings.subtitles.line_chars > 0),
             logprobs="logprobs" in params.include,
+            background=upload.background,
         )
         try:
             await feed.first()  # a stream's decode errors, raised before answering
@@ -287,8 +288,7 @@ class TranscriptionService:
         yield done_event(settled)
 
     def _log(self, job: Job) -> None:
-        wall_s = time.monotonic() - job.started
-        audio_s = job.feed.duration_s
+        wall_s, audio_s = time.monotonic() - job.started, job.feed.duration_s
         logger.debug(  # the access log has the request's line
             "transcribed %.1f s of audio (%s, %d chunks) with %s in %.2f s (%.1fx real time)",
             audio_s,

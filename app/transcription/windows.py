@@ -58,7 +58,11 @@ class WindowRunner:
         passing it raises ``RequestTimeout``.
         """
         options = dataclasses.replace(options, word_timestamps=options.word_timestamps or streaming)
-        await within(deadline, self._slots.acquire())
+        # A job's run takes no request's slot: jobs.max_running bounds jobs, and their windows wait
+        # behind every live request's anyway.
+        slot = not options.background
+        if slot:
+            await within(deadline, self._slots.acquire())
         self.decoding += 1
         loop = asyncio.get_running_loop()
         decoded: list[asyncio.Future[DecodeResult]] = []
@@ -92,11 +96,12 @@ class WindowRunner:
                         future = engine.submit(
                             current, dataclasses.replace(lane_options, prompt=prompt), encoded
                         )
-                        # The next window's encoder pass needs no prompt: it runs while this one decodes.
+                        # The next window's encoder pass needs no prompt: it runs while this one decodes
+                        # (not a job's: it would reach the model's threads past the batcher's priorities).
                         encoded = None
                         if k + 1 < len(todo):
                             current = samples(todo[k + 1])
-                            encoded = engine.encode_ahead(current)
+                            encoded = None if options.background else engine.encode_ahead(current)
                         transcript = await asyncio.wrap_future(future)
                         decoded[w].set_result(transcript)
                         previous = transcript.text or previous
@@ -154,7 +159,8 @@ class WindowRunner:
                 if future.done() and not future.cancelled():
                     future.exception()  # retrieved: no "never retrieved" warnings
             self.decoding -= 1
-            self._slots.release()
+            if slot:
+                self._slots.release()
 
 
 def run_options(options: DecodeOptions, streaming: bool) -> DecodeOptions:

@@ -188,3 +188,47 @@ def test_on_idle_waits_for_every_thread_to_be_idle() -> None:
         time.sleep(0.01)
     assert len(idle) == 1 and idle[0] >= released
     batcher.close()
+
+
+def test_reserved_thread_takes_live_work_only_while_background_runs() -> None:
+    """Two threads, one reserved: jobs' windows (priority 2) run one at a time, a live window starts
+    at once beside them instead of waiting for one to finish, and without background work live
+    windows run one at a time as on one thread."""
+    gates = {i: threading.Event() for i in range(1, 5)}
+    started: list[int] = []
+
+    def run(items: Sequence[int]) -> list[int | BaseException]:
+        started.append(items[0])
+        assert gates[items[0]].wait(10)
+        return [2 * i for i in items]
+
+    def wait_started(n: int) -> None:
+        deadline = time.monotonic() + 5
+        while len(started) < n:
+            assert time.monotonic() < deadline, started
+            time.sleep(0.01)
+
+    batcher: Batcher[int, int] = Batcher(run, max_size=1, wait_s=0, threads=2, reserve=1)
+    jobs = [batcher.submit(1, priority=2), batcher.submit(2, priority=2)]
+    wait_started(1)
+    time.sleep(0.2)
+    assert started == [1]  # the second job window waits: the other thread is kept for live work
+    live = batcher.submit(3)
+    wait_started(2)
+    assert started == [1, 3]  # the live window did not wait for the job's
+    gates[3].set()
+    assert live.result(timeout=5) == 6
+    gates[1].set()
+    assert jobs[0].result(timeout=5) == 2
+    wait_started(3)
+    gates[2].set()
+    assert jobs[1].result(timeout=5) == 4
+    gates[1].clear()  # (ends below) no background now: a second live window waits for the first
+    first, second = batcher.submit(1), batcher.submit(4)
+    wait_started(4)
+    time.sleep(0.2)
+    assert started[3:] == [1]
+    gates[1].set()
+    gates[4].set()
+    assert (first.result(timeout=5), second.result(timeout=5)) == (2, 8)
+    batcher.close()
