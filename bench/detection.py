@@ -1,11 +1,11 @@
 """What not declaring a language costs: the server's CPU seconds for the English clips of
 ``../shared/eval`` sent without a language (what openai-python and curl send) against the same
-requests with ``language=en``, a stream's first delta both ways, and detection's answers on every
-eval clip (FLEURS in five languages, every English clip) and on noise and music (which must stay
-on the English model).
+requests with ``language=en``, the same for the clips streamed, a stream's first delta both ways on
+every long file, and detection's answers on every eval clip (FLEURS in five languages, every English
+clip) and on noise and music (which must stay on the English model).
 
 CPU seconds are the server process's own (user + system, from /proc), so other load on the machine
-moves them less than wall time. Run by hand: ``python -m bench.detection [--rounds 2]``.
+moves them less than wall time. Run by hand: ``python -m bench.detection [--rounds 2] [--deltas 5]``.
 """
 
 from __future__ import annotations
@@ -64,6 +64,18 @@ def post(server: Server, audio: bytes, **fields: str) -> tuple[float, dict[str, 
     return cpu_s(server.proc.pid) - before, r.json()
 
 
+def stream_cpu_s(server: Server, audio: bytes, **fields: str) -> float:
+    """Server CPU seconds of one stream, read to its end."""
+    assert server.proc.pid is not None
+    before = cpu_s(server.proc.pid)
+    files = {"file": ("a.wav", audio, "audio/wav")}
+    data = {"model": "whisper-1", "stream": "true", **fields}
+    with httpx.stream("POST", server.base + URL, data=data, files=files, timeout=600) as r:
+        for _ in r.iter_lines():
+            pass
+    return cpu_s(server.proc.pid) - before
+
+
 def first_delta_s(server: Server, audio: bytes, **fields: str) -> float:
     start = time.monotonic()
     files = {"file": ("a.wav", audio, "audio/wav")}
@@ -78,6 +90,7 @@ def first_delta_s(server: Server, audio: bytes, **fields: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.detection")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--deltas", type=int, default=5, help="streams per long file and way")
     args = parser.parse_args()
     server = Server()
     server.cold_start(probe_item())
@@ -92,13 +105,24 @@ def main() -> None:
             undeclared += post(server, data[c.id])[0]
     print(f"English clips ({len(english)} x {args.rounds}): CPU {undeclared:.1f} s without a language,")
     print(f"  {declared:.1f} s with language=en: {undeclared / declared:.2f}x")
-    long_file = max(clips("long"), key=lambda c: c.path.stat().st_size).path.read_bytes()
-    with_en, without = [], []
-    for _ in range(3):
-        with_en.append(first_delta_s(server, long_file, language="en"))
-        without.append(first_delta_s(server, long_file))
-    a, b = statistics.median(without), statistics.median(with_en)
-    print(f"stream first delta (long file, median of 3): {a:.2f} s without, {b:.2f} s with: {a / b:.2f}x")
+    declared = undeclared = 0.0
+    for c in english:
+        declared += stream_cpu_s(server, data[c.id], language="en")
+        undeclared += stream_cpu_s(server, data[c.id])
+    print(
+        f"  streamed (x 1): {undeclared:.1f} s without, {declared:.1f} s with: {undeclared / declared:.2f}x"
+    )
+    for clip in sorted(clips("long"), key=lambda c: c.duration_s):
+        long_file = clip.path.read_bytes()
+        with_en, without = [], []
+        for _ in range(args.deltas):
+            with_en.append(first_delta_s(server, long_file, language="en"))
+            without.append(first_delta_s(server, long_file))
+        a, b = statistics.median(without), statistics.median(with_en)
+        print(
+            f"stream first delta ({clip.duration_s:.0f} s file, median of {args.deltas}): "
+            f"{a:.2f} s without, {b:.2f} s with: {a / b:.2f}x"
+        )
     wrong = []
     for c in english + other:
         heard = str(post(server, data[c.id])[1]["language"]).split("-")[0]

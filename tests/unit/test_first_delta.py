@@ -10,6 +10,7 @@ import dataclasses
 import io
 import json
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -154,6 +155,50 @@ def test_language_detection_waits_for_the_first_chunk_only(
     run = Run(client, long_speech)
     assert multilingual.detections == detections
     assert_streamed_early(run, long_speech)
+
+
+class Timed(SureOnLongWindows):
+    """Notes when each decode ran, and whether it was on the short encoder window."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spans: list[tuple[bool, float, float]] = []
+
+    def transcribe(self, samples: Samples, options: DecodeOptions) -> DecodeResult:
+        began = time.monotonic()
+        result = super().transcribe(samples, options)
+        with self._lock:
+            self.spans.append((options.short_window, began, time.monotonic()))
+        return result
+
+
+def stream_without_language(make_client: MakeClient, english: FakeEngine, data: bytes) -> FakeEngine:
+    multilingual = FakeEngine(english_only=False, hears="en")
+    models = {
+        "tiny.en": ModelSpec(aliases=("whisper-1",), multilingual_model="base"),
+        "base": ModelSpec(aliases=()),
+    }
+    run = Run(make_client(english, others={"base": multilingual}, models=models), data)
+    assert_streamed_early(run, data)
+    return multilingual
+
+
+def test_a_short_first_chunk_is_heard_again_while_it_decodes(
+    make_client: MakeClient, long_speech: bytes
+) -> None:
+    """The first delta waits for the longer of the two decodes, not for both one after the other."""
+    english = Timed(delay_s=0.3, avg_logprob=-1.0)
+    assert stream_without_language(make_client, english, long_speech).detections == 0
+    head = min((span for span in english.spans if not span[0]), key=lambda span: span[1])
+    quick = [span for span in english.spans if span[0]]
+    assert len(quick) == 1 and quick[0][1] < head[2]  # started before the first chunk's decode was done
+
+
+def test_a_long_first_chunk_the_english_model_is_sure_of_is_not_heard_again(make_client: MakeClient) -> None:
+    english = Timed(avg_logprob=-1.0)  # sure of 5 s and more
+    data = wav_bytes(np.concatenate([silence(0.5), speechlike(6.0), silence(0.8), talk(60)]))
+    assert stream_without_language(make_client, english, data).detections == 0
+    assert not any(short for short, _, _ in english.spans)
 
 
 URL = "/v1/audio/transcriptions"
