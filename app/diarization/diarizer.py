@@ -19,7 +19,13 @@ import numpy as np
 import numpy.typing as npt
 
 from app.audio.pcm import SAMPLE_RATE, Pcm16, Samples
-from app.diarization.clustering import SpeakerHints, cluster, normalise, sounds_like_one_voice
+from app.diarization.clustering import (
+    SpeakerHints,
+    cluster,
+    merge_one_voice_pairs,
+    normalise,
+    sounds_like_one_voice,
+)
 from app.diarization.embedder import (
     BATCH,
     HOP,
@@ -134,20 +140,26 @@ def diarize(
     units = np.concatenate(parts)
     unit_start = np.concatenate(starts)
     block_of = np.concatenate(block_ids)
-    labels = _smoothed_labels(units @ cluster(_windows(units, block_of), hints).T, block_of)
+    low, high = hints.bounds(len(units))
+    # A count told is reached by merging (one party's "mhm"s otherwise part the other's voice).
+    wide = SpeakerHints(min_speakers=low, max_speakers=max(high, hints.max_speakers))
+    labels = _smoothed_labels(units @ cluster(_windows(units, block_of), wide).T, block_of)
     # Re-segmentation: the speakers' centroids from every step now given to them (the sample of
     # clustered windows only seeded them), then each step again to the closest; file mean removed.
     mean = units.mean(axis=0)
     centred = normalise(units - mean)
     labels, cents = _refined(centred, labels, block_of)
-    low, high = hints.bounds(len(units))
-    if low < high:  # the count checked on whole segments, where two similar voices part
-        split = split_merged_voices(units, labels, block_of, high)
+    if low < wide.max_speakers:  # the count checked on whole segments, where two similar voices part
+        split = split_merged_voices(units, labels, block_of, wide.max_speakers)
         if not (split == labels).all():
             labels, cents = _refined(centred, np.unique(split, return_inverse=True)[1], block_of)
-    # One voice after all: settled speakers that separate no better than one voice split are one.
-    if low <= 1 and sounds_like_one_voice(centred, labels):
-        labels = np.zeros_like(labels)
+        # Speakers that pair by pair sound like one voice are one.
+        merged = merge_one_voice_pairs(centred, labels, low, high)
+        # One voice after all: settled speakers that separate no better than one voice split are one.
+        if low <= 1 and sounds_like_one_voice(centred, merged):
+            merged = np.zeros_like(labels)
+        if not (merged == labels).all():
+            labels, cents = _refined(centred, np.unique(merged, return_inverse=True)[1], block_of)
     # Two voices: edge units hear the ends of the stretches, which no step does; the steps are given
     # to the same two centroids again with them in the sequence.
     edge = np.zeros(len(units), bool)
