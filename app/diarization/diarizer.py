@@ -19,13 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from app.audio.pcm import SAMPLE_RATE, Pcm16, Samples
-from app.diarization.clustering import (
-    SpeakerHints,
-    cluster,
-    merge_one_voice_pairs,
-    normalise,
-    sounds_like_one_voice,
-)
+from app.diarization.clustering import SpeakerHints, cluster, normalise, settle_count
 from app.diarization.embedder import (
     BATCH,
     HOP,
@@ -33,6 +27,7 @@ from app.diarization.embedder import (
     UNIT_SAMPLES,
     UNIT_STRIDE,
     SpeakerEncoder,
+    narrowband,
     shared_encoder,
 )
 from app.diarization.recount import split_merged_voices
@@ -46,6 +41,7 @@ REFINE_ROUNDS = 3
 VAD_THRESHOLD = 0.3  # Silero speech probability (its default 0.5 misses quiet far-field speech)
 VAD_BLOCK_S = 300.0
 BLOCK_S = 60.0  # embed long stretches in blocks (bounds the feature buffers)
+PHONE_CHECK = 20 * SAMPLE_RATE  # from the first speech on, the audio checked for a phone line's band
 # Where in its 0.8 s a unit's embedding speaks for: the LSTM's last state hears the unit's end most
 # (see bench/README.md#diarization).
 UNIT_HEARD = UNIT_FRAMES * HOP * 3 // 4
@@ -153,13 +149,10 @@ def diarize(
         split = split_merged_voices(units, labels, block_of, wide.max_speakers)
         if not (split == labels).all():
             labels, cents = _refined(centred, np.unique(split, return_inverse=True)[1], block_of)
-        # Speakers that pair by pair sound like one voice are one.
-        merged = merge_one_voice_pairs(centred, labels, low, high)
-        # One voice after all: settled speakers that separate no better than one voice split are one.
-        if low <= 1 and sounds_like_one_voice(centred, merged):
-            merged = np.zeros_like(labels)
-        if not (merged == labels).all():
-            labels, cents = _refined(centred, np.unique(merged, return_inverse=True)[1], block_of)
+        phone = narrowband(samples[regions[0][0] : regions[0][0] + PHONE_CHECK])
+        settled = settle_count(centred, labels, low, high, phone=phone)  # groups of one voice merged
+        if not (settled == labels).all():
+            labels, cents = _refined(centred, np.unique(settled, return_inverse=True)[1], block_of)
     # Two voices: edge units hear the ends of the stretches, which no step does; the steps are given
     # to the same two centroids again with them in the sequence.
     edge = np.zeros(len(units), bool)
