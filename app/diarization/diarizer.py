@@ -7,7 +7,8 @@ step is then given to the closest speaker, its scores averaged with its neighbou
 changes where the voice does, not at every uncertain step. Re-segmentation scores the steps with
 the file's mean embedding taken out: what every step of a file shares (the channel, the room, a
 phone line) otherwise dominates the cosine, and two callers on one line score 0.92 alike. The count
-is then checked on whole segments (``recount``), where two voices that blur at 0.8 s part. Where
+is then checked on whole segments (``recount``), where two voices that blur at 0.8 s part, and
+pair by pair, where groups of one voice merge (a count told is reached so, from a free one). Where
 the speaker changes, units on a 0.1 s grid around the change place it more finely than the steps
 can. When there are two speakers, edge units hear the first and last 0.6 s of each stretch of
 speech, which no step does (a short reply next to a pause). Runs in a worker thread.
