@@ -25,7 +25,7 @@ COUNT_MARGIN = 0.03
 ONE_VOICE_CENTRED = 0.11
 # Two settled speakers, each pair on its own, are one voice below this; on a phone line one voice's
 # groups part more (see the same section).
-ONE_VOICE_PAIR = 0.2
+ONE_VOICE_PAIR = 0.15
 ONE_VOICE_PAIR_PHONE = 0.4
 
 
