@@ -23,6 +23,10 @@ COUNT_MARGIN = 0.03
 # The same test once the speakers are settled, on the steps without the file's mean embedding (the
 # channel a file shares): between one voice split and two callers on one line (see the same section).
 ONE_VOICE_CENTRED = 0.11
+# Two settled speakers, each pair on its own, are one voice below this; on a phone line one voice's
+# groups part more (see the same section).
+ONE_VOICE_PAIR = 0.15
+ONE_VOICE_PAIR_PHONE = 0.4
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +127,50 @@ def sounds_like_one_voice(centred: npt.NDArray[np.float32], labels: npt.NDArray[
     pick = np.linspace(0, len(labels) - 1, min(len(labels), MAX_CLUSTERED)).round().astype(np.int64)
     sample = centred[pick]
     return silhouette((sample @ sample.T).astype(np.float64), labels[pick]) < ONE_VOICE_CENTRED
+
+
+def merge_one_voice_pairs(
+    centred: npt.NDArray[np.float32],
+    labels: npt.NDArray[np.int64],
+    least: int,
+    most: int,
+    *,
+    phone: bool = False,
+) -> npt.NDArray[np.int64]:
+    """``labels`` with speakers merged pair by pair, the least separable pair first (the lowest
+    silhouette of the two speakers' mean-removed steps alone): while there are more than ``most``,
+    and while a pair scores under ONE_VOICE_PAIR (``phone``: ONE_VOICE_PAIR_PHONE) and more than
+    ``least`` (and two) are left.
+    Clustering 0.8 s steps parts one voice into several groups where the other party says little
+    (a phone call's "mhm"s); pair by pair, the groups of one voice fold together and the other
+    party stays apart, where a file-wide check folded both parties into one. At most MAX_CLUSTERED
+    steps, evenly spread, are compared (the cost stays bounded)."""
+    labels = labels.copy()
+    pick = np.linspace(0, len(labels) - 1, min(len(labels), MAX_CLUSTERED)).round().astype(np.int64)
+    sim = (centred[pick] @ centred[pick].T).astype(np.float64)
+    while len(present := np.unique(labels[pick]).tolist()) > 1:
+        pairs = [(a, b) for i, a in enumerate(present) for b in present[i + 1 :]]
+        scores = []
+        for a, b in pairs:
+            mine = np.flatnonzero(np.isin(labels[pick], (a, b)))
+            scores.append(silhouette(sim[np.ix_(mine, mine)], labels[pick][mine]))
+        worst = int(np.argmin(scores))
+        may = len(present) > max(2, least) and scores[worst] < (
+            ONE_VOICE_PAIR_PHONE if phone else ONE_VOICE_PAIR
+        )
+        if len(present) <= most and not may:
+            break
+        labels[labels == pairs[worst][1]] = pairs[worst][0]
+    return labels
+
+
+def settle_count(
+    centred: npt.NDArray[np.float32], labels: npt.NDArray[np.int64], least: int, most: int, *, phone: bool
+) -> npt.NDArray[np.int64]:
+    """Settled speakers' labels with groups of one voice merged (``merge_one_voice_pairs``), then all
+    one speaker where the rest separate no better than one voice split (if ``least`` allows one)."""
+    merged = merge_one_voice_pairs(centred, labels, least, most, phone=phone)
+    return np.zeros_like(merged) if least <= 1 and sounds_like_one_voice(centred, merged) else merged
 
 
 def centroids(emb: npt.NDArray[np.float32], labels: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:

@@ -7,7 +7,8 @@ step is then given to the closest speaker, its scores averaged with its neighbou
 changes where the voice does, not at every uncertain step. Re-segmentation scores the steps with
 the file's mean embedding taken out: what every step of a file shares (the channel, the room, a
 phone line) otherwise dominates the cosine, and two callers on one line score 0.92 alike. The count
-is then checked on whole segments (``recount``), where two voices that blur at 0.8 s part. Where
+is then checked on whole segments (``recount``), where two voices that blur at 0.8 s part, and
+pair by pair, where groups of one voice merge (a count told is reached so, from a free one). Where
 the speaker changes, units on a 0.1 s grid around the change place it more finely than the steps
 can. When there are two speakers, edge units hear the first and last 0.6 s of each stretch of
 speech, which no step does (a short reply next to a pause). Runs in a worker thread.
@@ -19,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from app.audio.pcm import SAMPLE_RATE, Pcm16, Samples
-from app.diarization.clustering import SpeakerHints, cluster, normalise, sounds_like_one_voice
+from app.diarization.clustering import SpeakerHints, cluster, normalise, settle_count
 from app.diarization.embedder import (
     BATCH,
     HOP,
@@ -27,6 +28,7 @@ from app.diarization.embedder import (
     UNIT_SAMPLES,
     UNIT_STRIDE,
     SpeakerEncoder,
+    narrowband,
     shared_encoder,
 )
 from app.diarization.recount import split_merged_voices
@@ -40,6 +42,7 @@ REFINE_ROUNDS = 3
 VAD_THRESHOLD = 0.3  # Silero speech probability (its default 0.5 misses quiet far-field speech)
 VAD_BLOCK_S = 300.0
 BLOCK_S = 60.0  # embed long stretches in blocks (bounds the feature buffers)
+PHONE_CHECK = 20 * SAMPLE_RATE  # from the first speech on, the audio checked for a phone line's band
 # Where in its 0.8 s a unit's embedding speaks for: the LSTM's last state hears the unit's end most
 # (see bench/README.md#diarization).
 UNIT_HEARD = UNIT_FRAMES * HOP * 3 // 4
@@ -134,20 +137,23 @@ def diarize(
     units = np.concatenate(parts)
     unit_start = np.concatenate(starts)
     block_of = np.concatenate(block_ids)
-    labels = _smoothed_labels(units @ cluster(_windows(units, block_of), hints).T, block_of)
+    low, high = hints.bounds(len(units))
+    # A count told is reached by merging (one party's "mhm"s otherwise part the other's voice).
+    wide = SpeakerHints(min_speakers=low, max_speakers=max(high, hints.max_speakers))
+    labels = _smoothed_labels(units @ cluster(_windows(units, block_of), wide).T, block_of)
     # Re-segmentation: the speakers' centroids from every step now given to them (the sample of
     # clustered windows only seeded them), then each step again to the closest; file mean removed.
     mean = units.mean(axis=0)
     centred = normalise(units - mean)
     labels, cents = _refined(centred, labels, block_of)
-    low, high = hints.bounds(len(units))
-    if low < high:  # the count checked on whole segments, where two similar voices part
-        split = split_merged_voices(units, labels, block_of, high)
+    if low < wide.max_speakers:  # the count checked on whole segments, where two similar voices part
+        split = split_merged_voices(units, labels, block_of, wide.max_speakers)
         if not (split == labels).all():
             labels, cents = _refined(centred, np.unique(split, return_inverse=True)[1], block_of)
-    # One voice after all: settled speakers that separate no better than one voice split are one.
-    if low <= 1 and sounds_like_one_voice(centred, labels):
-        labels = np.zeros_like(labels)
+        phone = narrowband(samples[regions[0][0] : regions[0][0] + PHONE_CHECK])
+        settled = settle_count(centred, labels, low, high, phone=phone)  # groups of one voice merged
+        if not (settled == labels).all():
+            labels, cents = _refined(centred, np.unique(settled, return_inverse=True)[1], block_of)
     # Two voices: edge units hear the ends of the stretches, which no step does; the steps are given
     # to the same two centroids again with them in the sequence.
     edge = np.zeros(len(units), bool)

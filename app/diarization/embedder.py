@@ -30,6 +30,7 @@ UNIT_STRIDE = 60  # one embedding every 0.6 s (the encoder is most of the cost: 
 UNIT_SAMPLES = (UNIT_FRAMES - 1) * HOP + N_FFT  # the samples one unit's features read
 EMBED_DIM = 256
 BATCH = 64  # encoder windows per ONNX call (bounds its activations)
+PHONE_BAND_DB = -45.0
 
 Embeddings = npt.NDArray[np.float32]
 
@@ -102,6 +103,17 @@ def _units(samples: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], n
     starts = np.arange(0, len(feats) - UNIT_FRAMES + 1, UNIT_STRIDE)
     units = np.lib.stride_tricks.sliding_window_view(feats, UNIT_FRAMES, axis=0)[starts]
     return units.transpose(0, 2, 1), starts * HOP
+
+
+def narrowband(samples: npt.NDArray[np.float32] | npt.NDArray[np.int16]) -> bool:
+    """Whether the power above 4 kHz is under PHONE_BAND_DB of the power below it: a phone line's
+    8 kHz audio, upsampled (wideband speech, even far-field: -10 to -36 dB; phone calls under -52)."""
+    if len(samples) < N_FFT:
+        return False
+    frames = np.lib.stride_tricks.sliding_window_view(samples.astype(np.float32), N_FFT)[::HOP]
+    power = (np.abs(np.fft.rfft(frames * _window(), axis=1)) ** 2).sum(axis=0)
+    high = np.fft.rfftfreq(N_FFT, 1 / SAMPLE_RATE) > 4000
+    return bool(power[high].sum() < 10 ** (PHONE_BAND_DB / 10) * power[~high].sum())
 
 
 class SpeakerEncoder:

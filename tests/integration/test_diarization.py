@@ -253,3 +253,23 @@ def test_a_speaker_whose_segments_are_two_voices_is_split() -> None:
     labels = np.zeros(len(units), np.int64)
     assert (split_merged_voices(units, labels, block_of, max_speakers=4) == labels).all()
     assert len(np.unique(split_merged_voices(units[-100:], labels[-100:], block_of[-100:], 4))) == 2
+
+
+def test_groups_of_one_voice_merge_and_other_voices_stay_apart() -> None:
+    """One voice clustered into three groups folds into one speaker, the other voice staying apart;
+    three voices each their own speaker stay three; a count told is reached by merging, and never
+    below what ``least`` allows."""
+    rng = np.random.default_rng(4)
+    voices = clustering.normalise(rng.normal(size=(3, 256)).astype(np.float32))
+    who = [0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 2, 2]
+    units, _ = _steps(voices, who, 5)
+    centred = clustering.normalise(units - units.mean(axis=0))
+    groups = iter([0, 1, 2] * 3)  # voice 0's segments given to three groups in turn
+    parted = np.repeat([next(groups) if w == 0 else 3 for w in who], 5)
+    voice = np.repeat(who, 5)
+    merged = clustering.merge_one_voice_pairs(centred[:50], parted[:50], 1, 8)
+    assert len(np.unique(merged[voice[:50] == 0])) == 1 and len(np.unique(merged)) == 2, merged
+    three = clustering.merge_one_voice_pairs(centred, voice, 1, 8)
+    assert (three == voice).all()
+    assert len(np.unique(clustering.merge_one_voice_pairs(centred, voice, 2, 2))) == 2
+    assert len(np.unique(clustering.merge_one_voice_pairs(centred[:50], parted[:50], 4, 8))) == 4
