@@ -30,13 +30,14 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from app.audio.chunking import chunking_options  # noqa: E402
 from app.audio.pcm import SAMPLE_RATE  # noqa: E402
 from app.config import load_settings  # noqa: E402
 from app.engine.whisper import WhisperEngine  # noqa: E402
 from app.models.registry import embedded_model_path  # noqa: E402
 from app.realtime.partials import Partials, Stability  # noqa: E402
 from app.realtime.protocol import SessionConfig, TurnDetection  # noqa: E402
-from app.realtime.segmenter import LiveSegmenter, SpeechStarted, chunking_options  # noqa: E402
+from app.realtime.segmenter import LiveSegmenter, SpeechStarted  # noqa: E402
 from app.realtime.utterances import decode_options  # noqa: E402
 from bench.realtime import GAP_S, STEP, changed_words, load, loud_span, pct  # noqa: E402
 from tests.support.evalset import clips, wer  # noqa: E402

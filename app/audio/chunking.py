@@ -9,9 +9,11 @@ flags at once (``chunk_frames``) it gives the same chunks.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from app.audio.pcm import SAMPLE_RATE
 from app.audio.vad import FRAME_MS, FRAME_SAMPLES
+from app.config import VadSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +26,33 @@ class ChunkingOptions:
     suffix_padding_ms: int
     min_speech_ms: int
     max_chunk_s: float
+
+
+class VadOverrides(Protocol):
+    """A request's ``chunking_strategy`` or a live session's ``turn_detection``: None keeps the default."""
+
+    @property
+    def prefix_padding_ms(self) -> int | None: ...
+    @property
+    def silence_duration_ms(self) -> int | None: ...
+    @property
+    def threshold(self) -> float | None: ...
+
+
+def chunking_options(vad: VadSettings, overrides: VadOverrides | None = None) -> ChunkingOptions:
+    """The client's server_vad values over the server's VAD defaults."""
+    prefix = None if overrides is None else overrides.prefix_padding_ms
+    silence = None if overrides is None else overrides.silence_duration_ms
+    threshold = None if overrides is None else overrides.threshold
+    return ChunkingOptions(
+        prefix_padding_ms=vad.prefix_padding_ms if prefix is None else prefix,
+        silence_duration_ms=vad.silence_duration_ms if silence is None else silence,
+        # webrtcvad's aggressiveness is round(3 * threshold): higher means more sure before speech.
+        aggressiveness=vad.aggressiveness if threshold is None else round(3 * threshold),
+        suffix_padding_ms=vad.suffix_padding_ms,
+        min_speech_ms=vad.min_speech_ms,
+        max_chunk_s=vad.max_chunk_s,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,10 @@ class DecodeOptions:
     # Encode over a 10 s window instead of Whisper's 30 s where the audio fits (see
     # ``passes.window_samples``): live decodes, where latency counts most.
     short_window: bool = False
+    # Stop after a first pass less sure than this (mean token log-probability), or one that failed
+    # Whisper's checks, and say so (``DecodeResult.fell_back``): a decode that only asks whether the
+    # speech is this model's language spends one pass on speech that is not.
+    give_up_below: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +85,9 @@ class DecodeResult:
     segments: tuple[Segment, ...]
     language: str
     language_probability: float
+    # Some pass failed Whisper's checks at temperature 0: faster-whisper's loop decoded the rest
+    # (hotter, where the options allow), or the decode gave up (``DecodeOptions.give_up_below``).
+    fell_back: bool = False
 
     @property
     def text(self) -> str:

@@ -18,7 +18,7 @@ import numpy as np
 
 from app.audio.pcm import SAMPLE_RATE, Samples
 from app.engine.contract import N_SAMPLES, DecodeOptions, DecodeResult, Segment, Word
-from app.engine.quality import kept
+from app.engine.quality import kept, mean_logprob
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -117,7 +117,8 @@ def decode_windows(
     languages: list[tuple[str, float] | None] = [None] * len(windows)
     pending = {i: Rest(w, 0) for i, w in enumerate(windows)}
     fallback: dict[int, Rest] = {}
-    for _ in range(MAX_PASSES):
+    given_up: set[int] = set()
+    for n in range(MAX_PASSES):
         if not pending:
             break
         order = list(pending)
@@ -125,6 +126,9 @@ def decode_windows(
         following: dict[int, Rest] = {}
         for i, done in zip(order, done_passes, strict=True):
             rest = pending[i]
+            if n == 0 and _gives_up(rest.window.options, done):
+                given_up.add(i)
+                continue
             if done is None:  # sampled temperatures, too long, or failed Whisper's checks
                 fallback[i] = rest
                 continue
@@ -157,8 +161,17 @@ def decode_windows(
             segments[i] += _shifted(alone.segments, rest.offset / SAMPLE_RATE, _end(segments[i]))
             languages[i] = languages[i] or (alone.language, alone.language_probability)
         language, probability = languages[i] or (w.options.language or "en", 1.0)
-        results.append(DecodeResult(kept(tuple(segments[i])), language, probability))
+        fell_back = i in fallback or i in given_up
+        results.append(DecodeResult(kept(tuple(segments[i])), language, probability, fell_back=fell_back))
     return results
+
+
+def _gives_up(options: DecodeOptions, done: Pass | None) -> bool:
+    """A first pass that failed Whisper's checks or is less sure than ``options.give_up_below``."""
+    if options.give_up_below is None:
+        return False
+    mean = None if done is None else mean_logprob(done.transcript.segments)
+    return done is None or (mean is not None and mean < options.give_up_below)
 
 
 def sequential(model: WhisperModel, window: Window) -> DecodeResult:

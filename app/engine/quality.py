@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Sequence
 
 from app.engine.contract import Segment
 
@@ -53,11 +54,14 @@ def kept(segments: tuple[Segment, ...]) -> tuple[Segment, ...]:
     return tuple(s for s in segments if not looks_hallucinated(s))
 
 
+def mean_logprob(segments: Sequence[Segment]) -> float | None:
+    """The decoded tokens' mean log-probability (None when nothing was decoded)."""
+    tokens = sum(len(s.tokens) for s in segments)
+    return sum(s.avg_logprob * len(s.tokens) for s in segments) / tokens if tokens else None
+
+
 def token_confidence(segments: tuple[Segment, ...] | list[Segment]) -> float | None:
     """Average token confidence: exp of the token-weighted mean log-probability (the geometric mean
     of the decoded tokens' probabilities); None when nothing was decoded."""
-    counted = [(len(s.tokens), s.avg_logprob) for s in segments if s.tokens]
-    total = sum(n for n, _ in counted)
-    if total == 0:
-        return None
-    return math.exp(sum(n * lp for n, lp in counted) / total)
+    mean = mean_logprob(segments)
+    return None if mean is None else math.exp(mean)

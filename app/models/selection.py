@@ -19,6 +19,7 @@ from typing import Literal
 
 from app.config import Settings
 from app.engine import DecodeResult
+from app.engine.quality import mean_logprob
 from app.errors import InvalidRequest
 
 Task = Literal["transcribe", "translate"]
@@ -78,8 +79,7 @@ def plan_route(
 def heard_english(head: DecodeResult, min_logprob: float) -> bool:
     """Whether an English-only model's decode of a window is sure enough to be English speech: its
     tokens' mean log-probability at least ``min_logprob`` (speech in another language, noise and
-    music score lower; 0 never passes)."""
-    tokens = sum(len(s.tokens) for s in head.segments)
-    if not tokens or min_logprob >= 0:
-        return False
-    return sum(s.avg_logprob * len(s.tokens) for s in head.segments) / tokens >= min_logprob
+    music score lower; 0 never passes), and no pass failed Whisper's checks (a repetition loop can
+    score high)."""
+    mean = mean_logprob(head.segments)
+    return mean is not None and min_logprob < 0 and mean >= min_logprob and not head.fell_back

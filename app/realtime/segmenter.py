@@ -17,8 +17,6 @@ import webrtcvad
 from app.audio.chunking import ChunkingOptions
 from app.audio.pcm import Samples
 from app.audio.vad import ENERGY_FLOOR_DBFS, FLOOR_BELOW_PEAK_DB, FRAME_MS, FRAME_SAMPLES
-from app.config import VadSettings
-from app.realtime.protocol import TurnDetection
 
 # The silence after speech at which an utterance's final decode may start (see ``settled``): 0.35 s
 # before the default 500 ms of silence closes it. A pause this long inside an utterance costs a
@@ -35,20 +33,6 @@ class SpeechStarted:
 class SpeechStopped:
     end_ms: int  # the end of the last speech frame
     audio: Samples  # the utterance with its padding
-
-
-def chunking_options(vad: VadSettings, turn: TurnDetection) -> ChunkingOptions:
-    """A session's server_vad values over the server's VAD defaults, as on the HTTP path."""
-    return ChunkingOptions(
-        prefix_padding_ms=vad.prefix_padding_ms if turn.prefix_padding_ms is None else turn.prefix_padding_ms,
-        silence_duration_ms=(
-            vad.silence_duration_ms if turn.silence_duration_ms is None else turn.silence_duration_ms
-        ),
-        aggressiveness=vad.aggressiveness if turn.threshold is None else round(3 * turn.threshold),
-        suffix_padding_ms=vad.suffix_padding_ms,
-        min_speech_ms=vad.min_speech_ms,
-        max_chunk_s=vad.max_chunk_s,
-    )
 
 
 def _frames(ms: float) -> int:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 import soxr
 
+from app.audio.chunking import chunking_options
 from app.audio.g711 import expand
 from app.audio.pcm import SAMPLE_RATE, Samples
 from app.config import Settings
@@ -41,7 +42,7 @@ from app.realtime.protocol import (
     TranscriptionSession,
     new_id,
 )
-from app.realtime.segmenter import LiveSegmenter, SpeechStarted, SpeechStopped, chunking_options
+from app.realtime.segmenter import LiveSegmenter, SpeechStarted, SpeechStopped
 from app.realtime.utterances import Utterance
 from app.transcription.languages import to_whisper
 

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 
 import anyio.to_thread
 
-from app.audio.chunking import ChunkingOptions
+from app.audio.chunking import chunking_options
 from app.audio.decode import decode_audio
 from app.audio.feed import ChunkFeed, speech_chunks
 from app.audio.pcm import Audio, Listener, PcmFormat
 from app.config import Settings
 from app.diarization import Diarization, DiarizationWorker, KnownSpeakers, SpeakerHints
-from app.engine import DEFAULT_TEMPERATURES, DecodeOptions, DecodeResult
+from app.engine import DEFAULT_TEMPERATURES, DecodeOptions
 from app.errors import AsrError
 from app.models.registry import ModelRegistry
 from app.models.selection import Task, plan_route
@@ -29,7 +29,7 @@ from app.server.admission import Ticket
 from app.server.metrics import Metrics
 from app.transcription.channels import channel_feeds, channel_turns, lead, merge, split_channels
 from app.transcription.deadline import within
-from app.transcription.detection import settle_language
+from app.transcription.detection import Decoded, settle_language
 from app.transcription.events import StreamEvents, done_event, error_event, speaker_events
 from app.transcription.languages import to_bcp47, to_whisper, to_whisper_list
 from app.transcription.params import TranscriptionParams, Upload
@@ -52,7 +52,7 @@ class Job:
     options: DecodeOptions
     started: float  # time.monotonic()
     speakers: SpeakerHints | None = None  # diarize, with these hints
-    head: DecodeResult | None = None  # the first window, decoded while its language was settled
+    ahead: Decoded = dataclasses.field(default_factory=dict)  # windows submitted as the language was settled
     known: KnownSpeakers | None = None  # and name these speakers where their voices match
     channels: tuple[ChunkFeed, ...] = ()  # multichannel: each channel's feed (``feed`` is one of them)
 
@@ -97,7 +97,7 @@ class TranscriptionService:
             params.channels or self.settings.pcm_channels,
             encoding=params.encoding,
         )
-        opts = self.chunking_options(params)
+        opts = chunking_options(self.settings.vad, params.chunking_strategy)
         names, references = params.known_speaker_names, params.known_speaker_references
         known = await anyio.to_thread.run_sync(decode_references, names, references, pcm, ticket.charge)
         channels: tuple[ChunkFeed, ...] = ()
@@ -128,8 +128,14 @@ class TranscriptionService:
         )
         try:
             await feed.first()  # a stream's decode errors, raised before answering
-            route, head = await settle_language(
-                route, self.registry, self.settings, feed, options, streaming=params.stream
+            route, ahead = await settle_language(
+                route,
+                self.registry,
+                self.settings,
+                feed,
+                options,
+                self.runner.lane_starts,
+                streaming=params.stream,
             )
             await self.registry.get(route.model_id)  # loaded (and its errors raised) before answering
         except BaseException:
@@ -139,7 +145,7 @@ class TranscriptionService:
         speakers = None
         if params.wants_speakers and not params.multichannel:  # (the channels are the speakers)
             speakers = SpeakerHints(params.num_speakers, params.min_speakers or 1, params.max_speakers or 8)
-        return Job(params, route.model_id, feed, options, started, speakers, head, known, channels)
+        return Job(params, route.model_id, feed, options, started, speakers, ahead, known, channels)
 
     def _decode(
         self, upload: Upload, pcm: PcmFormat, ticket: Ticket, listener: Listener | None, split: bool = False
@@ -153,22 +159,6 @@ class TranscriptionService:
             charge=ticket.charge,
             listener=listener,
             split_channels=self.settings.multichannel_max_channels if split else 0,
-        )
-
-    def chunking_options(self, params: TranscriptionParams) -> ChunkingOptions:
-        """The request's server_vad values over the server defaults."""
-        vad = self.settings.vad
-        strategy = params.chunking_strategy
-        prefix = vad.prefix_padding_ms if strategy is None else strategy.prefix_padding_ms
-        silence = vad.silence_duration_ms if strategy is None else strategy.silence_duration_ms
-        threshold = None if strategy is None else strategy.threshold
-        return ChunkingOptions(
-            prefix_padding_ms=vad.prefix_padding_ms if prefix is None else prefix,
-            silence_duration_ms=vad.silence_duration_ms if silence is None else silence,
-            aggressiveness=vad.aggressiveness if threshold is None else round(3 * threshold),
-            suffix_padding_ms=vad.suffix_padding_ms,
-            min_speech_ms=vad.min_speech_ms,
-            max_chunk_s=vad.max_chunk_s,
         )
 
     def _results(self, job: Job, *, streaming: bool) -> AsyncIterator[ChunkResult]:
@@ -189,7 +179,7 @@ class TranscriptionService:
                 window_s=self.settings.window_s,
                 streaming=streaming,
                 deadline=job.deadline,
-                head=job.head if feed is job.feed else None,  # (the lead channel's, multichannel)
+                ahead=job.ahead if feed is job.feed else None,  # (the lead channel's, multichannel)
             ):
                 yield result
         self._log(job)

@@ -12,7 +12,7 @@ import asyncio
 import bisect
 import dataclasses
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import Future
 from typing import Any
 
@@ -46,7 +46,7 @@ class WindowRunner:
         window_s: float,
         streaming: bool = False,
         deadline: float | None = None,
-        head: DecodeResult | None = None,
+        ahead: Mapping[int, Future[DecodeResult]] | None = None,
     ) -> AsyncIterator[ChunkResult]:
         """Yield each chunk's result in order, a window of chunks at a time.
 
@@ -55,8 +55,10 @@ class WindowRunner:
         text. ``streaming`` asks for word timings (to give each chunk exactly its own words) and
         decodes the first chunk alone as soon as ``feed`` has it, before the rest of the upload is
         decoded, so the first delta comes early. ``deadline`` is a ``time.monotonic()`` value;
-        passing it raises ``RequestTimeout``.
+        passing it raises ``RequestTimeout``. ``ahead``: windows already submitted, each the start
+        of its lane (``lane_starts``), as the language was settled.
         """
+        ahead = ahead or {}
         options = dataclasses.replace(options, word_timestamps=options.word_timestamps or streaming)
         # A job's run takes no request's slot: jobs.max_running bounds jobs, and their windows wait
         # behind every live request's anyway.
@@ -74,6 +76,8 @@ class WindowRunner:
 
         async def lane(indices: range) -> None:
             lane_options, previous = options, ""
+            if indices.start in ahead:
+                await decoded[indices.start]
             if indices.start > 0 and (streaming or options.language is None):
                 # Wait for the first window: an early first delta, and one detected language.
                 head = await asyncio.shield(decoded[0])
@@ -128,25 +132,20 @@ class WindowRunner:
             index = 0
             first = await within(deadline, feed.first()) if streaming else None
             if first is not None:  # decoded alone while the rest of the upload is decoded
-                windows, decoded = [[first]], [loop.create_future()]
-                if head is None:
-                    tasks.append(asyncio.create_task(guarded(range(1))))
-                else:
-                    decoded[0].set_result(head)
+                windows, decoded = [[first]], [_future(loop, ahead.get(0))]
+                tasks.append(asyncio.create_task(guarded(range(1))))
                 for result in _split_window(await within(deadline, asyncio.shield(decoded[0])), [first], 0):
                     yield result
                 index = 1
             feed.resume()
             windows = pack_windows(await within(deadline, feed.all()), window_s, first_alone=streaming)
-            decoded += [loop.create_future() for _ in windows[len(decoded) :]]
-            if head is not None and windows and not decoded[0].done():
-                decoded[0].set_result(head)
-            tasks += [
-                asyncio.create_task(guarded(indices))
-                for indices in split_lanes(
-                    len(windows), self._max_lanes, self._lane_windows, engine.parallel_windows
-                )
+            lanes = self.lanes(len(windows), engine.parallel_windows)
+            starts = {indices.start for indices in lanes}
+            decoded += [
+                _future(loop, ahead.get(w) if w in starts else None)
+                for w in range(len(decoded), len(windows))
             ]
+            tasks += [asyncio.create_task(guarded(indices)) for indices in lanes]
             for w in range(index, len(windows)):
                 transcript = await within(deadline, asyncio.shield(decoded[w]))
                 for result in _split_window(transcript, windows[w], index):
@@ -158,9 +157,24 @@ class WindowRunner:
             for future in decoded:
                 if future.done() and not future.cancelled():
                     future.exception()  # retrieved: no "never retrieved" warnings
+            for submitted in ahead.values():
+                submitted.cancel()  # a lane that never started: dropped unless a worker has it
             self.decoding -= 1
             if slot:
                 self._slots.release()
+
+    def lanes(self, n_windows: int, workers: int) -> list[range]:
+        """The lanes an upload of ``n_windows`` decodes in, on an engine of so many workers."""
+        return split_lanes(n_windows, self._max_lanes, self._lane_windows, workers)
+
+    def lane_starts(self, n_windows: int, workers: int) -> list[int]:
+        return [lane.start for lane in self.lanes(n_windows, workers)]
+
+
+def _future(
+    loop: asyncio.AbstractEventLoop, submitted: Future[DecodeResult] | None
+) -> asyncio.Future[DecodeResult]:
+    return loop.create_future() if submitted is None else asyncio.wrap_future(submitted, loop=loop)
 
 
 def run_options(options: DecodeOptions, streaming: bool) -> DecodeOptions:

@@ -6,7 +6,7 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import numpy as np
@@ -14,16 +14,13 @@ import pytest
 import srt
 import webvtt
 
-from app.audio.chunking import Chunk, chunk_frames
+from app.audio.chunking import Chunk, chunk_frames, chunking_options
 from app.audio.decode import decode_audio
 from app.audio.pcm import PcmFormat
 from app.audio.vad import detect_speech
 from app.config import Settings, load_settings
 from app.engine.placement import select_placement
-from app.models.registry import ModelRegistry
 from app.transcription.params import parse_params
-from app.transcription.service import TranscriptionService
-from app.transcription.windows import WindowRunner
 from tests.support.audiogen import silence, tone, wav_bytes, white_noise
 from tests.support.evalset import (
     EVAL_DIR,
@@ -264,9 +261,8 @@ def test_stream_on_a_long_file(long_stream: list[tuple[float, Any]]) -> None:
 def long_chunks(**strategy: int) -> list[Chunk]:
     """The chunks a request with this ``chunking_strategy`` cuts the real long file into."""
     audio = decode_audio(LONG.read_bytes(), content_type=None, pcm=PcmFormat(), max_duration_s=600)
-    service = TranscriptionService(Settings(), cast(ModelRegistry, None), cast(WindowRunner, None))
     params = parse_params({"model": "whisper-1", "chunking_strategy": vad(**strategy)})
-    opts = service.chunking_options(params)
+    opts = chunking_options(Settings().vad, params.chunking_strategy)
     return chunk_frames(detect_speech(audio.pcm, opts.aggressiveness), len(audio.pcm), opts)
 
 

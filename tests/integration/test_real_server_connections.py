@@ -8,19 +8,17 @@ import re
 import select
 import socket
 import time
-from typing import Any, cast
+from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.audio.chunking import chunking_options
 from app.audio.decode import decode_audio
 from app.audio.feed import speech_chunks
 from app.audio.pcm import PcmFormat
 from app.config import Settings
-from app.models.registry import ModelRegistry
-from app.transcription.params import parse_params
-from app.transcription.service import TranscriptionService
-from app.transcription.windows import WindowRunner, pack_windows
+from app.transcription.windows import pack_windows
 from tests.integration.test_real_server import URL
 from tests.support.evalset import EVAL_DIR
 from tests.support.harness import LiveServer
@@ -90,8 +88,7 @@ def streamed_windows(path: Any) -> int:
     """How many windows a stream of the whole file decodes (its chunks packed as the server packs them)."""
     audio = decode_audio(path.read_bytes(), content_type=None, pcm=PcmFormat(), max_duration_s=600)
     settings = Settings()
-    service = TranscriptionService(settings, cast(ModelRegistry, None), cast(WindowRunner, None))
-    opts = service.chunking_options(parse_params({"model": "whisper-1", "stream": "true"}))
+    opts = chunking_options(settings.vad)
     return len(pack_windows(speech_chunks(audio, opts), settings.window_s, first_alone=True))
 
 

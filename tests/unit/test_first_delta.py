@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
-from app.audio.chunking import Chunk, ChunkingOptions, chunk_frames
+from app.audio.chunking import Chunk, ChunkingOptions, chunk_frames, chunking_options
 from app.audio.decode import decode_audio
 from app.audio.feed import ChunkFeed, speech_chunks
 from app.audio.pcm import SAMPLE_RATE, Audio, DecodeLimits, Listener, PcmFormat, Samples, Sink, to_int16
@@ -99,7 +99,7 @@ class Run:
 
 def whole_file_chunks(data: bytes, service: TranscriptionService) -> list[Chunk]:
     audio = decode_audio(data, content_type=None, pcm=PcmFormat(), max_duration_s=600)
-    opts = service.chunking_options(parse_params({"model": "whisper-1"}))
+    opts = chunking_options(service.settings.vad)
     return chunk_frames(detect_speech(audio.pcm, opts.aggressiveness), len(audio.pcm), opts)
 
 

@@ -3,15 +3,19 @@ whose multilingual_model is a multilingual "base" (see app/models/selection.py).
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from app.config import EMBEDDED_MULTILINGUAL, ModelSpec
+from app.engine import DEFAULT_TEMPERATURES, DecodeOptions, DecodeResult
 from app.errors import InvalidRequest
 from app.models.selection import Route, plan_route
 from app.transcription.languages import WHISPER_LANGUAGES
+from tests.support.audiogen import Samples
 from tests.support.fakes import FakeEngine
 from tests.support.harness import MakeClient
 from tests.unit.test_api import assert_error, speech_wav
@@ -85,6 +89,68 @@ def test_no_language_other_speech_is_detected_once_then_routed(
     assert multilingual.detections == 1 and multilingual.calls > 0
     assert {o.language for o in multilingual.options} == {"pt"}  # windows never wait to detect again
     assert body["language"] == "pt-BR"
+
+
+class TwoWorkerEnglish(FakeEngine):
+    """Two workers; its first window does not finish until another window has started, so the window
+    that decides the language cannot be decoded alone (it waits at most ``GATE_S`` for company).
+    ``cold_falls_back``: its temperature-0 decodes report that Whisper's checks failed."""
+
+    GATE_S = 10.0
+
+    def __init__(self, cold_falls_back: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.parallel_windows = 2
+        self.cold_falls_back = cold_falls_back
+        self.company = threading.Event()
+        self.head_had_company: bool | None = None
+
+    def transcribe(self, samples: Samples, options: DecodeOptions) -> DecodeResult:
+        if self.head_had_company is None:
+            self.head_had_company = False  # (claimed at once: one head)
+            self.head_had_company = self.company.wait(self.GATE_S)
+        else:
+            self.company.set()
+        result = super().transcribe(samples, options)
+        return dataclasses.replace(result, fell_back=self.cold_falls_back and options.temperature == COLD)
+
+
+COLD, HOT = (0.0,), DEFAULT_TEMPERATURES
+# Speech bursts a window each, each window its own lane.
+MANY_WINDOWS = {"window_s": 2.0, "lane_windows": 1, "max_batch_size": 4}
+
+
+@pytest.mark.parametrize(("hears", "cold_falls_back"), [("en", False), ("pt", False), ("en", True)])
+def test_other_lanes_start_in_english_while_the_first_window_decides(
+    make_client: MakeClient, hears: str, cold_falls_back: bool
+) -> None:
+    """As with ``language=en``, both workers start at once: the second lane's first window decodes beside
+    the one that settles the language, and is kept if that is English (each window decoded once, the same
+    text), dropped if not. Both are decoded at temperature 0 only, giving up after an unsure first pass, so
+    other speech costs one pass each; decoded again as asked where that fell short on English."""
+    english = TwoWorkerEnglish(cold_falls_back, avg_logprob=-0.1 if hears == "en" else -1.0)
+    multilingual = FakeEngine(english_only=False, hears=hears)
+    client = make_client(english, others={"base": multilingual}, models=ROUTED, **MANY_WINDOWS)
+    body = transcribe(client)
+    declared = FakeEngine(avg_logprob=-0.1, hears=hears)  # each window decoded once, in one language
+    declared_client = make_client(declared, **MANY_WINDOWS)
+    assert transcribe(declared_client, language="en")["text"]
+    windows = declared.calls
+    assert english.head_had_company and windows >= 3
+    cold = [o for o in english.options if o.temperature == COLD]
+    assert len(cold) == 2 and all(o.temperature != COLD for o in declared.options)
+    if hears == "pt":
+        assert english.calls == 2 and multilingual.calls == windows and body["language"] == "pt-BR"
+        return
+    assert english.calls == windows + 2 * cold_falls_back
+    # a first window that fell short is not sure: the multilingual model's detection says English
+    assert multilingual.calls == 0 and multilingual.detections == cold_falls_back
+    assert body["text"] == transcribe(declared_client, language="en")["text"]
+    # what each window's kept decode was asked, as with language=en
+    hot = [o for o in english.options if o.temperature != COLD]
+    as_asked = [dataclasses.replace(o, temperature=HOT, give_up_below=None) for o in cold]
+    kept = hot + ([] if cold_falls_back else as_asked)
+    assert sorted(map(repr, kept)) == sorted(map(repr, declared.options[:windows]))
 
 
 def test_a_detection_threshold_of_zero_always_detects(make_client: MakeClient) -> None:

@@ -1,0 +1,52 @@
+"""``passes.decode_windows``: which windows get further passes, which go to the sequential loop, and
+which a decode asking only "is this my language?" gives up on (fake passes, no model)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from app.engine import DecodeOptions, DecodeResult, Segment
+from app.engine.passes import Pass, Window, decode_windows
+
+
+def segment(avg_logprob: float) -> Segment:
+    return Segment(0.0, 1.0, " words", (1, 2, 3), avg_logprob, 1.2, 0.01, 0.0)
+
+
+def run(first: list[Pass | None], options: DecodeOptions) -> tuple[list[DecodeResult], list[int]]:
+    """Decode one window per first-pass outcome; returns the results and the windows decoded alone."""
+    windows = [Window(np.zeros(16000, np.float32), options) for _ in first]
+    alone: list[int] = []
+
+    def passes(batch: list[Window]) -> list[Pass | None]:
+        assert len(batch) == len(first), "no window gets a second pass here"
+        return list(first)
+
+    def sequential(window: Window) -> DecodeResult:
+        alone.append(next(k for k, w in enumerate(windows) if w is window))
+        return DecodeResult((segment(-0.2),), "en", 1.0)
+
+    results = decode_windows(windows, passes, sequential)
+    assert all(isinstance(r, DecodeResult) for r in results), results
+    return [r for r in results if isinstance(r, DecodeResult)], alone
+
+
+SURE, UNSURE = (
+    Pass(DecodeResult((segment(-0.1),), "en", 1.0)),
+    Pass(DecodeResult((segment(-0.8),), "en", 1.0)),
+)
+SILENT = Pass(DecodeResult((), "en", 1.0))
+
+
+def test_a_failed_first_pass_goes_to_the_sequential_loop() -> None:
+    results, alone = run([SURE, UNSURE, None, SILENT], DecodeOptions(language="en"))
+    assert alone == [2]
+    assert [r.fell_back for r in results] == [False, False, True, False]
+    assert [r.text for r in results] == ["words", "words", "words", ""]
+
+
+def test_a_decode_that_only_asks_gives_up_after_an_unsure_first_pass() -> None:
+    results, alone = run([SURE, UNSURE, None, SILENT], DecodeOptions(language="en", give_up_below=-0.35))
+    assert alone == []  # nothing decoded again, hotter or alone
+    assert [r.fell_back for r in results] == [False, True, True, False]
+    assert results[0].text == "words" and results[3].text == ""  # sure and silent passes are kept as they are
