@@ -124,8 +124,48 @@ def decode_audio(
         from app.audio.ffmpeg import decode_with_av  # PyAV loads FFmpeg: only when needed
 
         return decode_with_av(file, sink, found.name)
-    if found.name:
-        raise UnsupportedAudio(f"the uploaded file is {found.name}, not audio", field="file")
+    _refuse_non_audio(found.name, head)
+    # G.711 named by the ``encoding`` field is read as declared, like a declared content type.
+    return _read_pcm(file, size, pcm, sink, check=pcm.encoding == "linear16")
+
+
+def check_audio(file: BinaryIO, *, content_type: str | None, pcm: PcmFormat) -> None:
+    """What ``decode_audio`` refuses before decoding a block, judged as it would (an empty file, a bad
+    PCM content type, another kind of file, bytes that are not raw PCM), from the file's header alone:
+    a job's upload gets the synchronous endpoint's error before it is queued."""
+    size = file.seek(0, io.SEEK_END)
+    file.seek(0)
+    if not size:
+        raise InvalidRequest("the uploaded file is empty", field="file")
+    declared_pcm = parse_pcm_content_type(content_type, pcm)
+    head = file.read(4096)
+    file.seek(0)
+    if declared_pcm is not None and not (
+        declared_pcm.encoding != "linear16" and head.startswith(_G711_HEADERS)
+    ):
+        _pcm_frames(size, declared_pcm)
+        return
+    found = identify(head[:HEAD_BYTES])
+    if found.decoder != "none":
+        return
+    if not found.name:
+        try:
+            sf.info(file)
+            return  # libsndfile reads it
+        except (RuntimeError, TypeError, ValueError):
+            pass
+        finally:
+            file.seek(0)
+    _refuse_non_audio(found.name, head)
+    frame_bytes, _ = _pcm_frames(size, pcm)
+    if pcm.encoding == "linear16":
+        _check_plausible(file.read(2 * SAMPLE_RATE * 10 // frame_bytes * frame_bytes), pcm)
+        file.seek(0)
+
+
+def _refuse_non_audio(name: str | None, head: bytes) -> None:
+    if name:
+        raise UnsupportedAudio(f"the uploaded file is {name}, not audio", field="file")
     text = describe_text(head)
     if text is not None:
         raise UnsupportedAudio(
@@ -133,8 +173,6 @@ def decode_audio(
             "or raw 16-bit PCM)",
             field="file",
         )
-    # G.711 named by the ``encoding`` field is read as declared, like a declared content type.
-    return _read_pcm(file, size, pcm, sink, check=pcm.encoding == "linear16")
 
 
 def _read_soundfile(file: BinaryIO, sink: Sink) -> Audio | None:
@@ -164,9 +202,10 @@ def _read_soundfile(file: BinaryIO, sink: Sink) -> Audio | None:
         return sink.finish(f.format.lower())
 
 
-def _read_pcm(file: BinaryIO, size: int, fmt: PcmFormat, sink: Sink, *, check: bool) -> Audio:
-    encoding = fmt.encoding
-    width, what = (2, "16-bit PCM") if encoding == "linear16" else (1, f"G.711 {encoding}")
+def _pcm_frames(size: int, fmt: PcmFormat) -> tuple[int, str]:
+    """(bytes per frame, what the samples are) of raw PCM in ``fmt``; an error if ``size`` is no
+    whole number of frames."""
+    width, what = (2, "16-bit PCM") if fmt.encoding == "linear16" else (1, f"G.711 {fmt.encoding}")
     frame_bytes = width * fmt.channels
     if size % frame_bytes:
         raise UnsupportedAudio(
@@ -174,7 +213,24 @@ def _read_pcm(file: BinaryIO, size: int, fmt: PcmFormat, sink: Sink, *, check: b
             f"{fmt.channels}-channel {what} frames",
             field="file",
         )
-    head = file.read(width * SAMPLE_RATE * 10 // frame_bytes * frame_bytes)
+    return frame_bytes, what
+
+
+def _check_plausible(head: bytes, fmt: PcmFormat) -> None:
+    """16-bit samples read from unrecognised bytes must sound like a recording, not data."""
+    little = fmt.little_endian if fmt.little_endian is not None else _guess_little_endian(head)
+    if not plausible_pcm(np.frombuffer(head[: len(head) // 2 * 2], dtype="<i2" if little else ">i2")):
+        raise UnsupportedAudio(
+            "the uploaded file is not a known audio container, and its bytes do not sound like raw "
+            "16-bit PCM (they look like random or compressed data)",
+            field="file",
+        )
+
+
+def _read_pcm(file: BinaryIO, size: int, fmt: PcmFormat, sink: Sink, *, check: bool) -> Audio:
+    encoding = fmt.encoding
+    frame_bytes, _ = _pcm_frames(size, fmt)
+    head = file.read(frame_bytes // fmt.channels * SAMPLE_RATE * 10 // frame_bytes * frame_bytes)
     file.seek(0)
     little = fmt.little_endian if fmt.little_endian is not None else _guess_little_endian(head)
     dtype = np.dtype("<i2" if little else ">i2")
@@ -182,12 +238,8 @@ def _read_pcm(file: BinaryIO, size: int, fmt: PcmFormat, sink: Sink, *, check: b
     def samples(data: bytes) -> npt.NDArray[np.int16]:
         return np.frombuffer(data, dtype=dtype) if encoding == "linear16" else expand(data, encoding)
 
-    if check and not plausible_pcm(samples(head)):
-        raise UnsupportedAudio(
-            "the uploaded file is not a known audio container, and its bytes do not sound like raw "
-            f"{what} (they look like random or compressed data)",
-            field="file",
-        )
+    if check:
+        _check_plausible(head, fmt)
     sink.start(fmt.sample_rate, fmt.channels, size // frame_bytes, "the PCM upload")
     block_bytes = _BLOCK_SAMPLES // fmt.channels * frame_bytes
     while data := file.read(block_bytes):

@@ -42,9 +42,9 @@ class DecodeOptions:
     # Encode over a 10 s window instead of Whisper's 30 s where the audio fits (see
     # ``passes.window_samples``): live decodes, where latency counts most.
     short_window: bool = False
-    # Stop after a first pass less sure than this (mean token log-probability), or one that failed
-    # Whisper's checks, and say so (``DecodeResult.fell_back``): a decode that only asks whether the
-    # speech is this model's language spends one pass on speech that is not.
+    # Stop after a first pass that failed Whisper's checks, or left speech for more passes while less
+    # sure than this (mean token log-probability), and say so (``DecodeResult.fell_back``): a decode
+    # that asks whether the speech is this model's language spends one pass on speech that is not.
     give_up_below: float | None = None
 
 

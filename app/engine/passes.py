@@ -167,11 +167,14 @@ def decode_windows(
 
 
 def _gives_up(options: DecodeOptions, done: Pass | None) -> bool:
-    """A first pass that failed Whisper's checks or is less sure than ``options.give_up_below``."""
+    """A first pass that failed Whisper's checks, or left part of the window for more passes while
+    less sure than ``options.give_up_below`` (a complete pass is kept: it is what the request asked)."""
     if options.give_up_below is None:
         return False
-    mean = None if done is None else mean_logprob(done.transcript.segments)
-    return done is None or (mean is not None and mean < options.give_up_below)
+    if done is None:
+        return True
+    mean = mean_logprob(done.transcript.segments)
+    return done.resume_sample > 0 and mean is not None and mean < options.give_up_below
 
 
 def sequential(model: WhisperModel, window: Window) -> DecodeResult:

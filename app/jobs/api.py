@@ -10,10 +10,8 @@ from typing import Any, BinaryIO
 
 import anyio.to_thread
 
-from app.audio.decode import parse_pcm_content_type
-from app.audio.pcm import PcmFormat
-from app.audio.sniff import HEAD_BYTES, describe_text, identify
-from app.errors import Conflict, InvalidRequest, NotFound, TooManyJobs, UnsupportedAudio
+from app.audio.decode import check_audio
+from app.errors import Conflict, InvalidRequest, NotFound, TooManyJobs
 from app.jobs.files import sha256_of
 from app.jobs.protocol import FINISHED, JobError, JobProgress, TranscriptionJob, WebhookDelivery
 from app.jobs.store import JobRow, JobStore, new_id
@@ -64,7 +62,8 @@ async def submit(
     if callback is not None:
         await check_reachable(callback, "callback_url", jobs.allow_private_urls)
     if file is not None:
-        await anyio.to_thread.run_sync(_check_audio, file, content_type)
+        pcm = worker.service.pcm_format(params)
+        await anyio.to_thread.run_sync(lambda: check_audio(file, content_type=content_type, pcm=pcm))
     digest = "" if file is None else await anyio.to_thread.run_sync(sha256_of, file)
     request = {"params": params.model_dump(mode="json"), "task": task, "url": url, "callback": callback}
     request |= {"metadata": metadata, "audio": digest}
@@ -138,23 +137,6 @@ def _metadata(value: object, max_bytes: int) -> dict[str, str]:
     if len(json.dumps(value)) > max_bytes:
         raise InvalidRequest(f"metadata: larger than {max_bytes} bytes", field="metadata")
     return value
-
-
-def _check_audio(file: BinaryIO, content_type: str | None) -> None:
-    """The upload's container, from its first bytes, as the decoder would judge it (415 if not audio)."""
-    file.seek(0)
-    head = file.read(4096)
-    file.seek(0)
-    if not head:
-        raise InvalidRequest("the uploaded file is empty", field="file")
-    if parse_pcm_content_type(content_type, PcmFormat(16000, 1)) is not None:
-        return
-    found = identify(head[:HEAD_BYTES])
-    if found.decoder == "none" and found.name:
-        raise UnsupportedAudio(f"the uploaded file is {found.name}, not audio", field="file")
-    text = describe_text(head) if found.decoder == "none" else None
-    if text is not None:
-        raise UnsupportedAudio(f"the uploaded file is {text}, not audio", field="file")
 
 
 async def find(worker: JobWorker, job_id: str, owner: str) -> tuple[JobStore, JobRow]:

@@ -68,7 +68,7 @@ async def settle_language(
             starts = [0] if streaming else lane_starts(len(windows), english.parallel_windows)
             # The first window decides; the other workers' lanes start meanwhile, as they would in English.
             for w in starts[: max(1, english.parallel_windows)]:
-                speculation.submit(w, feed.window(windows[w][0].start, windows[w][-1].end))
+                speculation.submit(w, feed.window(windows[w][0].start, windows[w][-1].end), eager=streaming)
             if await _english(speculation, feed, first, sure, streaming=streaming):
                 return Route(route.model_id, "en"), speculation.kept()
         opening = await _opening(feed, first, streaming, settings.window_s)
@@ -97,22 +97,35 @@ class _InEnglish:
         self.english, self.options = english, options
         cold = options.temperature[:1] == (0.0,)
         self.cold = dataclasses.replace(options, temperature=(0.0,), give_up_below=sure) if cold else options
-        self._windows: dict[int, tuple[Future[DecodeResult], Samples]] = {}
+        self._windows: dict[int, tuple[Future[DecodeResult], Samples, Future[DecodeResult] | None]] = {}
 
-    def submit(self, w: int, samples: Samples) -> None:
-        self._windows[w] = (self.english.submit(samples, self.cold), samples)
+    def submit(self, w: int, samples: Samples, *, eager: bool = False) -> None:
+        """``eager``: where the window falls short, decode it again at once, before the language is
+        settled (a stream's first delta waits for it)."""
+        cold = self.english.submit(samples, self.cold)
+        redo = eager and self.cold is not self.options
+        self._windows[w] = (
+            cold,
+            samples,
+            _as_asked(self.english, cold, samples, self.options) if redo else None,
+        )
 
     def head(self) -> Future[DecodeResult]:
         return self._windows[0][0]
 
     def kept(self) -> Decoded:
         if self.cold is self.options:
-            return {w: f for w, (f, _) in self._windows.items()}
-        return {w: _as_asked(self.english, f, s, self.options) for w, (f, s) in self._windows.items()}
+            return {w: cold for w, (cold, _, _) in self._windows.items()}
+        return {
+            w: asked or _as_asked(self.english, cold, samples, self.options)
+            for w, (cold, samples, asked) in self._windows.items()
+        }
 
     def drop(self) -> None:
-        for future, _ in self._windows.values():
-            future.cancel()  # dropped unless a worker has started it
+        for cold, _, asked in self._windows.values():
+            for future in (cold, asked):
+                if future is not None:
+                    future.cancel()  # dropped unless a worker has started it
 
 
 def _as_asked(

@@ -92,11 +92,7 @@ class TranscriptionService:
         route = plan_route(
             self.settings, model_id, engine.english_only, language, task, params.language, languages
         )
-        pcm = PcmFormat(
-            params.sample_rate or self.settings.pcm_sample_rate,
-            params.channels or self.settings.pcm_channels,
-            encoding=params.encoding,
-        )
+        pcm = self.pcm_format(params)
         opts = chunking_options(self.settings.vad, params.chunking_strategy)
         names, references = params.known_speaker_names, params.known_speaker_references
         known = await anyio.to_thread.run_sync(decode_references, names, references, pcm, ticket.charge)
@@ -146,6 +142,11 @@ class TranscriptionService:
         if params.wants_speakers and not params.multichannel:  # (the channels are the speakers)
             speakers = SpeakerHints(params.num_speakers, params.min_speakers or 1, params.max_speakers or 8)
         return Job(params, route.model_id, feed, options, started, speakers, ahead, known, channels)
+
+    def pcm_format(self, params: TranscriptionParams) -> PcmFormat:
+        """How a headerless upload's bytes are read: the request's fields over the server's defaults."""
+        rate, channels = params.sample_rate or self.settings.pcm_sample_rate, params.channels
+        return PcmFormat(rate, channels or self.settings.pcm_channels, encoding=params.encoding)
 
     def _decode(
         self, upload: Upload, pcm: PcmFormat, ticket: Ticket, listener: Listener | None, split: bool = False

@@ -19,8 +19,9 @@ def run(first: list[Pass | None], options: DecodeOptions) -> tuple[list[DecodeRe
     alone: list[int] = []
 
     def passes(batch: list[Window]) -> list[Pass | None]:
-        assert len(batch) == len(first), "no window gets a second pass here"
-        return list(first)
+        if len(batch) == len(first):
+            return list(first)
+        return [SURE for _ in batch]  # the rest of an unfinished window
 
     def sequential(window: Window) -> DecodeResult:
         alone.append(next(k for k, w in enumerate(windows) if w is window))
@@ -36,17 +37,21 @@ SURE, UNSURE = (
     Pass(DecodeResult((segment(-0.8),), "en", 1.0)),
 )
 SILENT = Pass(DecodeResult((), "en", 1.0))
+# A pass whose words end half way through the window: the rest would get another pass.
+UNFINISHED = Pass(DecodeResult((segment(-0.8),), "en", 1.0), resume_sample=8000)
 
 
 def test_a_failed_first_pass_goes_to_the_sequential_loop() -> None:
-    results, alone = run([SURE, UNSURE, None, SILENT], DecodeOptions(language="en"))
+    results, alone = run([SURE, UNSURE, None, SILENT, UNFINISHED], DecodeOptions(language="en"))
     assert alone == [2]
-    assert [r.fell_back for r in results] == [False, False, True, False]
-    assert [r.text for r in results] == ["words", "words", "words", ""]
+    assert [r.fell_back for r in results] == [False, False, True, False, False]
+    assert [r.text for r in results] == ["words", "words", "words", "", "words words"]
 
 
-def test_a_decode_that_only_asks_gives_up_after_an_unsure_first_pass() -> None:
-    results, alone = run([SURE, UNSURE, None, SILENT], DecodeOptions(language="en", give_up_below=-0.35))
+def test_a_decode_that_asks_gives_up_after_a_failed_or_unsure_unfinished_first_pass() -> None:
+    options = DecodeOptions(language="en", give_up_below=-0.35)
+    results, alone = run([SURE, UNSURE, None, SILENT, UNFINISHED], options)
     assert alone == []  # nothing decoded again, hotter or alone
-    assert [r.fell_back for r in results] == [False, True, True, False]
-    assert results[0].text == "words" and results[3].text == ""  # sure and silent passes are kept as they are
+    assert [r.fell_back for r in results] == [False, False, True, False, True]
+    # complete passes are kept as they are: what the request asked, sure or not
+    assert [r.text for r in results[:4]] == ["words", "words", "", ""]
