@@ -7,10 +7,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from app.jobs_config import JobsSettings
+from tests.support.audiogen import speechlike
 from tests.support.fakes import FakeEngine
 from tests.support.harness import MakeClient
 from tests.unit.test_api import speech_wav
@@ -84,6 +86,35 @@ def test_submission_checked_before_queueing(jobs_client: TestClient) -> None:
     r = submit(jobs_client, {"model": "whisper-1"}, headers={"idempotency-key": "k" * 300})
     assert r.status_code == 400 and r.json()["param"] == "idempotency-key"
     assert jobs_client.get(JOBS).json()["data"] == []
+
+
+def test_uploads_are_judged_as_the_synchronous_endpoint_judges_them(jobs_client: TestClient) -> None:
+    """Headerless bytes included: what /v1/audio/transcriptions refuses is refused before queueing,
+    with the same status and code; what it reads is queued."""
+    noise = np.random.default_rng(7).integers(0, 256, 64000, dtype=np.uint8).tobytes()
+    pcm = (speechlike(2.0) * 20000).astype("<i2").tobytes()
+    cases = [
+        (noise, "application/octet-stream", {}),  # random bytes: not a recording
+        (pcm[:-1], "application/octet-stream", {}),  # no whole number of samples
+        (pcm, "audio/pcm;rate=1", {}),  # a rate no PCM has
+        (pcm, "audio/pcmu;rate=16000", {}),  # G.711 is 8 kHz
+        (pcm, "application/octet-stream", {"channels": "3"}),  # no whole number of 3-channel frames
+        (pcm, "application/octet-stream", {}),  # raw 16-bit speech: read
+        (pcm, "audio/pcm;rate=16000", {}),
+    ]
+    for audio, content_type, fields in cases:
+        data = {"model": "whisper-1", **fields}
+        files = {"file": ("a.raw", audio, content_type)}
+        sync = jobs_client.post("/v1/audio/transcriptions", data=data, files=files)
+        job = jobs_client.post(JOBS, data=data, files=files)
+        if sync.status_code == 200:
+            assert job.status_code == 202, (content_type, fields, job.text)
+            continue
+        assert (job.status_code, job.json()["code"]) == (sync.status_code, sync.json()["code"]), (
+            content_type,
+            fields,
+        )
+    assert sum(j["status"] != "failed" for j in jobs_client.get(JOBS).json()["data"]) == 2
 
 
 def test_jobs_belong_to_their_key(make_client: MakeClient, tmp_path: Path) -> None:
