@@ -89,9 +89,10 @@ async def settle_language(
 
 class _InEnglish:
     """Windows decoded in English before the request is known to be English: at temperature 0 only,
-    giving up after a first pass that is not sure (``sure``), so speech in another language costs one
-    pass, not Whisper's further passes and fallback through hotter temperatures. A window kept where
-    that fell short is decoded again as the request asked."""
+    giving up after a first pass that failed Whisper's checks or left speech for more passes while
+    less sure than ``sure``, so speech in another language costs one pass, not Whisper's further
+    passes and fallback through hotter temperatures. A window kept where that fell short is decoded
+    again as the request asked."""
 
     def __init__(self, english: Engine, options: DecodeOptions, sure: float) -> None:
         self.english, self.options = english, options
