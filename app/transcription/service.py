@@ -122,6 +122,7 @@ class TranscriptionService:
             logprobs="logprobs" in params.include,
             background=upload.background,
         )
+        ahead: Decoded = {}
         try:
             await feed.first()  # a stream's decode errors, raised before answering
             route, ahead = await settle_language(
@@ -135,6 +136,8 @@ class TranscriptionService:
             )
             await self.registry.get(route.model_id)  # loaded (and its errors raised) before answering
         except BaseException:
+            for future in ahead.values():
+                future.cancel()  # dropped unless a worker has started it
             await feed.close()
             raise
         options = dataclasses.replace(options, language=route.language)
