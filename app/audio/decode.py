@@ -98,21 +98,13 @@ def decode_audio(
     is then (frames, channels).
     """
     file = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
-    size = file.seek(0, io.SEEK_END)
-    file.seek(0)
-    if not size:
-        raise InvalidRequest("the uploaded file is empty", field="file")
+    size, head, declared_pcm = _opening(file, content_type, pcm)
     limits = DecodeLimits(
         max_duration_s,
         int(max_duration_s * SOURCE_SAMPLES_PER_S) if max_source_samples is None else max_source_samples,
     )
     sink = ChannelSink(limits, charge, split_channels) if split_channels else Sink(limits, charge, listener)
-    declared_pcm = parse_pcm_content_type(content_type, pcm)
-    head = file.read(4096)
-    file.seek(0)
-    if declared_pcm is not None and not (
-        declared_pcm.encoding != "linear16" and head.startswith(_G711_HEADERS)
-    ):
+    if declared_pcm is not None:
         return _read_pcm(file, size, declared_pcm, sink, check=False)
     found = identify(head[:HEAD_BYTES])
     if found.decoder != "none" or not found.name:
@@ -133,16 +125,8 @@ def check_audio(file: BinaryIO, *, content_type: str | None, pcm: PcmFormat) -> 
     """What ``decode_audio`` refuses before decoding a block, judged as it would (an empty file, a bad
     PCM content type, another kind of file, bytes that are not raw PCM), from the file's header alone:
     a job's upload gets the synchronous endpoint's error before it is queued."""
-    size = file.seek(0, io.SEEK_END)
-    file.seek(0)
-    if not size:
-        raise InvalidRequest("the uploaded file is empty", field="file")
-    declared_pcm = parse_pcm_content_type(content_type, pcm)
-    head = file.read(4096)
-    file.seek(0)
-    if declared_pcm is not None and not (
-        declared_pcm.encoding != "linear16" and head.startswith(_G711_HEADERS)
-    ):
+    size, head, declared_pcm = _opening(file, content_type, pcm)
+    if declared_pcm is not None:
         _pcm_frames(size, declared_pcm)
         return
     found = identify(head[:HEAD_BYTES])
@@ -157,10 +141,25 @@ def check_audio(file: BinaryIO, *, content_type: str | None, pcm: PcmFormat) -> 
         finally:
             file.seek(0)
     _refuse_non_audio(found.name, head)
-    frame_bytes, _ = _pcm_frames(size, pcm)
+    frame_bytes = _pcm_frames(size, pcm)
     if pcm.encoding == "linear16":
-        _check_plausible(file.read(2 * SAMPLE_RATE * 10 // frame_bytes * frame_bytes), pcm)
-        file.seek(0)
+        _check_plausible(*_pcm_head(file, pcm, frame_bytes))
+
+
+def _opening(file: BinaryIO, content_type: str | None, pcm: PcmFormat) -> tuple[int, bytes, PcmFormat | None]:
+    """The upload's size (an error if empty), its first bytes, and the raw PCM format its content
+    type declares (None where the bytes must be sniffed: no such type, or an AU or WAV file labelled
+    with a G.711 type)."""
+    size = file.seek(0, io.SEEK_END)
+    file.seek(0)
+    if not size:
+        raise InvalidRequest("the uploaded file is empty", field="file")
+    declared = parse_pcm_content_type(content_type, pcm)
+    head = file.read(4096)
+    file.seek(0)
+    if declared is not None and declared.encoding != "linear16" and head.startswith(_G711_HEADERS):
+        declared = None
+    return size, head, declared
 
 
 def _refuse_non_audio(name: str | None, head: bytes) -> None:
@@ -202,9 +201,8 @@ def _read_soundfile(file: BinaryIO, sink: Sink) -> Audio | None:
         return sink.finish(f.format.lower())
 
 
-def _pcm_frames(size: int, fmt: PcmFormat) -> tuple[int, str]:
-    """(bytes per frame, what the samples are) of raw PCM in ``fmt``; an error if ``size`` is no
-    whole number of frames."""
+def _pcm_frames(size: int, fmt: PcmFormat) -> int:
+    """Bytes per frame of raw PCM in ``fmt``; an error if ``size`` is no whole number of frames."""
     width, what = (2, "16-bit PCM") if fmt.encoding == "linear16" else (1, f"G.711 {fmt.encoding}")
     frame_bytes = width * fmt.channels
     if size % frame_bytes:
@@ -213,13 +211,21 @@ def _pcm_frames(size: int, fmt: PcmFormat) -> tuple[int, str]:
             f"{fmt.channels}-channel {what} frames",
             field="file",
         )
-    return frame_bytes, what
+    return frame_bytes
 
 
-def _check_plausible(head: bytes, fmt: PcmFormat) -> None:
-    """16-bit samples read from unrecognised bytes must sound like a recording, not data."""
+def _pcm_head(file: BinaryIO, fmt: PcmFormat, frame_bytes: int) -> tuple[bytes, np.dtype[np.int16]]:
+    """The first 10 s of raw PCM (whole frames), and the byte order its 16-bit samples are read in
+    (declared, or guessed from those 10 s)."""
+    head = file.read(frame_bytes // fmt.channels * SAMPLE_RATE * 10 // frame_bytes * frame_bytes)
+    file.seek(0)
     little = fmt.little_endian if fmt.little_endian is not None else _guess_little_endian(head)
-    if not plausible_pcm(np.frombuffer(head[: len(head) // 2 * 2], dtype="<i2" if little else ">i2")):
+    return head, np.dtype("<i2" if little else ">i2")
+
+
+def _check_plausible(head: bytes, dtype: np.dtype[np.int16]) -> None:
+    """16-bit samples read from unrecognised bytes must sound like a recording, not data."""
+    if not plausible_pcm(np.frombuffer(head, dtype=dtype)):
         raise UnsupportedAudio(
             "the uploaded file is not a known audio container, and its bytes do not sound like raw "
             "16-bit PCM (they look like random or compressed data)",
@@ -229,17 +235,14 @@ def _check_plausible(head: bytes, fmt: PcmFormat) -> None:
 
 def _read_pcm(file: BinaryIO, size: int, fmt: PcmFormat, sink: Sink, *, check: bool) -> Audio:
     encoding = fmt.encoding
-    frame_bytes, _ = _pcm_frames(size, fmt)
-    head = file.read(frame_bytes // fmt.channels * SAMPLE_RATE * 10 // frame_bytes * frame_bytes)
-    file.seek(0)
-    little = fmt.little_endian if fmt.little_endian is not None else _guess_little_endian(head)
-    dtype = np.dtype("<i2" if little else ">i2")
+    frame_bytes = _pcm_frames(size, fmt)
+    head, dtype = _pcm_head(file, fmt, frame_bytes)
 
     def samples(data: bytes) -> npt.NDArray[np.int16]:
         return np.frombuffer(data, dtype=dtype) if encoding == "linear16" else expand(data, encoding)
 
     if check:
-        _check_plausible(head, fmt)
+        _check_plausible(head, dtype)
     sink.start(fmt.sample_rate, fmt.channels, size // frame_bytes, "the PCM upload")
     block_bytes = _BLOCK_SAMPLES // fmt.channels * frame_bytes
     while data := file.read(block_bytes):
