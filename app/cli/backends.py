@@ -85,8 +85,9 @@ class InProcess:
 class OnServer:
     """A running server: by its jobs API where it has one (``POST /v1/audio/jobs`` in its
     ``/openapi.json``), which gives progress and outlives a dropped connection, else its synchronous
-    endpoint. One job or request per format (``text`` comes from a JSON format's ``text`` when one is
-    asked too): each is transcribed there."""
+    endpoint. One job renders every format where the server keeps ``result_formats`` (its result
+    route takes ``response_format``); else one job or request per format (``text`` comes from a
+    JSON format's ``text`` when one is asked too), each transcribed there."""
 
     def __init__(
         self, url: str, api_key: str | None, fields: dict[str, Any], task: str, timeout_s: float
@@ -100,6 +101,7 @@ class OnServer:
         self.fields = {"model": "whisper-1", **fields}
         self.timeout_s = timeout_s
         self.jobs = False
+        self.one_job = False  # the server keeps result_formats
 
     def _form(self, fmt: str) -> dict[str, Any]:
         form: dict[str, Any] = {}
@@ -122,15 +124,21 @@ class OnServer:
             raise FileFailed(f"{self.client.base_url}/health: HTTP {r.status_code}: {_message(r)}")
         schema = await self._call("GET", "/openapi.json")
         try:
-            self.jobs = schema.status_code == 200 and JOBS in schema.json().get("paths", {})
+            paths = schema.json().get("paths", {}) if schema.status_code == 200 else {}
+            self.jobs = JOBS in paths
+            result = paths.get(f"{JOBS}/{{job_id}}/result", {}).get("get", {})
+            self.one_job = any(p.get("name") == "response_format" for p in result.get("parameters", []))
         except (ValueError, AttributeError):  # not this server's kind of schema
-            self.jobs = False
+            self.jobs = self.one_job = False
 
     async def transcribe(self, path: Path, formats: list[str], progress: Progress) -> dict[str, str]:
+        if self.jobs and self.one_job:
+            main = decoding_format(formats)
+            return await self._by_jobs(path, [[main, *(f for f in formats if f != main)]], progress)
         from_json = next((f for f in formats if f.endswith("json")), None)
         asked = [f for f in formats if f != "text" or from_json is None]
         if self.jobs:
-            bodies = await self._by_jobs(path, asked, progress)
+            bodies = await self._by_jobs(path, [[f] for f in asked], progress)
         else:
             progress.started(None)
             bodies = {fmt: await self._by_request(path, fmt) for fmt in asked}
@@ -152,15 +160,16 @@ class OnServer:
             raise FileFailed(f"HTTP {r.status_code}: {_message(r)}")
         return r.text
 
-    async def _by_jobs(self, path: Path, formats: list[str], progress: Progress) -> dict[str, str]:
-        """A job per format, followed until all end (within ``timeout_s``), then their results;
-        the jobs are deleted once read or failed. Resubmitting the same file (a re-run after an
-        interruption) finds its jobs again through the ``Idempotency-Key``."""
+    async def _by_jobs(self, path: Path, groups: list[list[str]], progress: Progress) -> dict[str, str]:
+        """A job per group of formats (its response_format, then its result_formats), followed
+        until all end (within ``timeout_s``), then their results; the jobs are deleted once read or
+        failed. Resubmitting the same file (a re-run after an interruption) finds its jobs again
+        through the ``Idempotency-Key``."""
         deadline = time.monotonic() + self.timeout_s
         ids: list[str] = []
         try:
-            for fmt in formats:
-                ids.append(await self._submit(path, fmt, deadline))
+            for group in groups:
+                ids.append(await self._submit(path, group, deadline))
             total: float | None = None
             while True:
                 jobs = [await self._job(i) for i in ids]
@@ -177,11 +186,14 @@ class OnServer:
                 if time.monotonic() > deadline:
                     raise FileFailed(f"not done within --timeout {self.timeout_s:g} s")
                 await asyncio.sleep(_POLL_S)
-            results = [await self._call("GET", f"{JOBS}/{i}/result") for i in ids]
-            for r in results:
-                if r.status_code != 200:
-                    raise FileFailed(f"HTTP {r.status_code}: {_message(r)}")
-            return {fmt: r.text for fmt, r in zip(formats, results, strict=True)}
+            bodies: dict[str, str] = {}
+            for i, group in zip(ids, groups, strict=True):
+                for fmt in group:
+                    r = await self._call("GET", f"{JOBS}/{i}/result", params={"response_format": fmt})
+                    if r.status_code != 200:
+                        raise FileFailed(f"HTTP {r.status_code}: {_message(r)}")
+                    bodies[fmt] = r.text
+            return bodies
         finally:
             for i in ids:
                 with contextlib.suppress(FileFailed):
@@ -194,9 +206,12 @@ class OnServer:
         job: dict[str, Any] = r.json()
         return job
 
-    async def _submit(self, path: Path, fmt: str, deadline: float) -> str:
-        """A job for one format; a full queue (429) is waited out as its Retry-After says."""
-        form = {**self._form(fmt), "task": self.task}
+    async def _submit(self, path: Path, formats: list[str], deadline: float) -> str:
+        """A job for its first format, keeping the others; a full queue (429) is waited out as its
+        Retry-After says."""
+        form = {**self._form(formats[0]), "task": self.task}
+        if formats[1:]:
+            form["result_formats[]"] = formats[1:]
         key = _idempotency_key(path, form)
         while True:
             with path.open("rb") as f:

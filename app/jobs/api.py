@@ -18,9 +18,10 @@ from app.jobs.store import JobRow, JobStore, new_id
 from app.jobs.urls import check_reachable, redact
 from app.jobs.worker import JobWorker
 from app.transcription.languages import to_whisper
-from app.transcription.params import parse_params
+from app.transcription.params import RESPONSE_FORMATS, TranscriptionParams, parse_params
+from app.transcription.render import CONTENT_TYPES
 
-JOB_FIELDS = ("task", "url", "callback_url", "metadata")
+JOB_FIELDS = ("task", "url", "callback_url", "metadata", "result_formats")
 _POLL_S = 1.0  # a waiting request's reads of a job that another server may be running
 
 
@@ -51,6 +52,7 @@ async def submit(
         )
     worker.service.registry.resolve(params.model)
     to_whisper(params.language)
+    kept = result_formats(extras.get("result_formats"), params)
     jobs = worker.jobs
     url = _text(extras.get("url"), "url")
     callback = _text(extras.get("callback_url"), "callback_url")
@@ -65,8 +67,9 @@ async def submit(
         pcm = worker.service.pcm_format(params)
         await anyio.to_thread.run_sync(lambda: check_audio(file, content_type=content_type, pcm=pcm))
     digest = "" if file is None else await anyio.to_thread.run_sync(sha256_of, file)
-    request = {"params": params.model_dump(mode="json"), "task": task, "url": url, "callback": callback}
-    request |= {"metadata": metadata, "audio": digest}
+    request: dict[str, Any] = {"params": params.model_dump(mode="json"), "task": task, "url": url}
+    request |= {"callback": callback}
+    request |= {"metadata": metadata, "audio": digest} | ({"result_formats": kept} if kept else {})
     request_hash = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
     store = await worker.open()
     if idempotency_key is not None:
@@ -94,6 +97,7 @@ async def submit(
         callback_url=callback,
         idem_key=idempotency_key,
         idem_hash=request_hash,
+        results=json.dumps(dict.fromkeys(kept)) if kept else None,
     )
     stored = await anyio.to_thread.run_sync(store.insert, row)
     if stored.id != job_id:  # the same key, submitted at the same time
@@ -102,6 +106,27 @@ async def submit(
         return _same_request(stored, request_hash)
     worker.wake()
     return stored
+
+
+def result_formats(value: object, params: TranscriptionParams) -> list[str]:
+    """The formats a job keeps besides its ``response_format``, each rendered from the same
+    transcription (a list, or names separated by commas); diarized_json only where it diarizes."""
+    if value is None:
+        return []
+    names = [n for n in (value if isinstance(value, list) else [value]) if isinstance(n, str)]
+    if len(names) != (len(value) if isinstance(value, list) else 1):
+        raise InvalidRequest("result_formats: a list of response formats", field="result_formats")
+    kept = [f for f in dict.fromkeys(p.strip() for n in names for p in n.split(",")) if f]
+    unknown = [f for f in kept if f not in RESPONSE_FORMATS]
+    if unknown:
+        choices = ", ".join(RESPONSE_FORMATS)
+        message = f"result_formats: unknown {', '.join(unknown)}; one of {choices}"
+        raise InvalidRequest(message, field="result_formats")
+    if "diarized_json" in kept and not params.wants_speakers:
+        raise InvalidRequest(
+            "result_formats: diarized_json needs speakers: set diarize=true", field="result_formats"
+        )
+    return [f for f in kept if f != params.response_format]
 
 
 def _same_request(earlier: JobRow, request_hash: str) -> JobRow:
@@ -180,6 +205,24 @@ async def delete(worker: JobWorker, job_id: str, owner: str) -> None:
     worker.files.delete(job_id)
 
 
+def result_of(row: JobRow, response_format: str | None) -> tuple[str, str]:
+    """A completed job's body and its content type: in its ``response_format``, or in one of its
+    ``result_formats``."""
+    if row.status != "completed" or row.result is None:
+        why = f": {row.error_message}" if row.error_message else ""
+        raise Conflict(f"job {row.id} is {row.status}, not completed{why}")
+    if response_format is None or response_format == row.response_format:
+        return row.result, row.result_type or CONTENT_TYPES[row.response_format]
+    kept: dict[str, str] = json.loads(row.results or "{}")
+    if response_format not in kept:
+        formats = ", ".join([row.response_format, *kept])
+        raise InvalidRequest(
+            f"response_format: job {row.id} kept {formats}; ask for more at submission with result_formats",
+            field="response_format",
+        )
+    return kept[response_format], CONTENT_TYPES[response_format]
+
+
 def to_wire(row: JobRow) -> TranscriptionJob:
     def seconds(t: float | None) -> int | None:
         return None if t is None else int(t)
@@ -191,6 +234,7 @@ def to_wire(row: JobRow) -> TranscriptionJob:
         task=row.task,  # type: ignore[arg-type]
         model=row.model,
         response_format=row.response_format,
+        result_formats=list(json.loads(row.results or "{}")),
         created_at=int(row.created_at),
         started_at=seconds(row.started_at),
         finished_at=seconds(row.finished_at),

@@ -33,10 +33,14 @@ class Database:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a 202 means the job survives a power cut
 
-    def schema(self, statements: Sequence[str]) -> None:
+    def schema(self, statements: Sequence[str], added: Sequence[tuple[str, str, str]] = ()) -> None:
+        """Create what is missing: ``statements``, then the ``added`` (table, column, type)."""
         with self.tx() as run:
             for sql in statements:
                 run(sql.replace("DOUBLE PRECISION", "REAL").replace("BYTEA", "BLOB"), ())
+            for table, column, kind in added:
+                if column not in {r["name"] for r in run(f"PRAGMA table_info({table})", ()).fetchall()}:
+                    run(f"ALTER TABLE {table} ADD COLUMN {column} {kind}", ())
 
     @contextmanager
     def tx(self) -> Iterator[Callable[[str, Sequence[Any]], Any]]:
@@ -82,11 +86,13 @@ class Postgres(Database):
         )
         self._pool.open(wait=True, timeout=30)
 
-    def schema(self, statements: Sequence[str]) -> None:
+    def schema(self, statements: Sequence[str], added: Sequence[tuple[str, str, str]] = ()) -> None:
         with self.tx() as run:
             run("SELECT pg_advisory_xact_lock(7310)", ())  # replicas starting together
             for sql in statements:
                 run(sql, ())
+            for table, column, kind in added:
+                run(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}", ())
 
     @contextmanager
     def tx(self) -> Iterator[Callable[[str, Sequence[Any]], Any]]:

@@ -39,6 +39,10 @@ class TranscriptionJob(BaseModel):
     task: Literal["transcribe", "translate"]
     model: str
     response_format: str
+    result_formats: list[str] = Field(
+        default_factory=list,
+        description="formats kept besides response_format: GET .../result?response_format=F",
+    )
     created_at: int
     started_at: int | None = None
     finished_at: int | None = None

@@ -1,6 +1,9 @@
 """The jobs tables, as both SQLite and PostgreSQL run them (SQLite reads ``DOUBLE PRECISION`` as
 ``REAL`` and ``BYTEA`` as a BLOB; ``app.jobs.database`` maps them)."""
 
+# Columns added since the table was first made: a database made before gets them by ALTER TABLE.
+ADDED_COLUMNS = (("jobs", "results", "TEXT"),)
+
 SCHEMA = (
     """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -28,6 +31,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     error_message TEXT,
     result TEXT,
     result_type TEXT,
+    results TEXT,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     attempt INTEGER NOT NULL DEFAULT 0,
     lease_until DOUBLE PRECISION,

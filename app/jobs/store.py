@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from app.jobs.database import DB_NAME, Database
-from app.jobs.schema import SCHEMA
+from app.jobs.schema import ADDED_COLUMNS, SCHEMA
 
 _PART_BYTES = 1 << 20
 
@@ -49,6 +49,7 @@ class JobRow:
     error_message: str | None = None
     result: str | None = None
     result_type: str | None = None
+    results: str | None = None  # result_formats: a JSON object of format -> body (null until done)
     cancel_requested: int = 0
     attempt: int = 0
     lease_until: float | None = None
@@ -59,6 +60,11 @@ class JobRow:
 
 
 _COLUMNS = [f.name for f in fields(JobRow)]
+
+
+def _row(columns: dict[str, Any]) -> JobRow:
+    """A job from its row: only the columns this version knows (a newer replica may add some)."""
+    return JobRow(**{c: columns[c] for c in _COLUMNS if c in columns})
 
 
 def new_id(prefix: str) -> str:
@@ -74,7 +80,7 @@ class Heartbeat:
 class JobStore:
     def __init__(self, db: Database) -> None:
         self._db = db
-        db.schema(SCHEMA)
+        db.schema(SCHEMA, ADDED_COLUMNS)
 
     @staticmethod
     def exists(data_dir: Path) -> bool:
@@ -84,7 +90,7 @@ class JobStore:
         self._db.close()
 
     def _rows(self, sql: str, *args: Any) -> list[JobRow]:
-        return [JobRow(**r) for r in self._db.read(sql, args)]
+        return [_row(r) for r in self._db.read(sql, args)]
 
     def insert(self, row: JobRow) -> JobRow:
         """Insert a new job; with an idempotency key already used by its owner, the existing job."""
@@ -218,7 +224,7 @@ class JobStore:
         where = "webhook_next_at <= ?" + ("" if any_job else " AND callback_url IS NOT NULL")
         with self._db.tx() as run:
             sql = f"SELECT * FROM jobs WHERE {where} ORDER BY webhook_next_at LIMIT 16" + self._db.skip_locked
-            rows = [JobRow(**dict(r)) for r in run(sql, (now,)).fetchall()]
+            rows = [_row(dict(r)) for r in run(sql, (now,)).fetchall()]
             for row in rows:
                 run("UPDATE jobs SET webhook_next_at = ? WHERE id = ?", (now + hold_s, row.id))
         return rows

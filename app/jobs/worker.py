@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -222,6 +224,10 @@ class JobWorker:
 
     async def _execute(self, store: JobStore, row: JobRow, state: _Progress) -> dict[str, Any]:
         params = TranscriptionParams.model_validate_json(row.params)
+        kept: list[str] = list(json.loads(row.results)) if row.results is not None else []
+        asked = params.timestamp_granularities
+        if {"srt", "vtt"} & set(kept) and "word" not in asked:  # their cues are cut at words
+            params = params.model_copy(update={"timestamp_granularities": [*asked, "word"]})
         content_type = row.content_type
         if row.source_url is not None and not await anyio.to_thread.run_sync(self.files.has, row.id, store):
             content_type = await fetch_audio(row.source_url, self.files, row.id, self.settings)
@@ -238,9 +244,15 @@ class JobWorker:
             finally:
                 await job.feed.close()
         state.done_s = state.total_s or state.done_s
-        fmt = params.response_format
-        body = render_body(transcription, fmt, self.settings.subtitles)
-        return {"status": "completed", "result": body, "result_type": CONTENT_TYPES[fmt]}
+        # Each format as its own request would have it: verbose_json lists words only where asked.
+        listed = "word" in asked
+        if transcription.words != listed:
+            transcription = dataclasses.replace(transcription, words=listed)
+        fmt, layout = params.response_format, self.settings.subtitles
+        values = {"status": "completed", "result": render_body(transcription, fmt, layout)}
+        if kept:  # result_formats, from the same transcription
+            values["results"] = json.dumps({f: render_body(transcription, f, layout) for f in kept})
+        return values | {"result_type": CONTENT_TYPES[fmt]}
 
     async def _ticket(self) -> Ticket:
         """A place in the request line; a job waits for one (behind nobody: it just retries)."""

@@ -10,13 +10,14 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect
 
-from app.errors import ClientGone, Conflict, ErrorBody, InvalidRequest
+from app.errors import ClientGone, ErrorBody, InvalidRequest
 from app.jobs import api
 from app.jobs.protocol import JobDeleted, JobList, TranscriptionJob
 from app.jobs.worker import JobWorker
 from app.routes.deps import ApiKeyDep
 from app.routes.upload import read_form
 from app.transcription.form import fold_form_fields
+from app.transcription.params import ResponseFormat
 
 router = APIRouter(tags=["jobs"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -36,6 +37,12 @@ _FORM = {
                         "model": {"type": "string"},
                         "task": {"type": "string", "enum": ["transcribe", "translate"]},
                         "response_format": {"type": "string", "default": "json"},
+                        "result_formats": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "more formats rendered from the same transcription "
+                            "(result_formats[]=srt, or srt,text): GET .../result?response_format=srt",
+                        },
                         "callback_url": {"type": "string"},
                         "metadata": {"type": "string", "description": "a JSON object of strings"},
                     },
@@ -118,12 +125,17 @@ async def get_job(
     "/v1/audio/jobs/{job_id}/result",
     responses={200: {"description": "the body the synchronous endpoint answers"}, **_ERRORS},
 )
-async def get_result(request: Request, job_id: str, key: ApiKeyDep) -> Response:
+async def get_result(
+    request: Request,
+    job_id: str,
+    key: ApiKeyDep,
+    response_format: Annotated[
+        ResponseFormat | None, Query(description="its response_format (default) or a result_formats one")
+    ] = None,
+) -> Response:
     _, row = await api.find(_worker(request), job_id, api.owner_of(key))
-    if row.status != "completed" or row.result is None:
-        why = f": {row.error_message}" if row.error_message else ""
-        raise Conflict(f"job {job_id} is {row.status}, not completed{why}")
-    return Response(row.result, media_type=row.result_type)
+    body, media_type = api.result_of(row, response_format)
+    return Response(body, media_type=media_type)
 
 
 @router.post("/v1/audio/jobs/{job_id}/cancel", response_model=TranscriptionJob, responses=_ERRORS)

@@ -9,7 +9,7 @@ one plain mapping, ``extra_body`` is merged over it, and one pydantic model vali
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, BinaryIO, Literal
+from typing import Annotated, Any, BinaryIO, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -31,6 +31,7 @@ from app.transcription.languages import to_whisper, to_whisper_list
 from app.transcription.references import data_url_audio
 
 ResponseFormat = Literal["json", "text", "verbose_json", "srt", "vtt", "diarized_json"]
+RESPONSE_FORMATS: tuple[str, ...] = get_args(ResponseFormat)
 MAX_SPEAKERS = 20
 _NONE_STRINGS = {"", "none", "null"}
 # Whisper reads at most 223 prompt tokens (~900 characters of English); longer is refused, not cut.

@@ -16,9 +16,11 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 import srt
 import webvtt
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.cli.files import TEMP_PREFIX
 from tests.support.containers import CLIP, VIDEO_IN, ffmpeg
@@ -163,13 +165,22 @@ def test_server_mode_sends_the_files_to_a_running_server(live_server: LiveServer
     broken.write_bytes(random.Random(3).randbytes(6000))
     out = tmp_path / "out"
     args = ["--server", live_server.base_url, "--api-key", live_server.api_key, "--out", str(out)]
+    jobs_before = completed_jobs(live_server)
     r = run_cli(CLIP.path, broken, *FORMATS, "-l", "en", *args)
     assert r.returncode == 1, r.stdout + r.stderr
     check_outputs(out / CLIP.path.stem)
+    assert completed_jobs(live_server) == jobs_before + 1  # one job gave the clip's four formats
     # through the server's jobs API: refused before it is queued, for the synchronous endpoint's reason
     assert f"failed: {broken}: " in r.stdout and "job failed" not in r.stdout
     assert "random or compressed" in r.stdout
     assert not (out / "broken.srt").exists()
+
+
+def completed_jobs(server: LiveServer) -> float:
+    families = text_string_to_metric_families(httpx.get(server.base_url + "/metrics").text)
+    jobs = next(f for f in families if f.name == "asr_job_duration_seconds")
+    ends = [s for s in jobs.samples if s.name.endswith("_count")]
+    return sum(s.value for s in ends if s.labels["status"] == "completed")
 
 
 def test_server_mode_says_when_no_server_answers(tmp_path: Path) -> None:

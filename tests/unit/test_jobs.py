@@ -3,6 +3,8 @@ idempotency, cancel, delete, listing, the queue bound; webhook signatures and UR
 
 from __future__ import annotations
 
+import dataclasses
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from app.jobs.database import DB_NAME, connect
+from app.jobs.schema import SCHEMA
+from app.jobs.store import JobStore, new_id
 from app.jobs_config import JobsSettings
 from tests.support.audiogen import speechlike
 from tests.support.fakes import FakeEngine
@@ -61,6 +66,36 @@ def test_job_runs_and_its_result_is_the_synchronous_body(jobs_client: TestClient
     assert not list((tmp_path / "data" / "audio").iterdir())  # audio deleted once each job ended
 
 
+def test_one_job_keeps_several_formats(jobs_client: TestClient, fake_engine: FakeEngine) -> None:
+    """Each kept format is the body the synchronous endpoint gives for it (subtitles kept beside a
+    format without word timings included); a format not kept is refused."""
+    kept = {"srt": ["text", "verbose_json", "srt"], "json": ["srt", "vtt"]}
+    for main, also in kept.items():
+        fields = {"model": "whisper-1", "response_format": main, "result_formats[]": also}
+        decoded = len(fake_engine.options)
+        job = submit(jobs_client, fields).json()
+        assert job["response_format"] == main and job["result_formats"] == [f for f in also if f != main]
+        assert wait_done(jobs_client, job["id"])["status"] == "completed"
+        assert all(o.word_timestamps for o in fake_engine.options[decoded:])  # the kept subtitles' cues
+        result = f"{JOBS}/{job['id']}/result"
+        for fmt in (main, *also):
+            body = jobs_client.get(result, params={"response_format": fmt})
+            sync = jobs_client.post(
+                "/v1/audio/transcriptions",
+                data={"model": "whisper-1", "response_format": fmt},
+                files={"file": ("a.wav", speech_wav(), "audio/wav")},
+            )
+            assert body.status_code == 200, body.text
+            assert body.text == sync.text and body.headers["content-type"] == sync.headers["content-type"]
+        assert jobs_client.get(result).text == jobs_client.get(result, params={"response_format": main}).text
+    r = jobs_client.get(result, params={"response_format": "diarized_json"})
+    assert r.status_code == 400 and r.json()["param"] == "response_format"
+    assert "result_formats" in r.json()["error"]
+    assert jobs_client.get(result, params={"response_format": "docx"}).status_code == 400
+    spoken = {"model": "whisper-1", "result_formats": "vtt, diarized_json,text", "diarize": "true"}
+    assert submit(jobs_client, spoken).json()["result_formats"] == ["vtt", "diarized_json", "text"]
+
+
 def test_submission_checked_before_queueing(jobs_client: TestClient) -> None:
     cases = [
         ({"model": "nope"}, None, 404, "model_not_found"),
@@ -73,6 +108,8 @@ def test_submission_checked_before_queueing(jobs_client: TestClient) -> None:
         ({"model": "whisper-1"}, b"", 400, "invalid_request"),
         ({"model": "whisper-1", "callback_url": "ftp://example.com/x"}, None, 400, "invalid_request"),
         ({"model": "whisper-1", "callback_url": "http://127.0.0.1:9/hook"}, None, 400, "invalid_request"),
+        ({"model": "whisper-1", "result_formats": "srt,docx"}, None, 400, "invalid_request"),
+        ({"model": "whisper-1", "result_formats": "diarized_json"}, None, 400, "invalid_request"),
     ]
     for data, audio, status, code in cases:
         r = submit(jobs_client, data, audio)
@@ -203,3 +240,24 @@ def test_jobs_decode_behind_live_requests_and_are_counted(
         time.sleep(0.2)
     assert 'asr_job_duration_seconds_count{status="completed"} 1.0' in text
     assert "asr_jobs_oldest_queued_age_seconds 0.0" in text
+
+
+def test_a_database_made_before_result_formats_gains_them(tmp_path: Path) -> None:
+    """A jobs database from before ``result_formats`` gets its column; its jobs read as before."""
+    old = sqlite3.connect(tmp_path / DB_NAME)
+    table = SCHEMA[0].replace("    results TEXT,\n", "").replace("DOUBLE PRECISION", "REAL")
+    assert table != SCHEMA[0]
+    old.execute(table)
+    old.execute(
+        "INSERT INTO jobs (id, owner, status, created_at, task, model, response_format, params, metadata) "
+        "VALUES ('job_old', '', 'completed', 1.0, 'transcribe', 'whisper-1', 'srt', '{}', '{}')"
+    )
+    old.commit()
+    old.close()
+    for _ in range(2):  # opened again: nothing more to add
+        store = JobStore(connect(None, tmp_path))
+        earlier = store.get("job_old")
+        assert earlier is not None and earlier.response_format == "srt" and earlier.results is None
+        new = dataclasses.replace(earlier, id=new_id("job"), results='{"text": null}')
+        assert store.insert(new) == new and store.get(new.id) == new
+        store.close()
