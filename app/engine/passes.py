@@ -33,6 +33,8 @@ HOP_SAMPLES = 160  # samples per mel frame
 # ends 0.3-0.6 s after its last word when nothing was skipped.)
 _UNFINISHED_FRAMES = 100
 MAX_PASSES = 4
+TRIM_FLOOR = 20 * SAMPLE_RATE
+TRIM_TAIL = 2 * SAMPLE_RATE
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,7 @@ class Window:
     # The rest of a window after Whisper's text ended: Whisper judged it silent, so its text counts
     # only where Whisper is sure it is speech (see ``quality.is_silence``).
     doubted: bool = False
+    trimmed: bool = False  # encoded to ``trimmed_samples`` (CPU), not to Whisper's 30 s
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +65,23 @@ class Pass:
 
 
 def window_samples(window: Window) -> int:
-    """The encoder window the audio is padded to: Whisper's 30 s, or 10 s for a ``short_window``
-    request whose audio ends half a second before that: on CPU ~8x less encoder work for about the
-    same text (see bench/README.md#live-transcription). Windows cut to the audio's own length make
-    Whisper repeat sentences."""
+    """The encoder window the audio is padded to: Whisper's 30 s (``trimmed``: see
+    ``trimmed_samples``), or 10 s for a ``short_window`` request whose audio ends half a second
+    before that: on CPU ~8x less encoder work for about the same text (see
+    bench/README.md#live-transcription)."""
     short = window.options.short_window and len(window.samples) <= SHORT_SAMPLES - _SHORT_MARGIN
-    return SHORT_SAMPLES if short else N_SAMPLES
+    if short:
+        return SHORT_SAMPLES
+    return trimmed_samples(len(window.samples)) if window.trimmed else N_SAMPLES
+
+
+def trimmed_samples(n_samples: int) -> int:
+    """Whisper's 30 s window cut to the audio plus TRIM_TAIL of silence, in whole seconds, and at
+    least TRIM_FLOOR: the encoder's cost grows faster than its frames (attention), and on CPU no
+    batch needs windows of one size. The floor keeps silence after a short clip: encoded to their
+    own length (rounded to 5 s), 4 of 49 short clips made Whisper repeat sentences (see
+    bench/README.md#throughput)."""
+    return min(N_SAMPLES, max(TRIM_FLOOR, -(-(n_samples + TRIM_TAIL) // SAMPLE_RATE) * SAMPLE_RATE))
 
 
 def resume_sample(text_end: int, n_frames: int) -> int:
@@ -143,7 +157,12 @@ def decode_windows(
                     prompt=" ".join(p for p in (options.prompt, transcript.text) if p) or None,
                 )
                 following[i] = Rest(
-                    Window(rest.window.samples[done.resume_sample :], tail, doubted=True),
+                    Window(
+                        rest.window.samples[done.resume_sample :],
+                        tail,
+                        doubted=True,
+                        trimmed=rest.window.trimmed,
+                    ),
                     rest.offset + done.resume_sample,
                 )
         pending = following

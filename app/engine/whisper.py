@@ -34,6 +34,7 @@ from app.engine.passes import (
     batches,
     decode_windows,
     sequential,
+    trimmed_samples,
     window_samples,
 )
 from app.engine.placement import CpuLayout, available_cores, cpu_layout, select_placement
@@ -112,6 +113,9 @@ class WhisperEngine:
             reserve=reserve,
         )
         self.parallel_windows = self.layout.workers if cpu else max_batch_size
+        # On CPU windows are encoded to their audio's length (``passes.trimmed_samples``); a GPU
+        # batches windows of one size, and pads them to Whisper's 30 s.
+        self._trim = cpu
         self._suppress = get_suppressed_tokens(self._tokenizer("en"), [-1])
         if self.placement.device == "cuda":
             # CUDA sets up its kernels on first use (about a second): pay that here, not in the first
@@ -134,12 +138,12 @@ class WhisperEngine:
     def submit(
         self, samples: Samples, options: DecodeOptions, encoded: Future[Any] | None = None
     ) -> Future[DecodeResult]:
-        window = Window(samples, options, encoded)
-        # Encodings made ahead and by detection are of Whisper's 30 s window; a preview encodes its own.
-        if window_samples(window) != N_SAMPLES or options.preview:
-            window = Window(samples, options)
+        window = Window(samples, options, encoded, trimmed=self._trim)
+        # Encodings made ahead and by detection are of ``_encoder_samples``; a preview encodes its own.
+        if window_samples(window) != self._encoder_samples(len(samples)) or options.preview:
+            window = Window(samples, options, trimmed=self._trim)
         elif encoded is None and len(samples) <= N_SAMPLES:
-            window = Window(samples, options, self._detected.take(samples))
+            window = Window(samples, options, self._detected.take(samples), trimmed=self._trim)
         return self._batcher.submit(window, priority=2 if options.background else int(options.preview))
 
     def encode_ahead(self, samples: Samples) -> Future[Any] | None:
@@ -147,7 +151,10 @@ class WhisperEngine:
         no prompt, so an upload's next window is encoded while its current one is decoded."""
         if self._pool is None or len(samples) > N_SAMPLES:
             return None
-        return self._pool.submit(lambda: np.asarray(self._model.encode(self._features(samples)[0][None])))
+        window = self._encoder_samples(len(samples))
+        return self._pool.submit(
+            lambda: np.asarray(self._model.encode(self._features(samples, window)[0][None]))
+        )
 
     def transcribe(self, samples: Samples, options: DecodeOptions) -> DecodeResult:
         """Decode one window and wait for it (blocking)."""
@@ -158,7 +165,8 @@ class WhisperEngine:
         (one encoder pass: on CPU about the cost of decoding a short sentence)."""
         if self.english_only:
             return "en", 1.0
-        encoded = self._model.encode(self._features(samples[:N_SAMPLES])[0][None])
+        head = samples[:N_SAMPLES]
+        encoded = self._model.encode(self._features(head, self._encoder_samples(len(head)))[0][None])
         scores = [(str(token)[2:-2], float(p)) for token, p in self._model.model.detect_language(encoded)[0]]
         if self._pool is not None and len(samples) <= N_SAMPLES:  # CPU: a batch is this one window
             self._detected.keep(samples, np.asarray(encoded))
@@ -247,6 +255,10 @@ class WhisperEngine:
         ]
         batch = EncodedBatch(windows, features, frames, encoded, languages, tokenizers)
         return beam_search(self._model, batch, prefixes, self._suppress)
+
+    def _encoder_samples(self, n_samples: int) -> int:
+        """The encoder window of a window of ``n_samples`` decoded in full (not a live preview)."""
+        return trimmed_samples(n_samples) if self._trim else N_SAMPLES
 
     def _window_features(self, w: Window) -> tuple[np.ndarray, int]:
         return self._features(w.samples, window_samples(w))
