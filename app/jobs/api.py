@@ -68,8 +68,9 @@ async def submit(
         await anyio.to_thread.run_sync(lambda: check_audio(file, content_type=content_type, pcm=pcm))
     digest = "" if file is None else await anyio.to_thread.run_sync(sha256_of, file)
     request: dict[str, Any] = {"params": params.model_dump(mode="json"), "task": task, "url": url}
-    request |= {"callback": callback}
-    request |= {"metadata": metadata, "audio": digest} | ({"result_formats": kept} if kept else {})
+    request |= {"callback": callback, "metadata": metadata, "audio": digest}
+    if kept:  # absent otherwise, so that a job made before result_formats keeps its request's hash
+        request["result_formats"] = kept
     request_hash = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
     store = await worker.open()
     if idempotency_key is not None:

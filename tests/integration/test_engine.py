@@ -18,6 +18,7 @@ from app.audio.pcm import PcmFormat
 from app.audio.vad import detect_speech
 from app.config import Settings
 from app.engine import DecodeOptions
+from app.engine.passes import HOP_SAMPLES, trimmed_samples
 from app.engine.segmentation import segment_tokens, split_at_pauses
 from app.engine.whisper import WhisperEngine
 from app.models.registry import embedded_model_path
@@ -90,7 +91,7 @@ def test_a_short_window_is_encoded_where_the_audio_fits_and_reads_the_same(
     engine: WhisperEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Live decodes ask for a 10 s encoder window: the encoder reads it only where the audio ends
-    half a second before it, and the text matches Whisper's 30 s window's."""
+    half a second before it, and the text matches the full window's."""
     fits = [c for c in clips("short") if 3.0 <= c.duration_s <= 8.0][:4]
     longer = next(c for c in clips("short") if 10.0 <= c.duration_s <= 30.0)
     audio = {c.id: load(c.path) for c in [*fits, longer]}
@@ -114,7 +115,9 @@ def test_a_short_window_is_encoded_where_the_audio_fits_and_reads_the_same(
     widths.clear()
     engine.transcribe(audio[longer.id], short)
     engine.transcribe(audio[fits[0].id], DecodeOptions(language="en", preview=True, short_window=True))
-    assert widths == [3000, 1000]  # 10 s or more: Whisper's window; a preview reads the short one
+    # 10 s or more: the full window (on CPU, from 20 s of audio on, to the audio and a tail of
+    # silence: passes.trimmed_samples); a preview reads the short one
+    assert widths == [trimmed_samples(len(audio[longer.id])) // HOP_SAMPLES, 1000]
 
 
 @pytest.mark.skipif(

@@ -9,7 +9,7 @@ from app.audio.pcm import SAMPLE_RATE
 from app.engine import N_SAMPLES, DecodeOptions, DecodeResult, Segment
 from app.engine.passes import (
     SHORT_SAMPLES,
-    TRIM_FLOOR,
+    TRIM_FROM,
     TRIM_TAIL,
     Pass,
     Window,
@@ -67,18 +67,22 @@ def test_a_decode_that_asks_gives_up_after_a_failed_or_unsure_unfinished_first_p
     assert [r.text for r in results[:4]] == ["words", "words", "", ""]
 
 
-def test_windows_are_encoded_to_their_audio_and_a_tail_of_silence() -> None:
-    """Whisper's 30 s shrinks to the audio plus TRIM_TAIL, in whole seconds, never under TRIM_FLOOR;
-    a window not ``trimmed`` (a GPU's) and a live one on the short encoder window keep theirs."""
+def test_long_windows_are_encoded_to_their_audio_and_a_tail_of_silence() -> None:
+    """From TRIM_FROM of audio on, Whisper's 30 s shrinks to the audio plus TRIM_TAIL, in whole
+    seconds; shorter audio, a window not ``trimmed`` (a GPU's) and a live one on the short encoder
+    window keep theirs."""
     second = SAMPLE_RATE
-    lengths = range(second // 10, N_SAMPLES + 1, second // 10)
-    sizes = [trimmed_samples(n) for n in lengths]
-    assert sizes == sorted(sizes) and all(s % second == 0 and TRIM_FLOOR <= s <= N_SAMPLES for s in sizes)
-    for n, size in zip(lengths, sizes, strict=True):
-        assert size in (TRIM_FLOOR, N_SAMPLES) or n + TRIM_TAIL <= size < n + TRIM_TAIL + second
-    assert trimmed_samples(second) == TRIM_FLOOR and trimmed_samples(N_SAMPLES - TRIM_TAIL // 2) == N_SAMPLES
-    audio = np.zeros(TRIM_FLOOR, np.float32)
-    assert window_samples(Window(audio, DecodeOptions(None), trimmed=True)) == TRIM_FLOOR + TRIM_TAIL
+    for n in range(second // 10, N_SAMPLES + 1, second // 10):
+        size = trimmed_samples(n)
+        assert size % second == 0 and n <= size <= N_SAMPLES
+        if n < TRIM_FROM:
+            assert size == N_SAMPLES
+        else:
+            assert min(n + TRIM_TAIL, N_SAMPLES) <= size < n + TRIM_TAIL + second
+    assert trimmed_samples(TRIM_FROM - 1) == N_SAMPLES and trimmed_samples(TRIM_FROM) < N_SAMPLES
+    audio = np.zeros(TRIM_FROM, np.float32)
+    assert window_samples(Window(audio, DecodeOptions(None), trimmed=True)) == TRIM_FROM + TRIM_TAIL
     assert window_samples(Window(audio, DecodeOptions(None))) == N_SAMPLES
+    assert window_samples(Window(audio[: 15 * second], DecodeOptions(None), trimmed=True)) == N_SAMPLES
     live = DecodeOptions(None, short_window=True)
     assert window_samples(Window(audio[: 5 * second], live, trimmed=True)) == SHORT_SAMPLES
