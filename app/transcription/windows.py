@@ -203,10 +203,10 @@ def split_lanes(n_windows: int, max_lanes: int, lane_windows: int, at_least: int
 def pack_windows(chunks: list[Chunk], window_s: float, *, first_alone: bool = False) -> list[list[Chunk]]:
     """Group consecutive chunks into windows spanning at most ``window_s`` of the upload.
 
-    An encoder pass costs the same for 2 s of audio as for 20 s (shorter windows keep Whisper's
+    An encoder pass costs as much for 2 s of audio as for 28 s (windows under 20 s keep Whisper's
     30 s), and Whisper is more accurate with a sentence's neighbours (and the pauses between them)
-    around it. ``first_alone`` gives the
-    first chunk a window of its own so that a stream's first delta comes as early as possible.
+    around it. ``first_alone`` gives the first chunk a window of its own so that a stream's first
+    delta comes as early as possible.
     """
     windows: list[list[Chunk]] = []
     limit = int(window_s * SAMPLE_RATE)
