@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import dataclasses
+import functools
 import itertools
 from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import Future
@@ -21,6 +22,7 @@ from app.audio.feed import ChunkFeed
 from app.audio.pcm import SAMPLE_RATE, Samples
 from app.engine import DecodeOptions, DecodeResult, Engine, Segment, Word
 from app.transcription.deadline import within
+from app.transcription.recovery import recovered
 from app.transcription.result import ChunkResult
 
 # Whisper keeps at most 223 prompt tokens; ~100 words of previous text is plenty of context.
@@ -148,6 +150,8 @@ class WindowRunner:
             tasks += [asyncio.create_task(guarded(indices)) for indices in lanes]
             for w in range(index, len(windows)):
                 transcript = await within(deadline, asyncio.shield(decoded[w]))
+                prompt = functools.partial(join_prompt, options.prompt)
+                transcript = await recovered(engine, feed, windows[w], transcript, options, prompt, deadline)
                 for result in _split_window(transcript, windows[w], index):
                     yield result
                 index += len(windows[w])

@@ -25,6 +25,7 @@ class StereoCall:
     clean: npt.NDArray[np.float32]  # (frames, 2): each talker alone on their channel (no leak)
     turns: list[tuple[float, float, int]]  # (start_s, end_s, channel) of each clip's speech
     texts: tuple[str, str]  # each channel's reference: its clips' transcripts, in order
+    said: tuple[str, ...] = ()  # each turn's transcript, in turn order
 
     def wav(self, samples: npt.NDArray[np.float32] | None = None) -> bytes:
         buf = io.BytesIO()
@@ -48,6 +49,7 @@ def stereo_call(seed: int, turns: int = 6, leak_db: float = -20.0) -> StereoCall
     own: list[list[npt.NDArray[np.float32]]] = [[], []]
     placed: list[tuple[float, float, int]] = []
     texts: list[list[str]] = [[], []]
+    said: list[str] = []
     noise = np.random.default_rng(seed)
     t = 0
     for k in range(turns):
@@ -62,6 +64,7 @@ def stereo_call(seed: int, turns: int = 6, leak_db: float = -20.0) -> StereoCall
         t += pause + len(audio)
         placed.append((start, t / RATE, channel))
         texts[channel].append(texts_of[path])
+        said.append(texts_of[path])
     tail = RATE // 2
     clean = np.stack([np.concatenate([*own[c], np.zeros(tail, np.float32)]) for c in (0, 1)], axis=1)
     leak = 10 ** (leak_db / 20)
@@ -69,7 +72,12 @@ def stereo_call(seed: int, turns: int = 6, leak_db: float = -20.0) -> StereoCall
     mixed += noise.normal(0, 3e-4, mixed.shape).astype(np.float32)
     clean = clean + noise.normal(0, 3e-4, clean.shape).astype(np.float32)
     return StereoCall(
-        f"call-{seed}", mixed.astype(np.float32), clean, placed, (" ".join(texts[0]), " ".join(texts[1]))
+        f"call-{seed}",
+        mixed.astype(np.float32),
+        clean,
+        placed,
+        (" ".join(texts[0]), " ".join(texts[1])),
+        tuple(said),
     )
 
 
