@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import gc
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -270,11 +271,18 @@ def test_a_one_hour_verbose_json_renders_in_a_blink() -> None:
     assert len(parsed["words"]) == 10_080
 
     def best_s(render: Callable[[], object]) -> float:
+        # The best of 5 with the collector paused: under the loaded full suite the best of 3 once
+        # read 4.2x (138 ms against 33 ms).
         times = []
-        for _ in range(3):
-            started = time.perf_counter()
-            render()
-            times.append(time.perf_counter() - started)
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(5):
+                started = time.perf_counter()
+                render()
+                times.append(time.perf_counter() - started)
+        finally:
+            gc.enable()
         return min(times)
 
     rendering = best_s(lambda: render_body(t, "verbose_json", SubtitleSettings()))
