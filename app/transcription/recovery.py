@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from collections.abc import Callable, Sequence
 
 from app.audio.chunking import Chunk
@@ -82,17 +83,33 @@ def with_recovered(
     stretches: Sequence[tuple[int, int]],
     redone: Sequence[DecodeResult],
 ) -> DecodeResult:
-    """The transcript with each re-decoded stretch's sure segments put in place, in time order."""
+    """The transcript with each re-decoded stretch's sure segments put in place, in time order.
+
+    A segment that repeats the text next to it is left out: the alignment had put that sentence
+    late, over a pause, and the stretch it left bare was its own."""
     added = [
         _shifted(s, (start - window_start) / SAMPLE_RATE)
         for (start, _), result in zip(stretches, redone, strict=True)
         for s in result.segments
         if s.no_speech_prob <= SURE_SPEECH
     ]
+    added = [s for s in added if not _repeats_a_neighbour(s, transcript.segments)]
     if not added:
         return transcript
     segments = sorted([*transcript.segments, *added], key=lambda s: s.start_s)
     return dataclasses.replace(transcript, segments=tuple(segments))
+
+
+def _repeats_a_neighbour(segment: Segment, segments: Sequence[Segment]) -> bool:
+    """Whether the segment's words are among those of the segment just before or after it."""
+    said = " ".join(_words(segment.text))
+    before = [s for s in segments if s.start_s < segment.start_s][-1:]
+    after = [s for s in segments if s.start_s >= segment.start_s][:1]
+    return bool(said) and any(f" {said} " in f" {' '.join(_words(s.text))} " for s in before + after)
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
 
 
 def _shifted(segment: Segment, offset_s: float) -> Segment:

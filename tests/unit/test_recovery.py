@@ -58,9 +58,19 @@ def test_only_sure_speech_is_added_in_place() -> None:
     assert with_recovered(transcript, 0, stretches[1:], redone[1:]) is transcript
 
 
+def test_a_sentence_the_alignment_put_late_is_not_added_twice() -> None:
+    # "Lobsters and lobsters." spoken at 0.5-2.6 s, aligned to 4.1-5.2 s: its stretch comes back
+    # with the same words, which are not added again; the stretch's other words are
+    transcript = result(segment(4.1, 5.2, " Lobsters and lobsters."), segment(9.0, 15.0, " A book."))
+    redone = [result(segment(0.3, 2.4, " Lobsters and lobsters"), segment(2.4, 2.6, " crayfish"))]
+    merged = with_recovered(transcript, 0, [(int(0.2 * SAMPLE_RATE), int(2.8 * SAMPLE_RATE))], redone)
+    assert merged.text == "crayfish Lobsters and lobsters. A book."
+
+
 class QuietVoiceEngine(FakeEngine):
     """Hears only what is at least a third as loud as the loudest of what it is given (a quieter
-    voice after a louder one goes unheard), one segment per run of words."""
+    voice after a louder one goes unheard), one segment per run of words, each call's words its
+    own ("c<call>w<k>")."""
 
     def transcribe(self, samples: Samples, options: DecodeOptions) -> DecodeResult:
         heard = super().transcribe(samples, options)
@@ -70,7 +80,7 @@ class QuietVoiceEngine(FakeEngine):
             for k in range(len(samples) // slot)
         ]
         loud = [
-            w
+            dataclasses.replace(w, word=f" c{self.calls}{w.word.strip()}")
             for w in (heard.segments[0].words if heard.segments else ())
             if levels[round(w.start_s / SLOT_S)] >= max(levels) / 3
         ]
