@@ -73,8 +73,8 @@ def main() -> None:
     print(f"{len(calls)} conversations (seeds {args.first}-{args.first + args.calls - 1}), {audio_s:.0f} s")
     print("| | WER | turns with no text | seconds |")
     print("| --- | --- | --- | --- |")
-    for name, texts in (("server, no language", ours), ("library `transcribe`, en", theirs)):
-        key = name.split(",")[0].split(" ")[0]
+    rows = (("server, no language", ours, "server"), ("library `transcribe`, en", theirs, "library"))
+    for name, texts, key in rows:
         print(f"| {name} | {100 * wer(refs, texts):.2f}% | {missed[key]} / {turns} | {spent[key]:.1f} |")
 
 

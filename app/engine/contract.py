@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 from app.audio.pcm import SAMPLE_RATE, Samples
@@ -76,6 +76,15 @@ class Segment:
     temperature: float
     words: tuple[Word, ...] = ()
     logprobs: tuple[TokenLogprob, ...] = ()  # the text tokens', when DecodeOptions.logprobs
+
+    def shifted(self, offset_s: float, floor_s: float = 0.0) -> Segment:
+        """The segment (its words too) ``offset_s`` later, starting no earlier than ``floor_s``."""
+
+        def at(t: float) -> float:
+            return round(max(t + offset_s, floor_s), 3)
+
+        words = tuple(replace(w, start_s=at(w.start_s), end_s=at(w.end_s)) for w in self.words)
+        return replace(self, start_s=at(self.start_s), end_s=at(self.end_s), words=words)
 
 
 @dataclass(frozen=True, slots=True)

@@ -148,7 +148,10 @@ def decode_windows(
                 fallback[i] = rest
                 continue
             transcript = done.transcript
-            segments[i] += _shifted(transcript.segments, rest.offset / SAMPLE_RATE, _end(segments[i]))
+            # On the window's timeline, no earlier than where the earlier pass's text ended (Whisper
+            # may restart a few frames before it).
+            offset_s, floor_s = rest.offset / SAMPLE_RATE, _end(segments[i])
+            segments[i] += [s.shifted(offset_s, floor_s) for s in transcript.segments]
             languages[i] = languages[i] or (transcript.language, transcript.language_probability)
             if done.resume_sample:
                 options = rest.window.options
@@ -178,7 +181,8 @@ def decode_windows(
             except Exception as exc:  # one bad window fails only its own request
                 results.append(exc)
                 continue
-            segments[i] += _shifted(alone.segments, rest.offset / SAMPLE_RATE, _end(segments[i]))
+            offset_s, floor_s = rest.offset / SAMPLE_RATE, _end(segments[i])
+            segments[i] += [s.shifted(offset_s, floor_s) for s in alone.segments]
             languages[i] = languages[i] or (alone.language, alone.language_probability)
         language, probability = languages[i] or (w.options.language or "en", 1.0)
         fell_back = i in fallback or i in given_up
@@ -215,24 +219,6 @@ def sequential(model: WhisperModel, window: Window) -> DecodeResult:
     )
     decoded = tuple(_from_library(s) for s in segments)  # runs the model, here
     return DecodeResult(kept(decoded), info.language, info.language_probability)
-
-
-def _shifted(segments: Sequence[Segment], offset_s: float, floor_s: float) -> list[Segment]:
-    """A later pass's segments on the window's timeline, starting no earlier than ``floor_s`` (where
-    the earlier pass's text ended: Whisper may restart a few frames before it)."""
-
-    def at(t: float) -> float:
-        return round(max(t + offset_s, floor_s), 3)
-
-    return [
-        dataclasses.replace(
-            s,
-            start_s=at(s.start_s),
-            end_s=at(s.end_s),
-            words=tuple(dataclasses.replace(w, start_s=at(w.start_s), end_s=at(w.end_s)) for w in s.words),
-        )
-        for s in segments
-    ]
 
 
 def _end(segments: list[Segment]) -> float:

@@ -40,11 +40,11 @@ async def recovered(
     stretches = missed_stretches(transcript, window)
     if not stretches:
         return transcript
+    language = options.language or transcript.language
     futures = []
     for start, end in stretches:
         ends = start - window[0].start
         before = "".join(s.text for s in transcript.segments if s.end_s * SAMPLE_RATE <= ends).strip()
-        language = options.language or transcript.language
         redo = dataclasses.replace(options, language=language, give_up_below=None, prompt=prompt(before))
         futures.append(engine.submit(feed.window(start, end), redo))
     try:
@@ -88,7 +88,7 @@ def with_recovered(
     A segment that repeats the text next to it is left out: the alignment had put that sentence
     late, over a pause, and the stretch it left bare was its own."""
     added = [
-        _shifted(s, (start - window_start) / SAMPLE_RATE)
+        s.shifted((start - window_start) / SAMPLE_RATE)
         for (start, _), result in zip(stretches, redone, strict=True)
         for s in result.segments
         if s.no_speech_prob <= SURE_SPEECH
@@ -110,15 +110,3 @@ def _repeats_a_neighbour(segment: Segment, segments: Sequence[Segment]) -> bool:
 
 def _words(text: str) -> list[str]:
     return re.findall(r"\w+", text.lower())
-
-
-def _shifted(segment: Segment, offset_s: float) -> Segment:
-    return dataclasses.replace(
-        segment,
-        start_s=round(segment.start_s + offset_s, 3),
-        end_s=round(segment.end_s + offset_s, 3),
-        words=tuple(
-            dataclasses.replace(w, start_s=round(w.start_s + offset_s, 3), end_s=round(w.end_s + offset_s, 3))
-            for w in segment.words
-        ),
-    )

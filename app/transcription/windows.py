@@ -148,9 +148,9 @@ class WindowRunner:
                 for w in range(len(decoded), len(windows))
             ]
             tasks += [asyncio.create_task(guarded(indices)) for indices in lanes]
+            prompt = functools.partial(join_prompt, options.prompt)
             for w in range(index, len(windows)):
                 transcript = await within(deadline, asyncio.shield(decoded[w]))
-                prompt = functools.partial(join_prompt, options.prompt)
                 transcript = await recovered(engine, feed, windows[w], transcript, options, prompt, deadline)
                 for result in _split_window(transcript, windows[w], index):
                     yield result
