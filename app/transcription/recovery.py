@@ -17,13 +17,11 @@ from app.audio.chunking import Chunk
 from app.audio.feed import ChunkFeed
 from app.audio.pcm import SAMPLE_RATE
 from app.engine import DecodeOptions, DecodeResult, Engine, Segment
+from app.engine.quality import SURE_SPEECH
 from app.transcription.deadline import within
 
 MISSED_S = 2.0  # a stretch of a chunk this long with no text is decoded again
 _MARGIN = int(0.2 * SAMPLE_RATE)  # audio kept either side of a missed stretch
-# A re-decoded stretch's text is kept only where Whisper is sure it is speech: a VAD chunk of
-# noise decoded alone is what Whisper invents words over.
-SURE_SPEECH = 0.3
 
 
 async def recovered(
@@ -91,7 +89,7 @@ def with_recovered(
         s.shifted((start - window_start) / SAMPLE_RATE)
         for (start, _), result in zip(stretches, redone, strict=True)
         for s in result.segments
-        if s.no_speech_prob <= SURE_SPEECH
+        if s.no_speech_prob <= SURE_SPEECH  # a VAD chunk of noise decoded alone invites inventions
     ]
     added = [s for s in added if not _repeats_a_neighbour(s, transcript.segments)]
     if not added:

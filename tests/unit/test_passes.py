@@ -17,6 +17,7 @@ from app.engine.passes import (
     trimmed_samples,
     window_samples,
 )
+from app.engine.quality import is_silence
 
 
 def segment(avg_logprob: float) -> Segment:
@@ -86,3 +87,12 @@ def test_long_windows_are_encoded_to_their_audio_and_a_tail_of_silence() -> None
     assert window_samples(Window(audio[: 15 * second], DecodeOptions(None), trimmed=True)) == N_SAMPLES
     live = DecodeOptions(None, short_window=True)
     assert window_samples(Window(audio[: 5 * second], live, trimmed=True)) == SHORT_SAMPLES
+
+
+def test_the_rest_of_a_window_counts_only_where_whisper_is_sure_it_is_speech() -> None:
+    """A window's first pass keeps probable text Whisper half doubts (its own rule); the rest of a
+    window, which Whisper had judged silent, keeps it only where no-speech is low."""
+    assert not is_silence(0.45, -0.5, doubted=False)
+    assert is_silence(0.45, -0.5, doubted=True)
+    assert not is_silence(0.1, -0.9, doubted=True)
+    assert is_silence(0.7, -1.2, doubted=False)

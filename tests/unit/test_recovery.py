@@ -11,7 +11,8 @@ from app.audio.chunking import Chunk
 from app.audio.feed import ChunkFeed
 from app.audio.pcm import SAMPLE_RATE, Audio, Samples
 from app.engine import DecodeOptions, DecodeResult, Segment, Word
-from app.transcription.recovery import MISSED_S, SURE_SPEECH, missed_stretches, with_recovered
+from app.engine.quality import SURE_SPEECH
+from app.transcription.recovery import MISSED_S, missed_stretches, with_recovered
 from app.transcription.result import ChunkResult
 from app.transcription.windows import WindowRunner
 from tests.support.audiogen import silence, tone
