@@ -148,10 +148,7 @@ def decode_windows(
                 fallback[i] = rest
                 continue
             transcript = done.transcript
-            # On the window's timeline, no earlier than where the earlier pass's text ended (Whisper
-            # may restart a few frames before it).
-            offset_s, floor_s = rest.offset / SAMPLE_RATE, _end(segments[i])
-            segments[i] += [s.shifted(offset_s, floor_s) for s in transcript.segments]
+            segments[i] += _continued(segments[i], rest, transcript.segments)
             languages[i] = languages[i] or (transcript.language, transcript.language_probability)
             if done.resume_sample:
                 options = rest.window.options
@@ -181,8 +178,7 @@ def decode_windows(
             except Exception as exc:  # one bad window fails only its own request
                 results.append(exc)
                 continue
-            offset_s, floor_s = rest.offset / SAMPLE_RATE, _end(segments[i])
-            segments[i] += [s.shifted(offset_s, floor_s) for s in alone.segments]
+            segments[i] += _continued(segments[i], rest, alone.segments)
             languages[i] = languages[i] or (alone.language, alone.language_probability)
         language, probability = languages[i] or (w.options.language or "en", 1.0)
         fell_back = i in fallback or i in given_up
@@ -221,8 +217,11 @@ def sequential(model: WhisperModel, window: Window) -> DecodeResult:
     return DecodeResult(kept(decoded), info.language, info.language_probability)
 
 
-def _end(segments: list[Segment]) -> float:
-    return segments[-1].end_s if segments else 0.0
+def _continued(earlier: list[Segment], rest: Rest, later: Sequence[Segment]) -> list[Segment]:
+    """A later pass's segments on the window's timeline, no earlier than where the earlier passes'
+    text ended (Whisper may restart a few frames before it)."""
+    floor_s = earlier[-1].end_s if earlier else 0.0
+    return [s.shifted(rest.offset / SAMPLE_RATE, floor_s) for s in later]
 
 
 def _from_library(s: Any) -> Segment:
